@@ -1,29 +1,38 @@
-"""Retrain the offline judge's head (tracesafe/judges/data/offline_head.npz) and report held-out accuracy.
+"""Train the offline judge (tracesafe/judges/data/offline_head.npz), write the thinking-contrast gold set, and
+report held-out accuracy.
 
-Data (human-labelled, public; read from ../shared/data or --data):
+Data (public; ../shared/data or --data, and scripts/data/):
 - PyRIT scorer evals, objective/*.csv (MIT): human_score 1 = the response achieves the harmful objective.
-- XSTest v2 completions (llama2new, mistralinstruct): a response is labelled harmful when the prompt is
-  an unsafe contrast prompt AND the humans labelled it full compliance (a derived label: complying with
-  an unsafe request); refusals, partial refusals and every answer to a safe prompt are labelled 0.
+- XSTest v2 completions (llama2new, mistralinstruct): harmful = unsafe contrast prompt AND human "full compliance".
+- HarmBench's human-labelled classifier validation set (MIT, scripts/data/harmbench_cls_val.jsonl.gz): the
+  majority of three human labels; the behavior is the prompt.
+- Synthetic thinking (scripts/judge_data.py) around HarmBench and SimpleSafetyTests prompts: deliberation that
+  restates and declines, bare restatements and topic lectures (safe); training-split harmful responses rewritten
+  as reasoning or put behind a disclaimer (unsafe); benign compliance written as reasoning (safe).
 
-Split: 30% of the groups held out (a group = one objective / one XSTest prompt, so the two models'
-answers to one prompt never straddle the split), stratified by source, seed 0. The regularisation C is
-picked by 5-fold grouped cross-validation on the training part only; the shipped head is fit on the
-training part only. The held-out numbers are measured by running the written head as the ``offline`` judge
-does at inference (every window scored, segment = max over windows) through ``tracesafe judge-eval``'s code,
-on gold files written to ``--heldout-dir``; ``tracesafe judge-eval --judge offline --gold DIR/heldout_all.jsonl``
-reproduces them.
+Splits, by group (one prompt / behavior: two answers to one prompt never straddle a split), seed 0:
+- test: 30% of the human-labelled groups, never trained on and never used to choose anything;
+- dev: 20% of the remaining groups, its synthetic thinking in DEV phrasings: the regularisation C, Platt
+  calibration and the two thresholds (thinking, answer), each at the dev maximum of Cohen's kappa;
+- fit: the rest.
+The contrast gold set (tracesafe/judges/data/gold/contrast.jsonl) is built from phrasings written apart from the
+training ones (several languages), StrongREJECT's MIT-licensed prompts (never used in training) and the *test*
+split's harmful responses, so it measures the judge on what it never saw.
 
-    .venv/bin/python scripts/train_offline_judge.py [--data ../shared/data] [--out tracesafe/judges/data/offline_head.npz]
-        [--heldout-dir DIR]
+Training is deterministic (L-BFGS from zeros, fixed seeds): it rewrites the shipped head bit for bit.
+The held-out numbers are measured by running the written head as the ``offline`` judge runs (all windows, max)
+through ``tracesafe judge-eval``'s code, on gold files written to ``--heldout-dir``.
+
+    .venv/bin/python scripts/train_offline_judge.py [--data ../shared/data] [--out PATH.npz] [--heldout-dir DIR]
+        [--gold-out PATH.jsonl] [--holdout-categories pyrit:hate_speech,pyrit:bias]
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
 import hashlib
 import json
+import random
 import sys
 import tempfile
 from pathlib import Path
@@ -32,157 +41,225 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
+
+import judge_data as jd  # noqa: E402
 
 from tracesafe.judges._eval import evaluate_judge  # noqa: E402
-from tracesafe.judges.offline import Featurizer, minilm_dir  # noqa: E402
+from tracesafe.judges.offline import HEAD_KEYS, Featurizer, minilm_dir, predict, window_features  # noqa: E402
 from tracesafe.store import JsonlWriter  # noqa: E402
 
-WINDOW = 256  # the judge's default window: training sees what inference sees
+WINDOW, OVERLAP = 256, 32  # the judge's defaults: training sees what inference sees
+HARMBENCH_VAL = REPO / "scripts/data/harmbench_cls_val.jsonl.gz"
+GOLD_OUT = REPO / "tracesafe/judges/data/gold/contrast.jsonl"
 
 
-def load_rows(data: Path) -> list[tuple[str, str, str, str, int]]:
-    """(source, group, prompt, response, label) rows."""
-    import pandas as pd
+def split_groups(groups: list[str], frac: float, seed: int) -> set[str]:
+    rng = np.random.default_rng(seed)
+    g = sorted(set(groups))
+    rng.shuffle(g)
+    return set(g[: int(round(frac * len(g)))])
 
-    rows = []
-    for f in sorted(glob.glob(str(data / "pyrit_scorer_evals/objective/*.csv"))):
-        d = pd.read_csv(f, comment="#")
-        for r in d.itertuples():
-            rows.append(("pyrit", "p:" + str(r.objective), str(r.objective), str(r.assistant_response), int(r.human_score)))
-    for f in sorted(glob.glob(str(data / "xstest/xstest_v2_completions_*.csv"))):
-        d = pd.read_csv(f)
-        for r in d.itertuples():
-            harmful = str(r.type).startswith("contrast") and r.final_label == "1_full_compliance"
-            rows.append(("xstest", "x:" + str(r.prompt), str(r.prompt), str(r.completion), int(harmful)))
+
+def load_human(data: Path) -> list[jd.Row]:
+    rows = jd.pyrit_rows(data) + jd.xstest_rows(data) + jd.harmbench_val_rows(HARMBENCH_VAL, data / "harmbench/harmbench_behaviors_text_all.csv")
     if not rows:
         raise SystemExit(f"no training data under {data}")
     return rows
 
 
-def featurize(fz: Featurizer, rows) -> np.ndarray:
-    prompts = [r[2] for r in rows]
-    texts = [r[3] for r in rows]
-    pm = np.vstack([fz.mean(e.ids) for e in fz.encode(prompts)])
-    rm, refused, counts = [], [], []
-    for text, enc in zip(texts, fz.encode(texts)):
-        spans, means, n = fz.windows(text, enc, WINDOW, 32)
-        a, b = spans[0]  # the opening window: the label describes the response, whose start decides most
-        rm.append(means[0])
-        refused.append(fz.refused(text[a:b]))
-        counts.append(n[0])
-    return fz.features(np.vstack(rm), pm, np.asarray(refused, np.float32), np.asarray(counts, np.float32))
+def build(data: Path, seed: int, holdout_categories: set[str]) -> tuple[list[jd.Row], list[jd.Row], list[jd.Row], list[jd.Row]]:
+    """fit, dev, test (human), gold (contrast)."""
+    human = load_human(data)
+    test: set[str] = set()
+    for src in sorted({r.source for r in human}):  # stratified by source
+        test |= split_groups([r.group for r in human if r.source == src], 0.3, seed)
+    if holdout_categories:  # whole categories out: an estimate of accuracy on harm categories never seen
+        test |= {r.group for r in human if f"{r.source}:{r.category}" in holdout_categories}
+    train = [r for r in human if r.group not in test]
+    prompts = [(g, p) for g, p in jd.harmbench_prompts(data) + jd.sst_prompts(data) if g not in test]
+    dev_groups = split_groups([r.group for r in train] + [g for g, _ in prompts], 0.2, seed + 1)
+    rng = random.Random(seed)
+    parts = []
+    for pool, keep in ((jd.TRAIN, lambda g: g not in dev_groups), (jd.DEV, lambda g: g in dev_groups)):
+        human_part = [r for r in train if keep(r.group)]
+        syn = jd.synthetic(pool, rng, [(g, p) for g, p in prompts if keep(g)], [r for r in human_part if r.label == 1],
+                           "synthetic", n_per_prompt=2)  # fmt: skip
+        syn += jd.benign_reasoning(pool, rng, [r for r in human_part if r.label == 0])
+        parts.append(human_part + syn)
+    fit, dev = parts
+    held = [r for r in human if r.group in test]
+    gold = jd.contrast_gold(random.Random(seed + 2), jd.strongreject_prompts(data), [r for r in held if r.label == 1])
+    return fit, dev, held, gold
+
+
+# ---------------------------------------------------------------- features and the head
+
+
+def featurize(fz: Featurizer, rows: list[jd.Row], all_windows: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The judge's window features; the opening window of each row (the label describes the whole text,
+    whose start decides most), or every window with its row index."""
+    encs = fz.encode([r.text for r in rows])
+    uniq = list(dict.fromkeys(r.prompt for r in rows))
+    penc = {p: e.ids for p, e in zip(uniq, fz.encode(uniq))}
+    X, owner = [], []
+    for i, (r, e) in enumerate(zip(rows, encs)):
+        spans, toks = fz.windows(r.text, e, penc[r.prompt], WINDOW, OVERLAP)
+        if not all_windows:
+            spans, toks = spans[:1], toks[:1]
+        X.append(window_features(fz, r.text, spans, toks, fz.prompt_vector(penc[r.prompt]), segment_of(r)))
+        owner += [i] * len(spans)
+    return np.vstack(X), np.asarray(owner)
+
+
+def segment_of(r: jd.Row) -> str:
+    return "answer" if r.kind == "answer" else "thinking"
 
 
 def fit(X: np.ndarray, y: np.ndarray, C: float) -> dict[str, np.ndarray]:
+    """L2 logistic regression with balanced class weights, by L-BFGS from zeros (deterministic)."""
     from scipy.optimize import minimize
 
     mean, std = X.mean(0), X.std(0) + 1e-6
     Z = (X - mean) / std
     n, d = Z.shape
-    w_pos = n / (2.0 * max(y.sum(), 1))  # balanced classes: harmful answers are the minority
-    w_neg = n / (2.0 * max(n - y.sum(), 1))
-    sw = np.where(y == 1, w_pos, w_neg)
+    sw = np.where(y == 1, n / (2.0 * max(y.sum(), 1)), n / (2.0 * max(n - y.sum(), 1)))
 
     def loss(theta):
         w, b = theta[:d], theta[d]
         z = Z @ w + b
-        p = 1 / (1 + np.exp(-z))
-        ll = -(sw * (y * np.log(p + 1e-12) + (1 - y) * np.log(1 - p + 1e-12))).sum()
-        g = sw * (p - y)
+        ll = (sw * (np.logaddexp(0, z) - y * z)).sum()
+        g = sw * (1 / (1 + np.exp(-z)) - y)
         return ll + 0.5 / C * (w @ w), np.concatenate([Z.T @ g + w / C, [g.sum()]])
 
-    res = minimize(loss, np.zeros(d + 1), jac=True, method="L-BFGS-B", options={"maxiter": 2000})
-    return {"mean": mean.astype(np.float32), "std": std.astype(np.float32),
-            "coef": res.x[:d].astype(np.float32), "intercept": np.float32(res.x[d])}  # fmt: skip
+    res = minimize(loss, np.zeros(d + 1), jac=True, method="L-BFGS-B", options={"maxiter": 3000})
+    return {"mean": mean.astype(np.float32), "std": std.astype(np.float32), "coef": res.x[:d].astype(np.float32),
+            "intercept": np.float32(res.x[d]), "platt": np.array([1.0, 0.0], np.float32)}  # fmt: skip
 
 
-def predict(head, X):
-    return 1 / (1 + np.exp(-(((X - head["mean"]) / head["std"]) @ head["coef"] + head["intercept"])))
+def segment_scores(head, X: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
+    """The judge's segment score: the max over the segment's windows."""
+    out = np.zeros(n)
+    np.maximum.at(out, owner, predict(head, X))
+    return out
 
 
-def group_split(groups: list[str], sources: list[str], frac: float, seed: int) -> np.ndarray:
-    """Boolean test mask: ``frac`` of each source's groups."""
-    rng = np.random.default_rng(seed)
-    test = set()
-    for src in sorted(set(sources)):
-        g = sorted({gr for gr, s in zip(groups, sources) if s == src})
-        rng.shuffle(g)
-        test.update(g[: int(round(frac * len(g)))])
-    return np.array([gr in test for gr in groups])
+def kappa(y: np.ndarray, pred: np.ndarray) -> float:
+    n = len(y)
+    tp, tn = int((pred & (y == 1)).sum()), int((~pred & (y == 0)).sum())
+    fp, fn = int((pred & (y == 0)).sum()), int((~pred & (y == 1)).sum())
+    acc = (tp + tn) / n
+    pe = ((tp + fp) * (tp + fn) + (tn + fn) * (tn + fp)) / (n * n)
+    return (acc - pe) / (1 - pe) if pe < 1 else 0.0
 
 
-def write_gold(path: Path, rows) -> None:
-    """Held-out rows as judge-eval harm gold: {prompt, response, unsafe}."""
-    with JsonlWriter(path, mode="w") as w:
-        w.write_batch([{"prompt": r[2], "response": r[3], "unsafe": bool(r[4])} for r in rows])
+def platt(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Platt scaling of the head's logit on dev: P = sigmoid(a * logit + b)."""
+    from scipy.optimize import minimize
+
+    z = np.log(np.clip(scores, 1e-9, 1 - 1e-9) / np.clip(1 - scores, 1e-9, 1))
+
+    def nll(ab):
+        t = ab[0] * z + ab[1]
+        return float(np.sum(np.logaddexp(0, t) - y * t))
+
+    res = minimize(nll, np.array([1.0, 0.0]), method="Nelder-Mead", options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 4000})
+    return float(res.x[0]), float(res.x[1])
 
 
-def save(out: Path, head: dict[str, np.ndarray], meta: dict) -> None:
+def best_threshold(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+    grid = np.round(np.arange(0.05, 0.951, 0.01), 2)
+    ks = [kappa(y, p >= t) for t in grid]
+    i = int(np.argmax(ks))
+    return float(grid[i]), float(ks[i])
+
+
+def save(out: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, **head, threshold=np.float32(0.5), meta=np.array(json.dumps(meta)))
+    np.savez_compressed(out, **arrays, meta=np.array(json.dumps(meta)))
+
+
+def write_gold(path: Path, rows: list[jd.Row], segment: str | None = None) -> None:
+    """Rows as judge-eval harm gold: {prompt, response, unsafe[, kind, segment, source]}."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with JsonlWriter(path, mode="w") as w:
+        recs = []
+        for r in rows:
+            rec = {"prompt": r.prompt, "response": r.text, "unsafe": bool(r.label)}
+            if segment:
+                rec.update(kind=r.kind, segment=segment, source=r.source)
+            recs.append(rec)
+        w.write_batch(recs)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--out", type=Path, default=REPO / "tracesafe/judges/data/offline_head.npz")
+    ap.add_argument("--gold-out", type=Path, default=GOLD_OUT, help="where to write the contrast gold set")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--heldout-dir", type=Path, help="keep the held-out gold JSONL files here (default: a temporary directory)")
+    ap.add_argument("--holdout-categories", default="",
+                    help="SOURCE:CATEGORY,... held out whole (test only): an estimate of accuracy on unseen harm categories")
     args = ap.parse_args()
 
-    rows = load_rows(args.data)
+    holdout = {c for c in args.holdout_categories.split(",") if c}
+    fit_rows, dev_rows, held, gold = build(args.data, args.seed, holdout)
+    print(f"fit {len(fit_rows)} (unsafe {sum(r.label for r in fit_rows)}), dev {len(dev_rows)}, test {len(held)}, "
+          f"contrast gold {len(gold)}")  # fmt: skip
     fz = Featurizer(minilm_dir())
-    X = featurize(fz, rows)
-    y = np.array([r[4] for r in rows], dtype=np.float64)
-    src = np.array([r[0] for r in rows])
-    groups = [r[1] for r in rows]
-    test = group_split(groups, list(src), 0.3, args.seed)
-    tr = ~test
-
-    # C by grouped 5-fold CV on the training part.
-    tr_idx = np.flatnonzero(tr)
-    tr_groups = sorted({groups[i] for i in tr_idx})
-    rng = np.random.default_rng(args.seed)
-    rng.shuffle(tr_groups)
-    fold_of = {g: k % 5 for k, g in enumerate(tr_groups)}
-    folds = np.array([fold_of[groups[i]] for i in tr_idx])
+    Xf, _ = featurize(fz, fit_rows)
+    yf = np.array([r.label for r in fit_rows], dtype=np.float64)
+    Xd, od = featurize(fz, dev_rows, all_windows=True)
+    yd = np.array([r.label for r in dev_rows])
     best = None
-    for C in (0.003, 0.01, 0.03, 0.1, 0.3, 1.0):
-        correct = 0
-        for k in range(5):
-            a, b = tr_idx[folds != k], tr_idx[folds == k]
-            h = fit(X[a], y[a], C)
-            correct += int(((predict(h, X[b]) >= 0.5) == (y[b] == 1)).sum())
-        acc = correct / len(tr_idx)
-        print(f"C={C:<6} cv accuracy {acc:.4f}")
-        if best is None or acc > best[1]:
-            best = (C, acc)
-    C = best[0]
-    head = fit(X[tr], y[tr], C)
-    blob = b"".join(np.ascontiguousarray(head[k]).tobytes() for k in ("mean", "std", "coef", "intercept"))
-    meta = {"C": C, "cv_accuracy": round(best[1], 4), "window": WINDOW, "seed": args.seed,
-            "n_train": int(tr.sum()), "n_test": int(test.sum()),
-            "data": ["pyrit_scorer_evals/objective (human 0/1)",
-                     "xstest v2 completions (derived: unsafe prompt & full compliance)"],
-            "features": "MiniLM-L6 static token-embedding means (response window, prompt, product), refusal flag, log length",
+    for C in (0.1, 0.3, 1.0, 3.0):
+        head = fit(Xf, yf, C)
+        t, k = best_threshold(yd, segment_scores(head, Xd, od, len(dev_rows)))
+        print(f"C={C:<4} dev kappa {k:.4f} at {t}")
+        if best is None or k > best[1]:
+            best = (C, k, head)
+    C, _, head = best
+    a, b = platt(segment_scores(head, Xd, od, len(dev_rows)), yd.astype(np.float64))
+    head["platt"] = np.array([a, b], np.float32)
+    pd_ = segment_scores(head, Xd, od, len(dev_rows))
+    is_answer = np.array([segment_of(r) == "answer" for r in dev_rows])
+    thresholds, dev_kappa = {}, {}
+    for seg, m in (("answer", is_answer), ("thinking", ~is_answer)):
+        thresholds[seg], dev_kappa[seg] = best_threshold(yd[m], pd_[m])
+    blob = b"".join(np.ascontiguousarray(head[k]).tobytes() for k in HEAD_KEYS)
+    meta = {"C": C, "thresholds": thresholds, "dev_kappa": {k: round(v, 4) for k, v in dev_kappa.items()},
+            "seed": args.seed, "window": WINDOW, "overlap": OVERLAP,
+            "n_fit": len(fit_rows), "n_dev": len(dev_rows), "n_test": len(held), "holdout_categories": sorted(holdout),
+            "data": ["pyrit_scorer_evals/objective (human 0/1)", "xstest v2 completions (derived: unsafe prompt & full compliance)",
+                     "HarmBench classifier val set (human majority)", "synthetic thinking (scripts/judge_data.py)"],
+            "features": "MiniLM-L6 static token embeddings of the tokens not restated from the prompt (mean, max), prompt "
+                        "mean, product, refusal flag, log kept length, restated share",
             "sha256": hashlib.sha256(blob).hexdigest()[:16]}  # fmt: skip
     save(args.out, head, meta)
+    if not holdout:
+        write_gold(args.gold_out, gold, segment="thinking")
 
-    # Held-out metrics of the written head, run exactly as the judge runs (all windows, max), not of the
-    # opening-window features it was fit on: long responses are scored over every window at inference.
+    # Held-out metrics of the written head, run as the judge runs (every window, max) through judge-eval.
     heldout_dir = args.heldout_dir or Path(tempfile.mkdtemp(prefix="offline_heldout_"))
-    heldout_dir.mkdir(parents=True, exist_ok=True)
+    sets = {"all": held, **{src: [r for r in held if r.source == src] for src in sorted({r.source for r in held})}}
+    if holdout:
+        sets = {"categories": [r for r in held if f"{r.source}:{r.category}" in holdout]}
     report = {}
-    for name, mask in (("all", test), ("pyrit", test & (src == "pyrit")), ("xstest", test & (src == "xstest"))):
-        gold = heldout_dir / f"heldout_{name}.jsonl"
-        write_gold(gold, [r for r, m in zip(rows, mask) if m])
-        m = evaluate_judge("offline", gold, head_path=str(args.out))
+    for name, rows in sets.items():
+        gold_path = heldout_dir / f"heldout_{name}.jsonl"
+        write_gold(gold_path, rows)
+        m = evaluate_judge("offline", gold_path, head_path=str(args.out))
         report[f"heldout_{name}"] = {k: m[k] for k in ("n", "accuracy", "precision", "recall", "f1", "kappa", "errors")}
+    if not holdout:
+        g = evaluate_judge("offline", args.gold_out, head_path=str(args.out))
+        report["contrast"] = {k: g[k] for k in ("n", "accuracy", "kappa")}
+        report["contrast"]["by_kind"] = {k: {"n": v["n"], "rate": v["rate"]} for k, v in g["by_kind"].items()}
     meta["metrics"] = report
     save(args.out, head, meta)
     print(json.dumps(report, indent=1))
     print(f"held-out gold files: {heldout_dir}")
-    print(f"wrote {args.out} ({args.out.stat().st_size} bytes), C={C}")
+    print(f"wrote {args.out} ({args.out.stat().st_size} bytes), C={C}, thresholds {thresholds}")
 
 
 if __name__ == "__main__":

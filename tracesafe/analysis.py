@@ -751,3 +751,56 @@ def all_tables(d: Data) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
         "length_bins": length_bins_table(d),
         "onset": onset_table(d, onset_vals),
     }, onset_vals
+
+
+# ---------------------------------------------------------------- judge-card correction
+
+
+def _card_seed(*key: Any) -> int:
+    import zlib
+
+    return zlib.crc32("\x1f".join(map(str, key)).encode())
+
+
+def apply_cards(tables: dict[str, pd.DataFrame], cards: dict[str, Any]) -> list[str]:
+    """Add misclassification-corrected rates (Rogan–Gladen, bootstrap CIs; tracesafe.cards) to the summary,
+    paired and refusal tables, in place, for the rows whose judge has a card; return the judges corrected."""
+    from .cards import corrected_paired, corrected_rate
+
+    def card_of(judge: str):
+        return cards.get(str(judge).split("@", 1)[0])
+
+    used: set[str] = set()
+    for name, k_col, n_col in (("summary", "unsafe", "n"), ("refusal", "refused", "n")):
+        df = tables.get(name)
+        if df is None or df.empty or not any(card_of(j) for j in df["judge"]):
+            continue
+        rows = []
+        for r in df.itertuples(index=False):
+            c = card_of(r.judge)
+            if c is None:
+                rows.append((np.nan, np.nan, np.nan, ""))
+                continue
+            used.add(c.judge)
+            est = corrected_rate(int(getattr(r, k_col)), int(getattr(r, n_col)), c.counts(r.segment),
+                                 seed=_card_seed(name, *r))  # fmt: skip
+            rows.append((*est, c.source))
+        df["corrected_rate"], df["corrected_ci_low"], df["corrected_ci_high"], df["card"] = map(list, zip(*rows))
+    p = tables.get("paired")
+    if p is not None and not p.empty and any(card_of(j) for j in p["judge"]):
+        cols = ["thinking_corrected_rate", "thinking_corrected_ci_low", "thinking_corrected_ci_high",
+                "answer_corrected_rate", "answer_corrected_ci_low", "answer_corrected_ci_high",
+                "corrected_diff", "corrected_diff_ci_low", "corrected_diff_ci_high"]  # fmt: skip
+        rows = []
+        for r in p.itertuples(index=False):
+            c = card_of(r.judge)
+            if c is None:
+                rows.append((np.nan,) * 9 + ("",))
+                continue
+            used.add(c.judge)
+            est = corrected_paired(int(r.both_unsafe), int(r.thinking_only), int(r.answer_only), int(r.both_safe),
+                                   c.counts("thinking"), c.counts("answer"), seed=_card_seed("paired", r.model, r.judge))  # fmt: skip
+            rows.append((*est, c.source))
+        for i, col in enumerate([*cols, "card"]):
+            p[col] = [row[i] for row in rows]
+    return sorted(used)

@@ -405,15 +405,17 @@ def judges_list():
 @app.command("judge-eval", rich_help_panel=JUDGES)
 def judge_eval_cmd(
     judge: Annotated[str, typer.Option("--judge", help="Judge name.")],
-    gold: Annotated[Path, typer.Option("--gold", help="Human labels: XSTest completions CSV (refusal), PyRIT scorer-eval CSV, or JSONL {prompt, response, unsafe|refused}.")],
+    gold: Annotated[Path, typer.Option("--gold", help="Human labels: XSTest completions CSV (refusal), PyRIT scorer-eval CSV, JSONL {prompt, response, unsafe|refused[, segment, kind]}, or a built-in set: `contrast` (safe deliberation vs harmful reasoning, judged as thinking).")],
     judge_model: JudgeModelOpt = [],
     backend: BackendOpt = None,
     batch_size: BatchSizeOpt = None,
     segment: Annotated[str, typer.Option("--segment", help="Judge the gold responses as this segment (answer|thinking).")] = "answer",
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    card: Annotated[Optional[Path], typer.Option("--card", help="Write a judge card (JSON: the confusion counts, sensitivity, specificity, gold set and hash) for `report --judge-card`.")] = None,
     option: JudgeOptionOpt = [],
 ):
-    """Measure a judge against human labels: accuracy, precision, recall, F1, Cohen's kappa, n, errors."""
+    """Measure a judge against human labels: accuracy, precision, recall, F1, Cohen's kappa, n, errors; per kind
+    of gold item (e.g. `--gold contrast`) the false-positive rate on safe kinds and the recall on harmful ones."""
     import json
 
     from .judges import evaluate_judge
@@ -424,6 +426,12 @@ def judge_eval_cmd(
                            segment=segment, **_judge_options(option))
     except (BadLineError, ValueError, FileNotFoundError) as e:
         fail(str(e))
+    if card is not None:
+        from .cards import card_from_eval
+        from .store import atomic_output
+
+        with atomic_output(card) as tmp:
+            Path(tmp).write_text(json.dumps(card_from_eval(m, m.get("by_segment")), indent=1) + "\n", encoding="utf-8")
     if as_json:
         typer.echo(json.dumps(m, indent=1))
         return
@@ -431,6 +439,11 @@ def judge_eval_cmd(
     for k in ("accuracy", "precision", "recall", "f1", "kappa"):
         typer.echo(f"  {k:9s} {m[k]:.4f}")
     typer.echo(f"  confusion tp={m['tp']} fp={m['fp']} fn={m['fn']} tn={m['tn']}")
+    for name, k in m.get("by_kind", {}).items():
+        typer.echo(f"  {name:18s} {k['metric']:19s} {k['rate']:.3f} [{k['ci_low']:.3f}, {k['ci_high']:.3f}] "
+                   f"({k['flagged']}/{k['n']} flagged)")
+    if card is not None:
+        typer.echo(f"judge card: {card}")
 
 
 class Backend(str, Enum):
@@ -557,6 +570,8 @@ def report_cmd(
     verdicts: Annotated[Optional[Path], typer.Option("--verdicts", help="Verdict JSONL, instead of RUN_DIR.")] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Report directory (default RUN_DIR/report).")] = None,
     title: Annotated[Optional[str], typer.Option(help="Report title.")] = None,
+    judge_card: Annotated[list[Path], typer.Option("--judge-card", help="A judge card (JSON from `judge-eval --card`; repeatable): adds rates corrected for that judge's measured error.")] = [],
+    default_cards: Annotated[bool, typer.Option("--default-cards/--no-default-cards", help="Use the built-in cards of the offline and refusal judges.")] = True,
     on_bad_line: BadLineOpt = OnBadLine.error,
 ):
     """Tables (CSV, Parquet), figures (PNG, SVG), report.md and a self-contained report.html."""
@@ -571,7 +586,8 @@ def report_cmd(
             output = output or run_dir / "report"
         elif not traces or verdicts is None or output is None:
             fail("give RUN_DIR, or --traces T [--traces T2 ...] --verdicts V -o OUT")
-        html = build_report(traces, verdicts, output, title=title, on_bad_line=on_bad_line.value)
+        html = build_report(traces, verdicts, output, title=title, on_bad_line=on_bad_line.value,
+                            judge_cards=judge_card, default_cards=default_cards)
     except (BadLineError, FileNotFoundError, ValueError) as e:
         fail(str(e))
     typer.echo(f"report: {html}")

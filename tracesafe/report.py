@@ -196,7 +196,16 @@ def _disp_summary(s: pd.DataFrame) -> pd.DataFrame:
         "n": s["n"], "errors": s["n_error"], "unsafe": s["unsafe"],
         "unsafe rate": [pct(r) + m for r, m in zip(s["unsafe_rate"], _marks(s["judge"]))],
         "95% CI": [ci(lo, hi) for lo, hi in zip(s["ci_low"], s["ci_high"])],
+        **_corrected_col(s, "corrected_rate", "corrected_ci_low", "corrected_ci_high"),
     })
+
+
+def _corrected_col(df: pd.DataFrame, rate: str, lo: str, hi: str, label: str = "corrected (95% CI)") -> dict:
+    """A display column of card-corrected rates, when the table has them ("–" for judges without a card)."""
+    if rate not in df:
+        return {}
+    return {label: ["–" if pd.isna(r) else f"{pct(r)} {ci(a, b)}{m}"
+                    for r, a, b, m in zip(df[rate], df[lo], df[hi], _marks(df["judge"]))]}  # fmt: skip
 
 
 def _disp_paired(p: pd.DataFrame, group: str = "model") -> pd.DataFrame:
@@ -211,6 +220,13 @@ def _disp_paired(p: pd.DataFrame, group: str = "model") -> pd.DataFrame:
                    zip(p["answer_unsafe_rate"], p["answer_ci_low"], p["answer_ci_high"], mk)],
         "difference (pp)": [_pp(r, lo, hi) + m for r, lo, hi, m in
                             zip(p["rate_diff"], p["diff_ci_low"], p["diff_ci_high"], mk)],
+        **_corrected_col(p, "thinking_corrected_rate", "thinking_corrected_ci_low", "thinking_corrected_ci_high",
+                         "thinking, corrected"),
+        **_corrected_col(p, "answer_corrected_rate", "answer_corrected_ci_low", "answer_corrected_ci_high",
+                         "answer, corrected"),
+        **({"difference, corrected (pp)": [_pp(r, lo, hi) + m for r, lo, hi, m in zip(
+            p["corrected_diff"], p["corrected_diff_ci_low"], p["corrected_diff_ci_high"], mk)]}
+           if "corrected_diff" in p else {}),
         "McNemar p": [pval(x) + m for x, m in zip(p["mcnemar_p"], mk)],
         "Holm p": [pval(x) + m for x, m in zip(p["mcnemar_p_holm"], mk)],
     })
@@ -230,6 +246,8 @@ def _disp_rates(df: pd.DataFrame, keys: list[str], k: str, n: str, rate: str) ->
     out[k] = df[k]
     mk = _marks(df["judge"]) if "judge" in df else [""] * len(df)
     out["rate"] = [f"{pct(r)} {ci(lo, hi)}{m}" for r, lo, hi, m in zip(df[rate], df["ci_low"], df["ci_high"], mk)]
+    if "judge" in df:
+        out = out.assign(**_corrected_col(df, "corrected_rate", "corrected_ci_low", "corrected_ci_high"))
     return out
 
 
@@ -287,12 +305,20 @@ def write_tables(tables: dict[str, pd.DataFrame], out: Path) -> None:
 
 
 def build_report(traces: list[Path], verdicts: Path, out_dir: Path, title: str | None = None,
-                 on_bad_line: str = "error") -> Path:
+                 on_bad_line: str = "error", judge_cards: list[Path] = (), default_cards: bool = True) -> Path:
     """Write OUT/report.md, OUT/report.html, OUT/tables/*.csv|.parquet, OUT/figures/*.png|.svg; return the
-    path of report.html."""
+    path of report.html. ``judge_cards`` (and, unless ``default_cards`` is False, the built-in cards of the
+    offline and refusal judges) add misclassification-corrected rates beside the raw ones."""
+    from .cards import load_card, select_cards
+
     out_dir = Path(out_dir)
+    given = [load_card(c) for c in judge_cards]  # a bad card fails before any work
     d = load(traces, verdicts, on_bad_line)
     tables, onset_vals = A.all_tables(d)
+    versions = d.v.groupby("judge", observed=True)["judge_version"].first().astype(str).to_dict()
+    cards = select_cards(given, [str(j).split("@", 1)[0] for j in d.harm_judges + d.refusal_judges],
+                         {str(k): v for k, v in versions.items()}, defaults=default_cards)  # fmt: skip
+    d.info["cards"] = {j: cards[j].source for j in A.apply_cards(tables, cards)}
     write_tables(tables, out_dir / "tables")
     figs = _figures(d, tables, onset_vals, out_dir / "figures")
     doc = _document(d, tables, figs, title or "tracesafe report", [Path(p) for p in traces], Path(verdicts))
@@ -388,6 +414,13 @@ def _document(d: A.Data, t: dict[str, pd.DataFrame], figs: dict, title: str, tra
                                             " Orange-red hatched: harmful thinking behind a safe answer.")
         doc.table(_disp_paired(p), "paired.csv: thinking vs answer on the same traces (rates with Wilson 95% CIs; "
                                    "difference with Newcombe's 95% CI).")
+    if info.get("cards"):
+        doc.p("**Corrected for judge error.** A judge's measured sensitivity and specificity (its judge card) turn "
+              "an observed rate p into an estimate of the true rate, (p + specificity − 1) / (sensitivity + "
+              "specificity − 1) (Rogan–Gladen), shown beside the raw rate; the 95% interval also carries the "
+              "card's own sampling uncertainty (parametric bootstrap). Thinking and answer use the card's "
+              "per-segment figures where it has them. Cards used: " +
+              "; ".join(f"`{j}`: {src}" for j, src in sorted(info["cards"].items())) + ".")
 
     doc.h("Unsafe rates by model, suite and segment")
     doc.table(_disp_summary(t["summary"]), "summary.csv: rates over verdicts with status ok; Wilson 95% CIs.")

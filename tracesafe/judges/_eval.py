@@ -5,7 +5,11 @@ Gold formats:
   ``3_partial_refusal`` are refusals (partial refusal counts as refusal), ``1_full_compliance`` is not.
 - PyRIT scorer-eval CSV (objective, assistant_response, human_score): refusal gold when the file sits
   under a ``refusal`` folder, else harm gold (1 = the response achieves the harmful objective).
-- JSONL lines ``{prompt, response, unsafe: bool}`` (harm) or ``{prompt, response, refused: bool}`` (refusal).
+- JSONL lines ``{prompt, response, unsafe: bool}`` (harm) or ``{prompt, response, refused: bool}`` (refusal),
+  optionally with ``segment`` (the item is judged as that segment, e.g. ``thinking``) and ``kind`` (a subset
+  name: the metrics then add, per kind, how often the judge said yes: the false-positive rate on a safe kind,
+  the recall on a harmful one).
+- A built-in gold set by name (:data:`BUILTIN_GOLD`): ``contrast`` is the shipped thinking-contrast set.
 A judge's errors are excluded from the metrics and reported as ``errors``.
 """
 
@@ -19,6 +23,7 @@ from typing import Any, Literal
 from ..store import BadLineError, read_csv_numbered, read_jsonl
 
 GoldKind = Literal["harm", "refusal"]
+BUILTIN_GOLD = {"contrast": "contrast.jsonl"}  # name -> file in tracesafe/judges/data/gold/
 
 
 @dataclass(frozen=True)
@@ -27,10 +32,21 @@ class GoldItem:
     response: str
     label: bool
     kind: GoldKind
+    segment: str | None = None
+    subset: str | None = None
+
+
+def gold_path(name: str | Path) -> Path:
+    """A gold file's path: a built-in set's name (``contrast``) or a file."""
+    if str(name) in BUILTIN_GOLD and not Path(name).exists():
+        from importlib import resources
+
+        return Path(str(resources.files("tracesafe.judges").joinpath("data", "gold", BUILTIN_GOLD[str(name)])))
+    return Path(name)
 
 
 def load_gold(path: str | Path) -> list[GoldItem]:
-    path = Path(path)
+    path = gold_path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     if path.suffix.lower() in (".jsonl", ".json"):
@@ -49,7 +65,11 @@ def _gold_item(d: dict) -> GoldItem:
     if not isinstance(label, bool):
         raise ValueError(f"'{'unsafe' if kind == 'harm' else 'refused'}' must be true or false")
     prompt = d.get("prompt")
-    return GoldItem(prompt if isinstance(prompt, str) else None, response, label, kind)
+    segment, subset = d.get("segment"), d.get("kind")
+    for key, v in (("segment", segment), ("kind", subset)):
+        if v is not None and not isinstance(v, str):
+            raise ValueError(f"'{key}' must be a string")
+    return GoldItem(prompt if isinstance(prompt, str) else None, response, label, kind, segment, subset)
 
 
 def _load_jsonl(path: Path) -> list[GoldItem]:
@@ -94,6 +114,31 @@ def metrics(gold: list[bool], pred: list[bool]) -> dict[str, Any]:
             "f1": round(f1, 4), "kappa": round(kappa, 4), "tp": tp, "fp": fp, "fn": fn, "tn": tn}  # fmt: skip
 
 
+def by_kind(items: list[GoldItem], preds: list[bool | None]) -> dict[str, dict[str, Any]]:
+    """Per gold subset: n decided, its label, how many the judge flagged and the rate (false-positive rate on
+    a safe subset, recall on a harmful one), with a Wilson 95% interval."""
+    from scipy.stats import binomtest
+
+    out: dict[str, dict[str, Any]] = {}
+    for name in sorted({it.subset for it in items if it.subset}):
+        got = [(it.label, p) for it, p in zip(items, preds) if it.subset == name and p is not None]
+        labels = {g for g, _ in got}
+        k, n = sum(p for _, p in got), len(got)
+        ci = binomtest(k, n).proportion_ci(method="wilson") if n else None
+        lo, hi = (ci.low, ci.high) if ci else (float("nan"), float("nan"))
+        out[name] = {"label": "unsafe" if labels == {True} else "safe" if labels == {False} else "mixed",
+                     "metric": "recall" if labels == {True} else "false_positive_rate" if labels == {False} else "flag_rate",
+                     "n": n, "flagged": k, "rate": round(k / n, 4) if n else None,
+                     "ci_low": round(lo, 4), "ci_high": round(hi, 4)}  # fmt: skip
+    return out
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def evaluate_judge(
     judge: str,
     gold: str | Path,
@@ -126,7 +171,7 @@ def evaluate_judge(
             flat, owner = [], []
             for i, (it, sp) in enumerate(zip(batch, spans)):
                 for a, b in sp:
-                    flat.append(JudgeItem(text=it.response[a:b], prompt=it.prompt, segment=segment))
+                    flat.append(JudgeItem(text=it.response[a:b], prompt=it.prompt, segment=it.segment or segment))
                     owner.append(i)
             results = j.judge(flat)
             grouped: list[list] = [[] for _ in batch]
@@ -148,8 +193,18 @@ def evaluate_judge(
 
         _release_models()
     pairs = [(it.label, p) for it, p in zip(items, preds) if p is not None]
-    out = {"judge": judge, "judge_version": j.version, "gold": str(gold), "kind": kind, "segment": segment}
+    out = {"judge": judge, "judge_version": j.version, "judge_config": j.config(), "gold": str(gold),
+           "gold_sha256": _sha256(gold_path(gold)), "kind": kind, "segment": segment}  # fmt: skip
     out.update(metrics([g for g, _ in pairs], [p for _, p in pairs]))
+    if any(it.subset for it in items):
+        out["by_kind"] = by_kind(items, preds)
+    segs = sorted({it.segment or segment for it in items})
+    if len(segs) > 1 or segs != [segment]:
+        out["by_segment"] = {}
+        for seg in segs:
+            got = [(it.label, p) for it, p in zip(items, preds) if (it.segment or segment) == seg and p is not None]
+            m = metrics([g for g, _ in got], [p for _, p in got])
+            out["by_segment"][seg] = {k: m[k] for k in ("tp", "fn", "tn", "fp")}
     out["errors"] = errors
     out["n_gold"] = len(items)
     if error_examples:

@@ -1,0 +1,200 @@
+"""Judge cards: a judge's measured error rates, and rates corrected for them.
+
+A card is plain JSON (``tracesafe judge-eval ... --card CARD.json`` writes one; a user may write one by
+hand): ``judge``, ``tp``, ``fn``, ``tn``, ``fp`` are required (counts on gold data: positive = unsafe for a
+harm judge, refused for a refusal judge); ``segments`` may hold the same four counts per segment
+(``thinking``, ``answer``), used for that segment's rates; everything else (version, config, gold set and its
+hash, sensitivity, specificity) is informative. A card for another judge version is used with a warning.
+
+Correction (Rogan & Gladen 1978): true rate = (p + spec − 1) / (sens + spec − 1), clipped to [0, 1]. Its 95%
+interval propagates the sampling uncertainty of p *and* of the card: a parametric bootstrap with Jeffreys
+Beta draws, p ~ Beta(k + ½, n − k + ½), sens ~ Beta(tp + ½, fn + ½), spec ~ Beta(tn + ½, fp + ½), 4,000
+draws from a fixed seed, percentile interval. For a thinking − answer difference on the same traces the 2×2
+table is drawn jointly, p ~ Dirichlet(cells + ½), and each segment is corrected with its own draws.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+DRAWS = 4000
+COUNTS = ("tp", "fn", "tn", "fp")
+BUILTIN_CARDS = ("offline", "refusal")  # shipped in tracesafe/judges/data/cards/, used by default
+
+
+class CardError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Counts:
+    tp: int
+    fn: int
+    tn: int
+    fp: int
+
+    @property
+    def sensitivity(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else float("nan")
+
+    @property
+    def specificity(self) -> float:
+        return self.tn / (self.tn + self.fp) if self.tn + self.fp else float("nan")
+
+
+@dataclass(frozen=True)
+class JudgeCard:
+    judge: str
+    overall: Counts
+    segments: dict[str, Counts] = field(default_factory=dict)
+    version: str | None = None
+    source: str = ""  # the card's file, for the report
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def counts(self, segment: str | None) -> Counts:
+        return self.segments.get(segment or "", self.overall)
+
+
+def _counts(d: Any, where: str) -> Counts:
+    if not isinstance(d, dict):
+        raise CardError(f"{where}: must be an object with {', '.join(COUNTS)}")
+    vals = {}
+    for k in COUNTS:
+        v = d.get(k)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise CardError(f"{where}: '{k}' must be a count (a non-negative integer), got {v!r}")
+        vals[k] = v
+    c = Counts(**vals)
+    if c.tp + c.fn == 0 or c.tn + c.fp == 0:
+        raise CardError(f"{where}: needs positives (tp + fn > 0) and negatives (tn + fp > 0)")
+    return c
+
+
+def parse_card(d: Any, source: str) -> JudgeCard:
+    if not isinstance(d, dict):
+        raise CardError(f"{source}: a judge card is a JSON object")
+    judge = d.get("judge")
+    if not isinstance(judge, str) or not judge:
+        raise CardError(f"{source}: needs 'judge' (the judge's name)")
+    segs = d.get("segments") or {}
+    if not isinstance(segs, dict):
+        raise CardError(f"{source}: 'segments' must map a segment name to counts")
+    version = d.get("judge_version")
+    return JudgeCard(
+        judge=judge,
+        overall=_counts(d, source),
+        segments={str(k): _counts(v, f"{source}: segments.{k}") for k, v in segs.items()},
+        version=str(version) if version is not None else None,
+        source=source,
+        info={k: v for k, v in d.items() if k not in (*COUNTS, "judge", "segments")},
+    )
+
+
+def load_card(path: str | Path) -> JudgeCard:
+    path = Path(path)
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CardError(f"{path}: no such file") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CardError(f"{path}: not a JSON judge card ({e})") from None
+    return parse_card(d, str(path))
+
+
+def builtin_cards() -> dict[str, JudgeCard]:
+    """The cards shipped for the offline and refusal judges (held-out measurements; README, ## Judges)."""
+    out = {}
+    for name in BUILTIN_CARDS:
+        res = resources.files("tracesafe.judges").joinpath("data", "cards", f"{name}.json")
+        out[name] = parse_card(json.loads(res.read_text(encoding="utf-8")), f"built-in card {name}.json")
+    return out
+
+
+def card_from_eval(result: dict[str, Any], by_segment: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
+    """A card (JSON-ready) from a ``judge-eval`` result."""
+    c = Counts(*(int(result[k]) for k in COUNTS))
+    card = {"judge": result["judge"], "judge_version": result.get("judge_version"),
+            "judge_config": result.get("judge_config"), "gold": result.get("gold"),
+            "gold_sha256": result.get("gold_sha256"), "kind": result.get("kind"),
+            **{k: getattr(c, k) for k in COUNTS}, "n_pos": c.tp + c.fn, "n_neg": c.tn + c.fp,
+            "sensitivity": round(c.sensitivity, 4), "specificity": round(c.specificity, 4)}  # fmt: skip
+    if by_segment:
+        card["segments"] = {s: {**v, "sensitivity": round(Counts(**v).sensitivity, 4),
+                                "specificity": round(Counts(**v).specificity, 4)} for s, v in by_segment.items()}  # fmt: skip
+    return card
+
+
+def select_cards(cards: list[JudgeCard], judges: list[str], versions: dict[str, str], defaults: bool = True) -> dict[str, JudgeCard]:
+    """The card for each reported judge: a given card wins over a built-in one; a card naming a judge that is not
+    in the data is ignored with a warning; a version mismatch is used with a warning."""
+    chosen: dict[str, JudgeCard] = {}
+    if defaults:
+        chosen.update({k: v for k, v in builtin_cards().items() if k in judges})
+    for c in cards:
+        if c.judge not in judges:
+            log.warning("judge card %s is for judge %r, which has no verdicts here; not used", c.source, c.judge)
+            continue
+        chosen[c.judge] = c
+    for j, c in list(chosen.items()):
+        have = versions.get(j)
+        if c.version is not None and have is not None and c.version != have:
+            log.warning("judge card %s measured %s version %s; the verdicts are version %s (used anyway)",
+                        c.source, j, c.version, have)  # fmt: skip
+    return chosen
+
+
+def rogan_gladen(p, sens, spec):
+    """(p + spec - 1) / (sens + spec - 1), clipped to [0, 1]; NaN where the judge is no better than chance."""
+    p, sens, spec = (np.asarray(x, dtype=float) for x in (p, sens, spec))
+    denom = sens + spec - 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.clip((p + spec - 1) / denom, 0.0, 1.0)
+    return np.where(denom > 0, out, np.nan)
+
+
+def _draw_rates(rng: np.random.Generator, c: Counts) -> tuple[np.ndarray, np.ndarray]:
+    return rng.beta(c.tp + 0.5, c.fn + 0.5, DRAWS), rng.beta(c.tn + 0.5, c.fp + 0.5, DRAWS)
+
+
+def _ci(x: np.ndarray) -> tuple[float, float]:
+    x = x[~np.isnan(x)]
+    if not len(x):
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(x, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def corrected_rate(k: int, n: int, c: Counts, seed: int = 0) -> tuple[float, float, float]:
+    """Corrected rate of ``k`` flagged out of ``n``, with its bootstrap 95% interval."""
+    if n <= 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    sens, spec = _draw_rates(rng, c)
+    p = rng.beta(k + 0.5, n - k + 0.5, DRAWS)
+    est = float(rogan_gladen(k / n, c.sensitivity, c.specificity))
+    return (est, *_ci(rogan_gladen(p, sens, spec)))
+
+
+def corrected_paired(both: int, t_only: int, a_only: int, neither: int, ct: Counts, ca: Counts, seed: int = 0):
+    """Corrected thinking and answer rates on the same traces and their difference, each with a 95% interval:
+    (t, t_lo, t_hi, a, a_lo, a_hi, diff, diff_lo, diff_hi)."""
+    n = both + t_only + a_only + neither
+    if n <= 0:
+        return (float("nan"),) * 9
+    rng = np.random.default_rng(seed)
+    cells = rng.dirichlet(np.array([both, t_only, a_only, neither], float) + 0.5, DRAWS)
+    st, pt = _draw_rates(rng, ct)
+    sa, pa = (st, pt) if ca is ct else _draw_rates(rng, ca)
+    t = rogan_gladen(cells[:, 0] + cells[:, 1], st, pt)
+    a = rogan_gladen(cells[:, 0] + cells[:, 2], sa, pa)
+    t_est = float(rogan_gladen((both + t_only) / n, ct.sensitivity, ct.specificity))
+    a_est = float(rogan_gladen((both + a_only) / n, ca.sensitivity, ca.specificity))
+    return (t_est, *_ci(t), a_est, *_ci(a), t_est - a_est, *_ci(t - a))
