@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from tracesafe.judges._eval import evaluate_judge  # noqa: E402
 from tracesafe.judges.offline import Featurizer, minilm_dir  # noqa: E402
-from tracesafe.store import JsonlWriter  # noqa: E402
+from tracesafe.store import write_jsonl  # noqa: E402
 
 WINDOW = 256  # the judge's default window: training sees what inference sees
 
@@ -113,8 +113,7 @@ def group_split(groups: list[str], sources: list[str], frac: float, seed: int) -
 
 def write_gold(path: Path, rows) -> None:
     """Held-out rows as judge-eval harm gold: {prompt, response, unsafe}."""
-    with JsonlWriter(path, mode="w") as w:
-        w.write_batch([{"prompt": r[2], "response": r[3], "unsafe": bool(r[4])} for r in rows])
+    write_jsonl(path, ({"prompt": r[2], "response": r[3], "unsafe": bool(r[4])} for r in rows), lock=False)
 
 
 def save(out: Path, head: dict[str, np.ndarray], meta: dict) -> None:
