@@ -48,7 +48,9 @@ def test_output_that_is_an_input_is_refused_by_every_command(tmp_path):
     t = traces(tmp_path / "t.jsonl")
     before = t.read_bytes()
     for args in (["judge", t, "-j", "refusal", "-o", t], ["export", t, "-o", t], ["split", t, "-o", t],
-                 ["import", "jsonl", t, "-o", t], ["merge", t, "-o", t],
+                 ["import", "jsonl", t, "-o", t], ["merge", t, "-o", t], ["reward", t, "-o", t],
+                 ["generate", "--model", "m", "--backend", "openai", "--api-base", "http://127.0.0.1:9/v1",
+                  "--suite", t, "-o", t],
                  ["judge", t, "-j", "refusal", "-o", tmp_path / "." / "t.jsonl"]):  # fmt: skip
         line = one_error_line(cli(*args))
         assert "the output is the input" in line, (args, line)

@@ -210,6 +210,9 @@ def test_output_that_is_an_input_is_refused(tmp_path):
         merge([tmp_path / "hard.jsonl"], a)
     with pytest.raises(OutputError, match="the output is the input"):
         JsonlWriter(a, inputs=[tmp_path / "." / "a.jsonl"])
+    os.symlink(a, tmp_path / "link.jsonl")
+    with pytest.raises(OutputError, match="the output is the input"):
+        JsonlWriter(tmp_path / "link.jsonl", inputs=[a])
     assert a.read_bytes() == before
 
 

@@ -347,13 +347,13 @@ def run_judges(
     if cache_dir == "auto":
         cache_dir = output.parent / ".judge-cache"
     cache_path = Path(cache_dir) if cache_dir else None
-    judge_objs = build_judges(list(judges), judge_model, backend, **judge_options)
-
     totals: Counter = Counter()
     per_judge: dict[str, dict[str, int]] = {}
     compact = False
-    n_traces = sum(1 for _ in iter_traces(paths, on_bad_line))  # validates every line before any judging
+    # The output is locked and checked against the inputs before a judge model loads.
     with JsonlWriter(output, inputs=paths) as writer:
+        judge_objs = build_judges(list(judges), judge_model, backend, **judge_options)
+        n_traces = sum(1 for _ in iter_traces(paths, on_bad_line))  # validates every line before any judging
         for judge in judge_objs:
             jp = _Pass(judge, output, cache_path, batch_size or getattr(judge, "default_batch_size", 32), retry_errors)
             bar = _progress(progress, f"judge {judge.name}", n_traces * len(segments))
