@@ -268,7 +268,7 @@ def test_output_never_destroys_an_input(tiny, safety_file, tmp_path):
 
     with pytest.raises(OutputError, match="the output is the input"):  # refused before any work
         realign(tiny["aligned"], [tiny["ft1"]], safety_file, tiny["aligned"], RealignConfig(steps=1))
-    with pytest.raises(OutputError, match="the output is the input"):  # a folder holding an input
+    with pytest.raises(OutputError, match="would replace a folder holding the input"):
         realign(tiny["aligned"], [tiny["ft1"]], safety_file, safety_file.parent, RealignConfig(steps=1))
     aligned = shutil.copytree(tiny["aligned"], tmp_path / "m.tmp")  # named like the old fixed temp folder of m
     before = sorted(p.name for p in aligned.iterdir())

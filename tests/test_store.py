@@ -205,6 +205,13 @@ def test_output_that_is_an_input_is_refused(tmp_path):
         merge([b, a], a)
     with pytest.raises(OutputError, match="the output is the input"):
         export_parquet(a, a)
+    (tmp_path / "d").mkdir()
+    with pytest.raises(OutputError, match=f"^{tmp_path}/d: is a folder"):
+        export_parquet(a, tmp_path / "d")
+    with pytest.raises(OutputError, match=f"^{tmp_path}/d: is a folder"):
+        JsonlWriter(tmp_path / "d")
+    with pytest.raises(OutputError, match=f"^{tmp_path}: the output would replace a folder holding the input"):
+        JsonlWriter(tmp_path, inputs=[a])
     os.link(a, tmp_path / "hard.jsonl")  # another name of the same file
     with pytest.raises(OutputError, match="the output is the input"):
         merge([tmp_path / "hard.jsonl"], a)

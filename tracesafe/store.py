@@ -78,9 +78,17 @@ def refuse_input_as_output(output: str | os.PathLike, inputs: Iterable[str | os.
     out_res = out.resolve()
     for inp in inputs:
         inp_res = Path(inp).resolve()
-        same = inp_res == out_res or (out.exists() and Path(inp).exists() and os.path.samefile(out, inp))
-        if same or out_res in inp_res.parents:
+        if inp_res == out_res or (out.exists() and Path(inp).exists() and os.path.samefile(out, inp)):
             raise OutputError(f"{output}: the output is the input {inp}; write to another file")
+        if out_res in inp_res.parents:
+            raise OutputError(f"{output}: the output would replace a folder holding the input {inp}; write elsewhere")
+
+
+def _prepare_output(path: Path, inputs: Iterable[str | os.PathLike], folder: bool = False) -> None:
+    refuse_input_as_output(path, inputs)
+    if path.is_dir() and not folder:
+        raise OutputError(f"{path}: is a folder; the output must be a file")
+    path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def _umask() -> int:
@@ -103,8 +111,7 @@ def atomic_output(
     or the file is a small by-product of an output that is locked). ``folder``: the output is a folder
     (a saved model); an old one is removed just before the new one takes its name."""
     path = Path(path)
-    refuse_input_as_output(path, inputs)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _prepare_output(path, inputs, folder)
     with output_lock(path) if lock else nullcontext():
         name = dict(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         if folder:
@@ -199,8 +206,7 @@ class JsonlWriter:
         inputs: Iterable[str | os.PathLike] = (),
     ):
         self.path = Path(path)
-        refuse_input_as_output(self.path, inputs)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _prepare_output(self.path, inputs)
         self._lock = None if lock is None else _lock(self.path, 0 if lock == "hold" else SHARED_LOCK_WAIT)
         self._per_write = lock == "per_write"
         if self._lock is not None:
