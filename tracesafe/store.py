@@ -39,8 +39,8 @@ class BadLineError(ValueError):
 
 
 class OutputError(ValueError):
-    """An output that cannot be written safely: it is one of the inputs, or another process writes it.
-    The message starts with the output's path."""
+    """An output that cannot be written safely: it is one of the inputs (or a folder holding one), a folder
+    where a file is wanted, or another process writes it. The message starts with the output's path."""
 
 
 def _lock(path: str | os.PathLike, wait: float):
