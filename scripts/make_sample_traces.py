@@ -17,7 +17,7 @@ import random
 from pathlib import Path
 
 from tracesafe.records import Trace, trace_id
-from tracesafe.store import JsonlWriter
+from tracesafe.store import write_jsonl
 from tracesafe.suites import load_suite
 
 SAFE_THINKING = [
@@ -148,9 +148,7 @@ def main() -> None:
                     extra={"synthetic": True},
                 )
                 records.append(t)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    with JsonlWriter(args.output, mode="w") as w:
-        w.write_batch(records)
+    write_jsonl(args.output, records, lock=False)  # a repository file: no lock file beside it
     print(f"wrote {len(records)} synthetic traces -> {args.output}")
 
 

@@ -47,7 +47,7 @@ import judge_data as jd  # noqa: E402
 
 from tracesafe.judges._eval import evaluate_judge  # noqa: E402
 from tracesafe.judges.offline import HEAD_KEYS, Featurizer, minilm_dir, predict, window_features  # noqa: E402
-from tracesafe.store import JsonlWriter  # noqa: E402
+from tracesafe.store import write_jsonl  # noqa: E402
 
 WINDOW, OVERLAP = 256, 32  # the judge's defaults: training sees what inference sees
 HARMBENCH_VAL = REPO / "scripts/data/harmbench_cls_val.jsonl.gz"
@@ -182,14 +182,12 @@ def save(out: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
 def write_gold(path: Path, rows: list[jd.Row], segment: str | None = None) -> None:
     """Rows as judge-eval harm gold: {prompt, response, unsafe[, kind, segment, source]}."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with JsonlWriter(path, mode="w") as w:
-        recs = []
-        for r in rows:
-            rec = {"prompt": r.prompt, "response": r.text, "unsafe": bool(r.label)}
-            if segment:
-                rec.update(kind=r.kind, segment=segment, source=r.source)
-            recs.append(rec)
-        w.write_batch(recs)
+
+    def rec(r: jd.Row) -> dict:
+        d = {"prompt": r.prompt, "response": r.text, "unsafe": bool(r.label)}
+        return {**d, "kind": r.kind, "segment": segment, "source": r.source} if segment else d
+
+    write_jsonl(path, (rec(r) for r in rows), lock=False)
 
 
 def main() -> None:

@@ -259,3 +259,19 @@ def test_mismatched_models_are_refused(tiny):
     other = Qwen2ForCausalLM(Qwen2Config(**{**aligned.config.to_dict(), "intermediate_size": 128}))
     with pytest.raises(ValueError, match="shape"):
         realign_models(aligned, [other], encode(tok, load_safety_data_list(), 64), RealignConfig(steps=1))
+
+
+def test_output_never_destroys_an_input(tiny, safety_file, tmp_path):
+    import shutil
+
+    from tracesafe.store import OutputError
+
+    with pytest.raises(OutputError, match="the output is the input"):  # refused before any work
+        realign(tiny["aligned"], [tiny["ft1"]], safety_file, tiny["aligned"], RealignConfig(steps=1))
+    with pytest.raises(OutputError, match="would replace a folder holding the input"):
+        realign(tiny["aligned"], [tiny["ft1"]], safety_file, safety_file.parent, RealignConfig(steps=1))
+    aligned = shutil.copytree(tiny["aligned"], tmp_path / "m.tmp")  # named like the old fixed temp folder of m
+    before = sorted(p.name for p in aligned.iterdir())
+    realign(aligned, [tiny["ft1"]], safety_file, tmp_path / "m", RealignConfig(steps=1, mask_ratio=0.05))
+    assert sorted(p.name for p in aligned.iterdir()) == before and (tmp_path / "m" / "realign.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "m.lock", "m.tmp"]

@@ -11,7 +11,18 @@ import pyarrow.parquet as pq
 import pytest
 
 from tracesafe.records import Prompt, Trace, Verdict, trace_id
-from tracesafe.store import BadLineError, JsonlWriter, export_parquet, merge, read_ids, read_jsonl, repair_torn_tail
+from tracesafe.store import (
+    BadLineError,
+    JsonlWriter,
+    OutputError,
+    atomic_output,
+    export_parquet,
+    merge,
+    read_ids,
+    read_jsonl,
+    repair_torn_tail,
+    write_jsonl,
+)
 
 
 def test_records_round_trip_and_keep_unknown_fields():
@@ -121,3 +132,117 @@ def test_writer_never_interleaves_partial_batches(tmp_path):
     with JsonlWriter(path) as w:
         w.write_batch([{"id": str(i), "raw": "y" * 100_000} for i in range(100)])  # one 10 MB write
     assert os.path.getsize(path) > 10_000_000 and len(read_ids(path)) == 100
+
+
+def test_valid_last_line_without_newline_is_kept(tmp_path, caplog):
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b'{"id": "a"}\n{"id": "b", "passes_through": [1, 2]}')  # complete record, newline not yet written
+    with JsonlWriter(path) as w:
+        assert w.repaired_bytes == 0
+        w.write({"id": "c"})
+    assert list(read_jsonl(path)) == [{"id": "a"}, {"id": "b", "passes_through": [1, 2]}, {"id": "c"}]
+    assert not caplog.records
+
+
+def test_cut_torn_tail_is_reported(tmp_path, caplog):
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b'{"id": "a"}\n{"id": "b"}\n{"id": "c", "raw": "half')
+    with caplog.at_level("WARNING", logger="tracesafe.store"):
+        assert repair_torn_tail(path) == len(b'{"id": "c", "raw": "half')
+    (rec,) = caplog.records
+    assert f"{path}:3" in rec.getMessage() and "24 bytes" in rec.getMessage() and "half" not in rec.getMessage()
+    assert path.read_bytes() == b'{"id": "a"}\n{"id": "b"}\n'
+
+
+HOLD_WRITER = """
+import sys
+from tracesafe.store import JsonlWriter
+w = JsonlWriter(sys.argv[1])
+w.write({"id": "from-a"})
+print("ready", flush=True)
+sys.stdin.readline()
+w.write({"id": "from-a-2"})
+w.close()
+"""
+
+
+def test_a_second_writer_fails_at_once_and_loses_nothing(tmp_path):
+    path = tmp_path / "out.jsonl"
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_WRITER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        with pytest.raises(OutputError, match=rf"^{path}: another process is writing it"):
+            JsonlWriter(path)
+        src = tmp_path / "src.jsonl"
+        src.write_bytes(b'{"id": "x"}\n')
+        with pytest.raises(OutputError, match=rf"^{path}: another process is writing it"):
+            merge([src], path)
+    finally:
+        proc.communicate("go\n", timeout=30)
+    assert proc.returncode == 0
+    with JsonlWriter(path) as w:  # free again once the first writer is done
+        w.write({"id": "from-b"})
+    assert [r["id"] for r in read_jsonl(path)] == ["from-a", "from-a-2", "from-b"]
+
+
+def test_shared_append_writers_take_turns(tmp_path):
+    path = tmp_path / "cache.jsonl"
+    a, b = JsonlWriter(path, lock="per_write"), JsonlWriter(path, lock="per_write")
+    for i in range(5):
+        a.write({"id": f"a{i}"})
+        b.write({"id": f"b{i}"})
+    a.close()
+    b.close()
+    assert len(list(read_jsonl(path))) == 10
+
+
+def test_output_that_is_an_input_is_refused(tmp_path):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_bytes(b'{"id": "1"}\n{"id": "2"}\n')
+    b.write_bytes(b'{"id": "3"}\n')
+    before = a.read_bytes()
+    with pytest.raises(OutputError, match=r"a\.jsonl: the output is the input .*a\.jsonl"):
+        merge([b, a], a)
+    with pytest.raises(OutputError, match="the output is the input"):
+        export_parquet(a, a)
+    (tmp_path / "d").mkdir()
+    with pytest.raises(OutputError, match=f"^{tmp_path}/d: is a folder"):
+        export_parquet(a, tmp_path / "d")
+    with pytest.raises(OutputError, match=f"^{tmp_path}/d: is a folder"):
+        JsonlWriter(tmp_path / "d")
+    with pytest.raises(OutputError, match=f"^{tmp_path}: the output would replace a folder holding the input"):
+        JsonlWriter(tmp_path, inputs=[a])
+    os.link(a, tmp_path / "hard.jsonl")  # another name of the same file
+    with pytest.raises(OutputError, match="the output is the input"):
+        merge([tmp_path / "hard.jsonl"], a)
+    with pytest.raises(OutputError, match="the output is the input"):
+        JsonlWriter(a, inputs=[tmp_path / "." / "a.jsonl"])
+    os.symlink(a, tmp_path / "link.jsonl")
+    with pytest.raises(OutputError, match="the output is the input"):
+        JsonlWriter(tmp_path / "link.jsonl", inputs=[a])
+    assert a.read_bytes() == before
+
+
+def test_temp_files_never_collide_with_inputs(tmp_path):
+    src = tmp_path / "x.jsonl.tmp"  # named like the old fixed temp file of x.jsonl
+    src.write_bytes(b"".join(orjson.dumps({"id": str(i)}) + b"\n" for i in range(3)))
+    out = tmp_path / "x.jsonl"
+    assert merge([src], out)["written"] == 3
+    assert len(list(read_jsonl(src))) == 3 and len(list(read_jsonl(out))) == 3
+    assert export_parquet(src, tmp_path / "x.parquet") == 3
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["x.jsonl", "x.jsonl.tmp", "x.parquet"]
+
+
+def test_atomic_output_keeps_the_old_file_on_error_and_the_usual_mode(tmp_path):
+    out = tmp_path / "o.jsonl"
+    out.write_bytes(b'{"id": "old"}\n')
+    with pytest.raises(RuntimeError):
+        with atomic_output(out) as tmp:
+            tmp.write_bytes(b'{"id": "new"}\n')
+            raise RuntimeError("crash")
+    assert out.read_bytes() == b'{"id": "old"}\n'
+    assert write_jsonl(tmp_path / "n.jsonl", ({"id": str(i)} for i in range(2500))) == 2500
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "n.jsonl").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["n.jsonl", "o.jsonl"]

@@ -233,10 +233,37 @@ def _as_int(v):
         return None
 
 
-def _slow_rows(path: Path, on_bad_line: str):
+def _slow_rows(path: Path, on_bad_line: str, check=None):
     from .store import read_jsonl
 
-    return list(read_jsonl(path, on_bad_line=on_bad_line))
+    return list(read_jsonl(path, on_bad_line=on_bad_line, check=check))
+
+
+_JSON_TYPE = {str: "a string", bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "an object"}
+
+
+def _typed(fields: dict[str, str], required: tuple[str, ...] = (), kind: str = ""):
+    """A line check for the slow path: ``bool`` and ``float64`` fields hold that type or null (coercing
+    would count a string "false" as true), ``required`` fields are present."""
+
+    def check(rec: dict[str, Any]) -> None:
+        missing = [k for k in required if rec.get(k) is None]
+        if missing:
+            raise ValueError(f"lacks {', '.join(missing)} (is this a {kind} file?)")
+        for k, t in fields.items():
+            v = rec.get(k)
+            if v is None:
+                continue
+            if t == "bool" and not isinstance(v, bool):
+                raise ValueError(f"field {k!r} must be true, false or null, got {_JSON_TYPE[type(v)]}")
+            if t == "float64" and not _is_number(v):
+                raise ValueError(f"field {k!r} must be a number or null, got {_JSON_TYPE[type(v)]}")
+
+    return check
+
+
+_check_trace = _typed({k: t for k, t in _TRACE_FIELDS.items() if t == "bool"})
+_check_verdict = _typed(_VERDICT_FIELDS, ("trace_id", "segment", "judge", "status"), "verdict")
 
 
 def load_traces(paths: list[Path], on_bad_line: str = "error") -> pd.DataFrame:
@@ -260,7 +287,7 @@ def load_traces(paths: list[Path], on_bad_line: str = "error") -> pd.DataFrame:
                 raise ValueError("a line lacks id")
         except (pa.ArrowInvalid, ValueError):
             # pyarrow cannot say which line is bad; the line-by-line reader raises FILE:LINE (or skips).
-            rows = _slow_rows(path, on_bad_line)
+            rows = _slow_rows(path, on_bad_line, _check_trace)
             for i, r in enumerate(rows):
                 if r.get("id") is None and on_bad_line == "error":
                     raise ValueError(f"{path}: record {i + 1} has no id (is this a trace file?)") from None
@@ -333,8 +360,7 @@ def load_verdicts(path: Path, on_bad_line: str = "error") -> pd.DataFrame:
         n_spans = pc.fill_null(pc.list_value_length(spans), 0).to_numpy(zero_copy_only=False)
         df = table.drop_columns(["spans"]).to_pandas()
     except (pa.ArrowInvalid, ValueError):
-        rows = _slow_rows(path, on_bad_line)
-        df, onset, n_spans = _verdict_columns_py(path, rows, on_bad_line)
+        df, onset, n_spans = _verdict_columns_py(_slow_rows(path, on_bad_line, _check_verdict))
     df["onset_char"] = onset
     df["n_spans"] = n_spans
     df["judge_version"] = df["judge_version"].fillna("")
@@ -343,23 +369,15 @@ def load_verdicts(path: Path, on_bad_line: str = "error") -> pd.DataFrame:
     return df
 
 
-def _verdict_columns_py(path: Path, rows: list[dict[str, Any]], on_bad_line: str):
-    keep = []
-    for i, r in enumerate(rows):
-        missing = [k for k in ("trace_id", "segment", "judge", "status") if r.get(k) is None]
-        if missing:
-            if on_bad_line == "error":
-                raise ValueError(f"{path}: record {i + 1} lacks {', '.join(missing)} (is this a verdict file?)")
-            continue
-        keep.append(r)
+def _verdict_columns_py(rows: list[dict[str, Any]]):
+    """Columns of verdict rows that passed ``_check_verdict``."""
     cols: dict[str, list] = {k: [] for k in _VERDICT_FIELDS}
     onset, n_spans = [], []
-    for r in keep:
+    for r in rows:
         for k, t in _VERDICT_FIELDS.items():
             v = r.get(k)
-            if v is not None:
-                v = bool(v) if t == "bool" else float(v) if t == "float64" and _is_number(v) else (
-                    None if t == "float64" else str(v))
+            if v is not None and t != "bool":
+                v = float(v) if t == "float64" else str(v)
             cols[k].append(v)
         spans = r.get("spans") or []
         starts = [float(s[0]) for s in spans

@@ -83,7 +83,7 @@ def split_cmd(
 ):
     """Separate thinking from the final answer: adds thinking, answer, split_status, split_rule."""
     from .split import split_file
-    from .store import BadLineError
+    from .store import BadLineError, OutputError
 
     if not input.exists():
         fail(f"{input}: no such file")
@@ -94,7 +94,7 @@ def split_cmd(
                 counts = split_file(input, output, on_bad_line=on_bad_line.value, progress=advance)
         else:
             counts = split_file(input, output, on_bad_line=on_bad_line.value)
-    except BadLineError as e:
+    except (BadLineError, OutputError) as e:
         fail(str(e))
     total = sum(v for k, v in counts.items() if k != "skipped")
     parts = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
@@ -150,11 +150,11 @@ def export_cmd(
     on_bad_line: BadLineOpt = OnBadLine.error,
 ):
     """Export a record file (prompts, traces, verdicts) to Parquet."""
-    from .store import BadLineError, export_parquet
+    from .store import BadLineError, OutputError, export_parquet
 
     try:
         n = export_parquet(input, output, on_bad_line=on_bad_line.value)
-    except BadLineError as e:
+    except (BadLineError, OutputError) as e:
         fail(str(e))
     typer.echo(f"exported {n} rows -> {output}", err=True)
 
@@ -289,7 +289,7 @@ def suites_show(
     """Summarise a suite: counts by label, harm area and category."""
     from collections import Counter
 
-    from .store import JsonlWriter
+    from .store import OutputError, write_jsonl
     from .suites import load_suite, suite_hash
 
     try:
@@ -304,8 +304,10 @@ def suites_show(
         for p in prompts:
             typer.echo(f"{p.id}\t{p.text}")
     if output:
-        with JsonlWriter(output, mode="w") as w:
-            w.write_batch(prompts)
+        try:
+            write_jsonl(output, prompts, inputs=[name] if Path(name).exists() else [])
+        except OutputError as e:
+            fail(str(e))
         typer.echo(f"wrote {len(prompts)} prompts -> {output}", err=True)
 
 
@@ -497,9 +499,11 @@ def generate_cmd(
     import json
 
     from .generate import GenerateConfig, generate
+    from .store import refuse_input_as_output
     from .suites import load_suite
 
     try:
+        refuse_input_as_output(output, [s for s in suite if Path(s).exists()])
         kwargs = json.loads(chat_template_kwargs) if chat_template_kwargs else {}
         cfg = GenerateConfig(
             model=model, backend=backend.value, samples=samples, max_tokens=max_tokens, temperature=temperature,

@@ -22,7 +22,7 @@ import orjson
 
 from .records import Trace, stable_id, trace_id
 from .split import split_record
-from .store import JsonlWriter, read_csv_numbered, read_jsonl_numbered
+from .store import read_csv_numbered, read_jsonl_numbered, write_jsonl
 
 RESPONSE_FIELDS = ("response", "output", "completion", "raw")
 REASONING_FIELDS = ("reasoning_content", "reasoning")
@@ -188,23 +188,6 @@ def import_file(
         records = _import_safechain(src, **kw)
     else:
         raise ValueError(f"unknown import format {fmt!r} (jsonl, csv, openai, safechain)")
-    tmp = Path(f"{dst}.tmp")
-    n = 0
-    try:
-        with JsonlWriter(tmp, mode="w") as w:
-            batch: list[dict[str, Any]] = []
-            for rec in records:
-                batch.append(rec)
-                if len(batch) >= 1000:
-                    w.write_batch(batch)
-                    n += len(batch)
-                    batch = []
-            w.write_batch(batch)
-            n += len(batch)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, dst)
-    return n
+    return write_jsonl(dst, records, inputs=[src])
 
 

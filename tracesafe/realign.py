@@ -38,12 +38,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from .store import atomic_output, refuse_input_as_output
 
 PROMPT_FIELDS = ("prompt", "text", "instruction", "question")
 RESPONSE_FIELDS = ("response", "chosen", "safe_response", "output", "answer")
@@ -392,6 +393,7 @@ def realign(
     import torch
     from transformers import AutoConfig, AutoTokenizer
 
+    refuse_input_as_output(output, [aligned, *finetuned, safety_data])  # before hours of work, not after
     t0 = time.time()
     torch.manual_seed(cfg.seed)
     examples = load_safety_data(safety_data)[: cfg.max_examples]
@@ -408,34 +410,28 @@ def realign(
     with torch.no_grad():
         for n, p in model.named_parameters():
             p.copy_(result.params[n])
-    out = Path(output)
-    tmp = out.with_name(out.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    model.to(orig_dtype).save_pretrained(tmp, safe_serialization=True)
-    tok.save_pretrained(tmp)
-    if save_mask:
-        from safetensors.torch import save_file
+    with atomic_output(output, folder=True) as tmp:
+        model.to(orig_dtype).save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        if save_mask:
+            from safetensors.torch import save_file
 
-        save_file({n: m.to(torch.uint8).contiguous() for n, m in result.masks.items()}, str(tmp / "mask.safetensors"))
-    manifest = {
-        "method": "SOMF (Yi et al. 2024, arXiv:2405.09055)",
-        "aligned": str(aligned),
-        "finetuned": [str(p) for p in finetuned],
-        "safety_data": str(safety_data),
-        "n_examples": len(items),
-        "loss": "dpo" if "rej_ids" in items[0] else "nll",
-        "config": asdict(cfg),
-        "subspace_entries": result.subspace_entries,
-        "masked_entries": result.masked_entries,
-        "subspace_fraction": result.subspace_entries / max(result.masked_entries, 1),
-        "safety_loss": result.losses,
-        "train_loss_first_last": [result.train_losses[0], result.train_losses[-1]] if result.train_losses else None,
-        "seconds": round(time.time() - t0, 1),
-        "versions": {"torch": torch.__version__, "transformers": __import__("transformers").__version__},
-    }
-    (tmp / "realign.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+            save_file({n: m.to(torch.uint8).contiguous() for n, m in result.masks.items()}, str(tmp / "mask.safetensors"))
+        manifest = {
+            "method": "SOMF (Yi et al. 2024, arXiv:2405.09055)",
+            "aligned": str(aligned),
+            "finetuned": [str(p) for p in finetuned],
+            "safety_data": str(safety_data),
+            "n_examples": len(items),
+            "loss": "dpo" if "rej_ids" in items[0] else "nll",
+            "config": asdict(cfg),
+            "subspace_entries": result.subspace_entries,
+            "masked_entries": result.masked_entries,
+            "subspace_fraction": result.subspace_entries / max(result.masked_entries, 1),
+            "safety_loss": result.losses,
+            "train_loss_first_last": [result.train_losses[0], result.train_losses[-1]] if result.train_losses else None,
+            "seconds": round(time.time() - t0, 1),
+            "versions": {"torch": torch.__version__, "transformers": __import__("transformers").__version__},
+        }
+        (tmp / "realign.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest

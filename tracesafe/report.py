@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import analysis as A
+from .store import atomic_output
 
 SCREENING_NOTE = (
     "Verdicts from the `offline` judge are **screening-grade**: a fast local classifier meant to triage, not "
@@ -328,9 +329,8 @@ def build_report(traces: list[Path], verdicts: Path, out_dir: Path, title: str |
 def _write_doc(doc: Doc, out_dir: Path) -> Path:
     (out_dir / "report.md").write_text(doc.to_md(out_dir), encoding="utf-8")
     html_path = out_dir / "report.html"
-    tmp = html_path.with_suffix(".html.tmp")
-    tmp.write_text(doc.to_html(), encoding="utf-8")
-    tmp.replace(html_path)
+    with atomic_output(html_path, lock=False) as tmp:
+        tmp.write_text(doc.to_html(), encoding="utf-8")
     return html_path
 
 

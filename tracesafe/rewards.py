@@ -428,8 +428,9 @@ def reward_file(
     with ``status: error``; it is never scored as either class. Rollouts of one prompt (same
     ``prompt_id`` and ``model``) form the R_h normalisation group.
     """
-    from .store import JsonlWriter, read_jsonl
+    from .store import read_jsonl, refuse_input_as_output, write_jsonl
 
+    refuse_input_as_output(output, [traces])  # before the scoring, not after it
     detect = refusal_detector or default_refusal_detector()
     detector_name = getattr(detect, "detector_name", getattr(detect, "__name__", type(detect).__name__))
     base = {"schema": REWARD_SCHEMA, "refusal_detector": detector_name, "params": asdict(params)}
@@ -470,10 +471,7 @@ def reward_file(
     )
     for (i, _, _), p in zip(todo, parts):
         records[i].update(asdict(p))
-    tmp = Path(f"{output}.tmp")
-    with JsonlWriter(tmp, mode="w") as w:
-        w.write_batch(records)
-    os.replace(tmp, output)
+    write_jsonl(output, records, inputs=[traces])
     counts = Counter(r["status"] for r in records)
     return counts
 

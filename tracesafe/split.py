@@ -285,9 +285,15 @@ def split_file(
     """Split every line of ``src`` into ``dst`` (written atomically, input order kept). Large files
     are split in ``chunk_bytes`` pieces by ``workers`` processes (default: the CPUs available);
     memory is constant in the file size. Returns counts per split_status plus ``skipped`` bad lines."""
+    from .store import atomic_output
+
+    with atomic_output(dst, [src]) as tmp:
+        return _split_into(str(src), str(tmp), on_bad_line, progress, workers, chunk_bytes)
+
+
+def _split_into(src: str, tmp: str, on_bad_line: str, progress, workers: int | None, chunk_bytes: int) -> dict[str, int]:
     from .store import BadLineError
 
-    src, tmp = str(src), f"{dst}.tmp"
     size = os.path.getsize(src)
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -317,15 +323,12 @@ def split_file(
                 os.unlink(part)
                 if progress is not None:
                     progress(b - a)
-        os.replace(tmp, dst)
     finally:
         if pool is not None:
             pool.terminate()
         for _, part, *_ in jobs:
             if os.path.exists(part):
                 os.unlink(part)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return total
 
 

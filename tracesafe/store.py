@@ -1,22 +1,33 @@
 """Append-only JSONL record files: torn-line-proof writes, located read errors, resume, merge, Parquet.
 
 A writer only ever appends whole lines with one ``write`` per batch. A process killed mid-write
-can leave at most one torn last line; opening the file for append again cuts it off, so every
-complete line stays valid and the run continues where it stopped.
+can leave at most one torn last line; opening the file for append again cuts it off (a last line
+that parses is kept: only its newline was missing), so every complete line stays valid and the
+run continues where it stopped.
+
+Outputs are guarded: a writer holds ``OUTPUT.lock`` (so a second writer fails at once instead of
+cutting the first one's records or repeating its work), never writes a file it reads, and whole-file
+outputs go through a fresh temporary file in the same folder that replaces the output at the end.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Literal
 
 import orjson
 
 OnBadLine = Literal["error", "skip"]
+log = logging.getLogger(__name__)
+SHARED_LOCK_WAIT = 600.0  # seconds a shared-file writer waits for its turn (others hold it one write at a time)
 
 
 class BadLineError(ValueError):
@@ -27,8 +38,110 @@ class BadLineError(ValueError):
         super().__init__(f"{path}:{lineno}: {reason}")
 
 
+class OutputError(ValueError):
+    """An output that cannot be written safely: it is one of the inputs (or a folder holding one), a folder
+    where a file is wanted, or another process writes it. The message starts with the output's path."""
+
+
+def _lock(path: str | os.PathLike, wait: float):
+    from filelock import FileLock
+
+    # Beside the output, not on it: whole-file outputs are replaced (a new inode), the lock file stays.
+    # thread_local=False: generation threads write through one writer.
+    return FileLock(f"{path}.lock", timeout=wait, thread_local=False)
+
+
+def _acquire(lock, path: str | os.PathLike) -> None:
+    from filelock import Timeout
+
+    try:
+        lock.acquire()
+    except Timeout:
+        raise OutputError(f"{path}: another process is writing it (it holds {path}.lock); wait for it to finish") from None
+
+
+@contextmanager
+def output_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold ``PATH.lock`` for the block; OutputError at once if another writer holds it."""
+    lock = _lock(path, 0)
+    _acquire(lock, path)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def refuse_input_as_output(output: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> None:
+    """OutputError when ``output`` is one of ``inputs`` (the same file under any name: hard link, symlink,
+    ``./``) or a folder holding one: writing it would destroy the input while it is read."""
+    out = Path(output)
+    out_res = out.resolve()
+    for inp in inputs:
+        inp_res = Path(inp).resolve()
+        if inp_res == out_res or (out.exists() and Path(inp).exists() and os.path.samefile(out, inp)):
+            raise OutputError(f"{output}: the output is the input {inp}; write to another file")
+        if out_res in inp_res.parents:
+            raise OutputError(f"{output}: the output would replace a folder holding the input {inp}; write elsewhere")
+
+
+def _prepare_output(path: Path, inputs: Iterable[str | os.PathLike], folder: bool = False) -> None:
+    refuse_input_as_output(path, inputs)
+    if path.is_dir() and not folder:
+        raise OutputError(f"{path}: is a folder; the output must be a file")
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()  # read once at import: os.umask can only be read by setting it
+
+
+@contextmanager
+def atomic_output(
+    path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), *, lock: bool = True, folder: bool = False
+) -> Iterator[Path]:
+    """Write a whole file at once: yields a new empty temporary file in ``path``'s folder, which replaces
+    ``path`` when the block ends without an error and is deleted otherwise, so a crash leaves the old file
+    (or none). The temporary name is unique (``mkstemp``), so it cannot be an input. Refuses an output that
+    is one of ``inputs``; holds the output's lock unless ``lock`` is False (the caller holds it already,
+    or the file is a small by-product of an output that is locked). ``folder``: the output is a folder
+    (a saved model); an old one is removed just before the new one takes its name."""
+    path = Path(path)
+    _prepare_output(path, inputs, folder)
+    with output_lock(path) if lock else nullcontext():
+        name = dict(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        if folder:
+            tmp = tempfile.mkdtemp(**name)
+        else:
+            fd, tmp = tempfile.mkstemp(**name)
+            os.close(fd)
+        try:
+            yield Path(tmp)
+            # mkstemp/mkdtemp make it private (0600/0700); the output gets the mode a new one would.
+            if path.exists():
+                mode = path.stat().st_mode & 0o7777
+            else:
+                mode = (0o777 if folder else 0o666) & ~_UMASK
+            os.chmod(tmp, mode)
+            if folder and path.is_dir():
+                shutil.rmtree(path)  # os.replace cannot replace a folder that is not empty
+            os.replace(tmp, path)
+        except BaseException:
+            if folder:
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                Path(tmp).unlink(missing_ok=True)
+            raise
+
+
 def repair_torn_tail(path: str | os.PathLike) -> int:
-    """Cut a last line that has no newline (an interrupted write). Returns the bytes removed."""
+    """Cut a last line that has no newline and does not parse (an interrupted write); a last line that
+    parses only gets its newline. Logs a warning with the line number and size of what was cut (never its
+    text). Returns the bytes removed."""
     p = Path(path)
     if not p.exists():
         return 0
@@ -51,21 +164,62 @@ def repair_torn_tail(path: str | os.PathLike) -> int:
                 keep = start + i + 1
                 break
             pos = start
+        f.seek(keep)
+        tail = f.read()
+        try:
+            orjson.loads(tail)
+        except orjson.JSONDecodeError:
+            pass
+        else:  # a whole record whose newline was not written yet
+            f.write(b"\n")
+            return 0
         f.truncate(keep)
-        return size - keep
+    if tail.strip():
+        lineno = _count_lines(p) + 1
+        log.warning("%s:%d: cut a torn last line (%d bytes) left by an interrupted write", p, lineno, size - keep)
+    return size - keep
+
+
+def _count_lines(path: Path) -> int:
+    n = 0
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            n += block.count(b"\n")
+    return n
 
 
 class JsonlWriter:
-    """Appends records to a JSONL file, one ``write`` + flush per batch; repairs a torn tail on open."""
+    """Appends records to a JSONL file, one ``write`` + flush per batch; repairs a torn tail on open.
 
-    def __init__(self, path: str | os.PathLike, *, fsync: bool = False, mode: Literal["a", "w"] = "a"):
+    ``lock``: "hold" (default) holds ``PATH.lock`` until close, and a second writer fails at once with
+    OutputError; "per_write" takes it around the repair and each batch, waiting its turn, for a file
+    that several runs share (the judge cache); None for a private file (a temporary one).
+    ``inputs``: files being read while this one is written; an output that is one of them is refused."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        fsync: bool = False,
+        mode: Literal["a", "w"] = "a",
+        lock: Literal["hold", "per_write"] | None = "hold",
+        inputs: Iterable[str | os.PathLike] = (),
+    ):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if mode == "a":
-            self.repaired_bytes = repair_torn_tail(self.path)
-        else:
-            self.repaired_bytes = 0
-        self._f = open(self.path, "ab" if mode == "a" else "wb", buffering=0)
+        _prepare_output(self.path, inputs)
+        self._lock = None if lock is None else _lock(self.path, 0 if lock == "hold" else SHARED_LOCK_WAIT)
+        self._per_write = lock == "per_write"
+        if self._lock is not None:
+            _acquire(self._lock, self.path)
+        try:
+            self.repaired_bytes = repair_torn_tail(self.path) if mode == "a" else 0
+            self._f = open(self.path, "ab" if mode == "a" else "wb", buffering=0)
+        except BaseException:
+            if self._lock is not None:
+                self._lock.release()
+            raise
+        if self._per_write:
+            self._lock.release()
         self._fsync = fsync
         self.written = 0
 
@@ -77,22 +231,48 @@ class JsonlWriter:
         if not lines:
             return
         data = b"".join(lines)
-        view = memoryview(data)
-        while view:  # os-level write may be partial for huge batches
-            n = self._f.write(view)
-            view = view[n:]
-        if self._fsync:
-            os.fsync(self._f.fileno())
+        with self._lock if self._per_write else nullcontext():
+            view = memoryview(data)
+            while view:  # os-level write may be partial for huge batches
+                n = self._f.write(view)
+                view = view[n:]
+            if self._fsync:
+                os.fsync(self._f.fileno())
         self.written += len(lines)
 
     def close(self) -> None:
+        if self._f.closed:
+            return
         self._f.close()
+        if self._lock is not None and not self._per_write:
+            self._lock.release()
 
     def __enter__(self) -> "JsonlWriter":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def write_jsonl(
+    path: str | os.PathLike,
+    records: Iterable[dict[str, Any] | Any],
+    *,
+    inputs: Iterable[str | os.PathLike] = (),
+    lock: bool = True,
+    batch: int = 1000,
+) -> int:
+    """Write a whole record file atomically (``atomic_output``), streaming ``records`` in batches.
+    Returns the number written."""
+    with atomic_output(path, inputs, lock=lock) as tmp, JsonlWriter(tmp, mode="w", lock=None) as w:
+        chunk: list = []
+        for rec in records:
+            chunk.append(rec)
+            if len(chunk) >= batch:
+                w.write_batch(chunk)
+                chunk = []
+        w.write_batch(chunk)
+    return w.written
 
 
 def dumps_line(record: dict[str, Any] | Any) -> bytes:
@@ -195,11 +375,12 @@ def merge(
     ``agree_on`` fields (those they have), else ValueError names both files: shards of one run that differ
     in model, weights (``model_hash``, from generate) or sampling params would silently corrupt every rate
     computed from the merge."""
+    inputs = list(inputs)
     seen: set[str] = set()
     reference: dict[str, tuple[Any, str]] = {}
     counts = {"read": 0, "written": 0, "duplicates": 0}
-    tmp = Path(str(output) + ".tmp")
-    with JsonlWriter(tmp, mode="w") as w:
+
+    def unique():
         for path in inputs:
             for rec in read_jsonl(path):
                 counts["read"] += 1
@@ -220,9 +401,9 @@ def merge(
                     counts["duplicates"] += 1
                     continue
                 seen.add(rid)
-                w.write(rec)
-                counts["written"] += 1
-    os.replace(tmp, output)
+                yield rec
+
+    counts["written"] = write_jsonl(output, unique(), inputs=inputs)
     return counts
 
 
@@ -263,23 +444,24 @@ def export_parquet(
         table = pa.table(_columnar(batch))
         if writer is None:
             schema = table.schema
-            writer = pq.ParquetWriter(str(output), schema)
+            writer = pq.ParquetWriter(str(tmp), schema)
         else:
             table = _conform(table, schema)
         writer.write_table(table)
 
-    try:
-        for rec in read_jsonl(path, on_bad_line=on_bad_line):
-            batch.append(rec)
-            n += 1
-            if len(batch) >= batch_rows:
+    with atomic_output(output, [path]) as tmp:
+        try:
+            for rec in read_jsonl(path, on_bad_line=on_bad_line):
+                batch.append(rec)
+                n += 1
+                if len(batch) >= batch_rows:
+                    flush()
+                    batch = []
+            if batch or writer is None:
                 flush()
-                batch = []
-        if batch or writer is None:
-            flush()
-    finally:
-        if writer is not None:
-            writer.close()
+        finally:
+            if writer is not None:
+                writer.close()
     return n
 
 

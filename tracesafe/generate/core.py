@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from ..records import Prompt, Trace, stable_id, trace_id
 from ..split import split_text
-from ..store import JsonlWriter, read_ids
+from ..store import JsonlWriter, atomic_output, read_ids
 
 THINKING_MODES = ("normal", "zerothink", "lessthink", "morethink")
 # SafeChain's prefills (uw-nsl/safechain resp_gen.py input_proc), verbatim, including its wording.
@@ -407,7 +407,5 @@ def _write_manifest(output: Path, cfg: GenerateConfig, identity: dict[str, Any],
     }
     if cfg.api_key_env:
         data["config"]["api_key_env"] = cfg.api_key_env  # the variable's name only, never its value
-    path = manifest_path(output)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
+    with atomic_output(manifest_path(output), lock=False) as tmp:  # the traces' writer holds their lock
+        tmp.write_text(json.dumps(data, indent=2, default=str))

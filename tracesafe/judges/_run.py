@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import os
+import logging
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -25,9 +25,10 @@ from typing import Any
 import orjson
 
 from ..records import Verdict, stable_id
-from ..store import JsonlWriter, read_jsonl
+from ..store import JsonlWriter, atomic_output, read_jsonl
 from ._base import JudgeItem, JudgeResult, get_judge
 
+log = logging.getLogger(__name__)
 SEGMENTS = ("thinking", "answer", "full")
 FULL_SEP = "\n\n"  # "full" = thinking + FULL_SEP + answer (either alone when the other is empty)
 
@@ -189,7 +190,7 @@ class _Pass:
                 for c in read_jsonl(path, on_bad_line="skip", warn=False):
                     if "key" in c:
                         self.cache[c["key"]] = c
-            self.cache_writer = JsonlWriter(path)
+            self.cache_writer = JsonlWriter(path, lock="per_write")  # shared by runs judging other files
         self.superseded = False
 
     def reusable(self, status: str | None) -> bool:
@@ -279,16 +280,35 @@ def _cache_record(key: str, v: Verdict) -> dict[str, Any]:
 
 
 def _compact(output: Path) -> None:
-    """Keep the last line of each verdict id (a re-judged verdict supersedes the old one)."""
-    last: dict[str, int] = {}
-    recs = list(read_jsonl(output, on_bad_line="skip", warn=False))
-    for i, r in enumerate(recs):
-        last[r.get("id", f"#{i}")] = i
-    keep = sorted(last.values())
-    tmp = output.with_name(output.name + ".tmp")
-    with JsonlWriter(tmp, mode="w") as w:
-        w.write_batch(recs[i] for i in keep)
-    os.replace(tmp, output)
+    """Keep the last line of each verdict id (a re-judged verdict supersedes the old one). A line that does
+    not parse is kept as it is, with a warning: it is the user's data, and readers still report it as
+    FILE:LINE. Lines are copied byte for byte; the caller holds the output's lock."""
+    last: dict[Any, int] = {}
+    bad: list[int] = []
+    for lineno, line in _lines(output):
+        try:
+            rec = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            bad.append(lineno)
+            continue
+        last[rec.get("id", lineno) if isinstance(rec, dict) else lineno] = lineno
+    keep = set(last.values()) | set(bad)
+    with atomic_output(output, lock=False) as tmp, open(tmp, "wb") as f:
+        for lineno, line in _lines(output):
+            if lineno in keep:
+                f.write(line if line.endswith(b"\n") else line + b"\n")
+    if bad:
+        where = ", ".join(f"{output}:{n}" for n in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        log.warning("%s: kept %d line(s) that do not parse while compacting (%s); fix or delete them", output,
+                    len(bad), where)
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, line) of the non-blank lines."""
+    with open(path, "rb") as f:
+        for lineno, line in enumerate(f, 1):
+            if line.strip():
+                yield lineno, line
 
 
 def run_judges(
@@ -327,13 +347,13 @@ def run_judges(
     if cache_dir == "auto":
         cache_dir = output.parent / ".judge-cache"
     cache_path = Path(cache_dir) if cache_dir else None
-    judge_objs = build_judges(list(judges), judge_model, backend, **judge_options)
-
     totals: Counter = Counter()
     per_judge: dict[str, dict[str, int]] = {}
     compact = False
-    n_traces = sum(1 for _ in iter_traces(paths, on_bad_line))  # validates every line before any judging
-    with JsonlWriter(output) as writer:
+    # The output is locked and checked against the inputs before a judge model loads.
+    with JsonlWriter(output, inputs=paths) as writer:
+        judge_objs = build_judges(list(judges), judge_model, backend, **judge_options)
+        n_traces = sum(1 for _ in iter_traces(paths, on_bad_line))  # validates every line before any judging
         for judge in judge_objs:
             jp = _Pass(judge, output, cache_path, batch_size or getattr(judge, "default_batch_size", 32), retry_errors)
             bar = _progress(progress, f"judge {judge.name}", n_traces * len(segments))
@@ -385,8 +405,8 @@ def run_judges(
             compact |= jp.superseded
             per_judge[judge.name] = dict(jp.counts)
             totals.update(jp.counts)
-    if compact:
-        _compact(output)
+        if compact:
+            _compact(output)  # under the writer's lock: no other process appends meanwhile
     _release_models()
     stats: dict[str, Any] = {"traces": n_traces}
     for k in ("verdicts", "ok", "error", "unsafe", "safe", "refused", "empty", "judge_calls", "judged", "cached",

@@ -1,0 +1,145 @@
+"""Outputs never destroy inputs or each other: output = input is refused, temp names cannot collide, a second
+writer fails at once, verdict fields are typed, compaction keeps lines it cannot read. Through the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+from typer.testing import CliRunner
+
+from tracesafe.cli import app
+from tracesafe.store import JsonlWriter, read_jsonl
+
+HOLD = """
+import sys
+from tracesafe.store import JsonlWriter
+w = JsonlWriter(sys.argv[1])
+print("ready", flush=True)
+sys.stdin.readline()
+"""
+
+
+def cli(*args: str):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def write(path: Path, records: list[dict]) -> Path:
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    return path
+
+
+def traces(path: Path, n: int = 4) -> Path:
+    return write(path, [{"id": f"t{i}", "prompt_id": f"p{i}", "model": "m", "prompt": "q",
+                         "raw": f"<think>thought {i}</think>I can't help with that."} for i in range(n)])  # fmt: skip
+
+
+def one_error_line(res) -> str:
+    assert res.exit_code == 2, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in res.output, res.output
+    return lines[0]
+
+
+def test_output_that_is_an_input_is_refused_by_every_command(tmp_path):
+    t = traces(tmp_path / "t.jsonl")
+    before = t.read_bytes()
+    for args in (["judge", t, "-j", "refusal", "-o", t], ["export", t, "-o", t], ["split", t, "-o", t],
+                 ["import", "jsonl", t, "-o", t], ["merge", t, "-o", t], ["reward", t, "-o", t],
+                 ["generate", "--model", "m", "--backend", "openai", "--api-base", "http://127.0.0.1:9/v1",
+                  "--suite", t, "-o", t],
+                 ["judge", t, "-j", "refusal", "-o", tmp_path / "." / "t.jsonl"]):  # fmt: skip
+        line = one_error_line(cli(*args))
+        assert "the output is the input" in line, (args, line)
+        assert t.read_bytes() == before, args
+
+
+def test_inputs_named_like_a_temp_file_survive(tmp_path):
+    src = traces(tmp_path / "x.jsonl.tmp")
+    before = src.read_bytes()
+    for args in (["split", src, "-o", tmp_path / "x.jsonl"], ["import", "jsonl", src, "-o", tmp_path / "x.jsonl"],
+                 ["merge", src, traces(tmp_path / "y.jsonl", 6), "-o", tmp_path / "x.jsonl"]):  # fmt: skip
+        res = cli(*args)
+        assert res.exit_code == 0, res.output
+        assert src.read_bytes() == before, args
+        assert len(list(read_jsonl(tmp_path / "x.jsonl"))) in (4, 6), args
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp file left behind
+
+
+def test_a_second_writer_fails_at_once_naming_the_file(tmp_path):
+    t = traces(tmp_path / "t.jsonl")
+    out = tmp_path / "v.jsonl"
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        for args in (["judge", t, "-j", "refusal", "-o", out], ["split", t, "-o", out], ["merge", t, "-o", out],
+                     ["import", "jsonl", t, "-o", out],
+                     # nothing listens on port 9: a request would fail, but none is sent
+                     ["generate", "--model", "m", "--backend", "openai", "--api-base", "http://127.0.0.1:9/v1",
+                      "--suite", "xstest", "-o", out]):  # fmt: skip
+            line = one_error_line(cli(*args))
+            assert f"{out}: another process is writing it" in line, (args, line)
+        assert out.read_bytes() == b""
+    finally:
+        proc.communicate("\n", timeout=30)
+    res = cli("judge", t, "-j", "refusal", "-o", out)
+    assert res.exit_code == 0, res.output
+    assert len(list(read_jsonl(out))) == 8
+
+
+def _verdicts(path: Path, n: int, **fields) -> Path:
+    rows = []
+    for i in range(n):
+        for seg in ("thinking", "answer"):
+            rows.append({"schema": "tracesafe.verdict/1", "trace_id": f"t{i}", "segment": seg, "judge": "j",
+                         "judge_version": "1", "status": "ok", "unsafe": False, "score": 0.1, "refused": False})  # fmt: skip
+    rows[3].update(fields)
+    return write(path, rows)
+
+
+def test_verdict_fields_are_typed(tmp_path):
+    t = traces(tmp_path / "t.jsonl", 5)
+    for fields in ({"unsafe": "false"}, {"refused": "false"}, {"unsafe": 1}, {"score": "0.9"}):
+        v = _verdicts(tmp_path / "v.jsonl", 5, **fields)
+        res = cli("report", "--traces", t, "--verdicts", v, "-o", tmp_path / "rep")
+        field = next(iter(fields))
+        assert f"{v}:4: field '{field}' must be" in one_error_line(res), fields
+        res = cli("report", "--traces", t, "--verdicts", v, "-o", tmp_path / "rep", "--on-bad-line", "skip")
+        assert res.exit_code == 0, res.output
+        assert f"skipped {v}:4" in res.output
+    v = _verdicts(tmp_path / "v.jsonl", 5, unsafe="false")
+    line = one_error_line(cli("report", "--traces", t, "--verdicts", v, "-o", tmp_path / "rep"))
+    assert line.endswith("field 'unsafe' must be true, false or null, got a string")
+
+
+def test_synthetic_flag_is_typed(tmp_path):
+    t = traces(tmp_path / "t.jsonl", 3)
+    rows = list(read_jsonl(t))
+    rows[1]["synthetic"] = "false"
+    write(t, rows)
+    v = _verdicts(tmp_path / "v.jsonl", 3)
+    line = one_error_line(cli("report", "--traces", t, "--verdicts", v, "-o", tmp_path / "rep"))
+    assert line.endswith(f"{t}:2: field 'synthetic' must be true, false or null, got a string")
+
+
+def test_compaction_keeps_lines_it_cannot_read(tmp_path, caplog):
+    t = traces(tmp_path / "t.jsonl", 3)
+    out = tmp_path / "v.jsonl"
+    assert cli("judge", t, "-j", "refusal", "-o", out).exit_code == 0
+    lines = out.read_bytes().splitlines(keepends=True)
+    lines.insert(2, b'{"trace_id": "t9", "segm\n')  # a damaged line in the middle
+    out.write_bytes(b"".join(lines))
+    rows = list(read_jsonl(t))
+    rows[0]["raw"] = "<think>changed</think>Sure, here it is."  # new text: its verdicts are superseded
+    write(t, rows)
+    with caplog.at_level("WARNING"):
+        res = cli("judge", t, "-j", "refusal", "-o", out)
+    assert res.exit_code == 0, res.output
+    after = out.read_bytes().splitlines(keepends=True)
+    assert after.count(b'{"trace_id": "t9", "segm\n') == 1 and len(after) == 7  # 6 verdicts (one per id) + that line
+    assert any(f"kept 1 line(s) that do not parse while compacting ({out}:3)" in r.getMessage() for r in caplog.records)
+    good = list(read_jsonl(out, on_bad_line="skip", warn=False))
+    assert len({v["id"] for v in good}) == len(good) == 6
