@@ -113,6 +113,21 @@ def test_inspect_logs_read_without_inspect_installed(inspect_logs, tmp_path, mon
         assert sorted(r["id"] for r in plain) == sorted(r["id"] for r in with_inspect)
 
 
+def test_inspect_deflate_eval_log_without_inspect(inspect_logs, tmp_path, monkeypatch):
+    """Older inspect versions wrote .eval logs with deflate, which the plain reader handles."""
+    eval_path = inspect_logs[0]
+    want = run("inspect", eval_path, tmp_path / "a.jsonl")
+    zstd = pytest.importorskip("zipfile_zstd")  # comes with inspect_ai: lets zipfile read the zstd entries
+    deflated = tmp_path / "old.eval"
+    with zstd.ZipFile(eval_path) as src, zstd.ZipFile(deflated, "w", compression=zstd.ZIP_DEFLATED) as dst:
+        for name in src.namelist():
+            dst.writestr(name, src.read(name))
+    monkeypatch.setitem(sys.modules, "inspect_ai", None)
+    monkeypatch.setitem(sys.modules, "inspect_ai.log", None)
+    got = run("inspect", deflated, tmp_path / "b.jsonl")
+    assert sorted(got, key=lambda r: r["id"]) == sorted(want, key=lambda r: r["id"])
+
+
 def test_inspect_cli_and_bad_file(inspect_logs, tmp_path):
     r = cli("inspect", inspect_logs[0], "-o", tmp_path / "t.jsonl", "--label-field", "nope")
     assert r.returncode == 2 and "no record has field 'nope' (--label-field)" in r.stderr and "Traceback" not in r.stderr
@@ -279,6 +294,8 @@ def test_every_importer_takes_category_harm_area_and_label_fields(tmp_path):
     # inspect, lm-eval, promptfoo and garak are covered above (metadata, doc.category, vars, probe).
     with pytest.raises(ValueError, match=r"no record has field 'categroy' \(--category-field\)"):
         import_file("promptfoo", PROMPTFOO, tmp_path / "o.jsonl", category_field="categroy")
+    with pytest.raises(ValueError, match=r"no record has field 'doc.idd' \(--id-field\)"):
+        import_file("lm-eval", LM_EVAL, tmp_path / "o.jsonl", id_field="doc.idd")
     assert not (tmp_path / "o.jsonl").read_text().count("categroy")
     assert set(IMPORTERS) == {"jsonl", "csv", "parquet", "arrow", "datasets", "openai", "safechain", "inspect", "lm-eval",
                               "promptfoo", "garak"}  # fmt: skip
@@ -344,6 +361,16 @@ def test_malformed_safechain(tmp_path, text, line):
         assert r.returncode == 0 and len(list(read_jsonl(tmp_path / "t.jsonl"))) == 1
     else:  # the file itself is unreadable: nothing to skip to
         assert r.returncode == 2
+
+
+def test_malformed_openai_line_in_a_real_process(tmp_path):
+    import subprocess
+
+    src = tmp_path / "chat.jsonl"
+    src.write_text(json.dumps(GOOD_CHAT) + "\n" + '{"choices": [null]}\n')
+    r = subprocess.run([sys.executable, "-m", "tracesafe.cli", "import", "openai", str(src), "-o", str(tmp_path / "t.jsonl")],
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 2 and r.stderr == f"error: {src}:2: choice 0 has no message object\n"
 
 
 def test_import_refuses_its_input_as_output_and_keeps_a_tmp_named_input(tmp_path):

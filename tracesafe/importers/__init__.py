@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from ..records import Trace, stable_id, trace_id
 from ..split import split_record
-from ..store import BadLineError, JsonlWriter
+from ..store import JsonlWriter
 from ..suites import _LABELS
 from . import garak, inspect_log, lm_eval, openai, promptfoo, safechain, tables
 from ._base import MISSING, Bad, ImportOptions, Item, lookup
@@ -42,8 +42,6 @@ IMPORTERS: dict[str, Importer] = {
     "promptfoo": Importer(promptfoo.read, "promptfoo eval -o results.json / .jsonl"),
     "garak": Importer(garak.read, "garak report .jsonl"),
 }
-
-PROMPT_FIELDS = tables.PROMPT_FIELDS
 
 
 def import_file(
@@ -95,7 +93,7 @@ def import_file(
             w.write_batch(batch)
             n += len(batch)
         # A field name given explicitly that no record has is a typo, not "no categories".
-        for opt, name in (("category", category_field), ("harm-area", harm_area_field), ("label", label_field)):
+        for opt, name in (("category", category_field), ("harm-area", harm_area_field), ("label", label_field), ("id", id_field)):
             if name and n and name not in found:
                 raise ValueError(f"{src}: no record has field {name!r} (--{opt}-field)")
     except BaseException:
@@ -123,27 +121,9 @@ def _record(item: Item, opts: ImportOptions, samples: dict[tuple[str, str], int]
         item.prompt = lookup(f, opts.prompt_field)
         if item.prompt is MISSING:
             return Bad(item.where, f"no field {opts.prompt_field!r} (prompt); fields: {', '.join(map(str, f))}")
-    labels: dict[str, Any] = {}
-    for key, name, default in (
-        ("category", opts.category_field, "category"),
-        ("harm_area", opts.harm_area_field, "harm_area"),
-        ("label", opts.label_field, "label"),
-    ):
-        # Rows of a table are the user's own trace fields (as in suites); elsewhere only what is asked for.
-        v = lookup(f, name or default) if (name or table) else MISSING
-        if v is not MISSING and name:
-            found.add(name)
-        if v is MISSING or v is None or v == "":
-            v = item.category if key == "category" else None
-        elif isinstance(v, (dict, list)):
-            return Bad(item.where, f"field {name or default!r} ({key}) is a {type(v).__name__}, expected text")
-        else:
-            v = str(v)
-        if key == "label" and v is not None:
-            if v.strip().lower() not in _LABELS:
-                return Bad(item.where, f"label {v!r} is not one of harmful/unsafe/1 or benign/safe/0")
-            v = _LABELS[v.strip().lower()]
-        labels[key] = v
+    labels = _labels(item, opts, found, table)
+    if isinstance(labels, Bad):
+        return labels
     for name in ("raw", "prompt", "reasoning", "prompt_rendered", "model"):
         v = getattr(item, name)
         if v is not None and not isinstance(v, str):
@@ -153,6 +133,8 @@ def _record(item: Item, opts: ImportOptions, samples: dict[tuple[str, str], int]
     pid = item.prompt_id
     if opts.id_field:
         v = lookup(f, opts.id_field)
+        if v is not MISSING:
+            found.add(opts.id_field)
         pid = None if v is MISSING or v in (None, "") else v
     if pid in (None, ""):
         pid = "p-" + stable_id(item.prompt, n=12) if item.prompt else item.fallback_id
@@ -181,4 +163,30 @@ def _record(item: Item, opts: ImportOptions, samples: dict[tuple[str, str], int]
     return split_record(rec)
 
 
-__all__ = ["IMPORTERS", "BadLineError", "import_file"]
+def _labels(item: Item, opts: ImportOptions, found: set[str], table: bool) -> dict[str, Any] | Bad:
+    """category, harm_area and label of an item from the --*-field options (tables: also the plain column names)."""
+    labels: dict[str, Any] = {}
+    for key, name, default in (
+        ("category", opts.category_field, "category"),
+        ("harm_area", opts.harm_area_field, "harm_area"),
+        ("label", opts.label_field, "label"),
+    ):
+        # Rows of a table are the user's own trace fields (as in suites); elsewhere only what is asked for.
+        v = lookup(item.fields, name or default) if (name or table) else MISSING
+        if v is not MISSING and name:
+            found.add(name)
+        if v is MISSING or v is None or v == "":
+            v = item.category if key == "category" else None
+        elif isinstance(v, (dict, list)):
+            return Bad(item.where, f"field {name or default!r} ({key}) is a {type(v).__name__}, expected text")
+        else:
+            v = str(v)
+        if key == "label" and v is not None:
+            if v.strip().lower() not in _LABELS:
+                return Bad(item.where, f"label {v!r} is not one of harmful/unsafe/1 or benign/safe/0")
+            v = _LABELS[v.strip().lower()]
+        labels[key] = v
+    return labels
+
+
+__all__ = ["IMPORTERS", "ImportOptions", "import_file"]

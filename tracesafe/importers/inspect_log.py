@@ -63,8 +63,11 @@ def _read_with_inspect(path: Path) -> tuple[dict[str, Any], Iterator[tuple[str, 
             )
         else:
             source = (log if not stream else read_eval_log(str(path), resolve_attachments=True)).samples or []
-        for s in source:
-            yield f"{path}: sample {s.id} epoch {s.epoch}", s.model_dump(mode="json", exclude=_HEAVY, exclude_none=True)
+        try:
+            for s in source:
+                yield f"{path}: sample {s.id} epoch {s.epoch}", s.model_dump(mode="json", exclude=_HEAVY, exclude_none=True)
+        except Exception as e:  # a sample inspect cannot read: the log is damaged
+            raise ValueError(f"{path}: unreadable sample: {_first_line(e)}") from None
 
     return header, samples()
 
@@ -87,7 +90,11 @@ def _read_plain(path: Path) -> tuple[dict[str, Any], Iterator[tuple[str, dict[st
     def samples() -> Iterator[tuple[str, dict[str, Any]]]:
         for name in archive.namelist():
             if name.startswith("samples/") and name.endswith(".json"):
-                yield f"{path}: {name}", _resolved(orjson.loads(archive.read(name)))
+                try:
+                    sample = orjson.loads(archive.read(name))
+                except (orjson.JSONDecodeError, zipfile.BadZipFile, NotImplementedError) as e:
+                    raise ValueError(f"{path}: {name}: unreadable sample: {e}") from None
+                yield f"{path}: {name}", _resolved(sample)
 
     return header, samples()
 
