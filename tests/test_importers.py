@@ -328,6 +328,13 @@ def test_malformed_openai_line(tmp_path, bad):
     assert r.returncode == 0 and f"skipped {src}:2" in r.stderr and len(list(read_jsonl(tmp_path / "t.jsonl"))) == 2
 
 
+def test_openai_choice_index_is_not_needed(tmp_path):
+    # A non-numeric "index" once failed as "invalid literal for int()" without file or line; samples are counted.
+    src = tmp_path / "chat.jsonl"
+    src.write_text(json.dumps({"choices": [{"index": "x", "message": {"content": "a"}}, {"message": {"content": "b"}}]}) + "\n")
+    assert [(r["sample"], r["answer"]) for r in run("openai", src, tmp_path / "t.jsonl")] == [(0, "a"), (1, "b")]
+
+
 BAD_SAFECHAIN = [
     ('{"data": [\n  "text"\n]}', 2),
     ('{"data": [\n  {"instruction": "i", "response": "not a list"}\n]}', 2),

@@ -64,7 +64,8 @@ def import_file(
         raise ValueError(f"unknown import format {fmt!r} ({', '.join(IMPORTERS)})")
     importer = IMPORTERS[fmt]
     if not importer.table and (response_field or reasoning_field):
-        raise ValueError(f"--response-field/--reasoning-field apply to {', '.join(k for k, v in IMPORTERS.items() if v.table)}")
+        tables_ = ", ".join(k for k, v in IMPORTERS.items() if v.table)
+        raise ValueError(f"--response-field/--reasoning-field apply to {tables_}")
     src, dst = Path(src), Path(dst)
     if src.is_dir() != (fmt == "datasets"):
         raise ValueError(f"{src}: is a folder" if src.is_dir() else f"{src}: not a folder (datasets reads a save_to_disk folder)")
@@ -74,8 +75,7 @@ def import_file(
         raise ValueError(f"{dst}: is a folder, not a file to write")
     opts = ImportOptions(model, prompt_field, response_field, reasoning_field, id_field, category_field,
                          harm_area_field, label_field, on_bad_line)  # fmt: skip
-    found: set[str] = set()
-    records = _records(importer.read(src, opts), opts, found, fmt, importer.table)
+    records = _Records(opts, fmt, importer.table)
     # A temp name no input can have (x.jsonl.tmp as an input must survive), replaced atomically.
     dst.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
@@ -84,7 +84,7 @@ def import_file(
     try:
         with JsonlWriter(tmp, mode="w") as w:
             batch: list[dict[str, Any]] = []
-            for rec in records:
+            for rec in records(importer.read(src, opts)):
                 batch.append(rec)
                 if len(batch) >= 1000:
                     w.write_batch(batch)
@@ -93,8 +93,9 @@ def import_file(
             w.write_batch(batch)
             n += len(batch)
         # A field name given explicitly that no record has is a typo, not "no categories".
-        for opt, name in (("category", category_field), ("harm-area", harm_area_field), ("label", label_field), ("id", id_field)):
-            if name and n and name not in found:
+        for opt, name in (("category", category_field), ("harm-area", harm_area_field), ("label", label_field),
+                          ("id", id_field)):  # fmt: skip
+            if name and n and name not in records.found:
                 raise ValueError(f"{src}: no record has field {name!r} (--{opt}-field)")
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -103,90 +104,94 @@ def import_file(
     return n
 
 
-def _records(items: Iterator[Item | Bad], opts: ImportOptions, found: set[str], fmt: str, table: bool) -> Iterator[dict[str, Any]]:
-    samples: dict[tuple[str, str], int] = {}
-    for item in items:
-        rec = item if isinstance(item, Bad) else _record(item, opts, samples, found, f"import:{fmt}", table)
-        if isinstance(rec, Bad):
-            if opts.on_bad_line == "error":
-                raise ValueError(f"{rec.where}: {rec.reason}")
-            print(f"warning: skipped {rec.where}: {rec.reason}", file=sys.stderr)
-            continue
-        yield rec
+class _Records:
+    """Items to split Trace records: field look-ups, type checks, sample numbering, ``--on-bad-line``."""
 
+    def __init__(self, opts: ImportOptions, fmt: str, table: bool):
+        self.opts, self.backend, self.table = opts, f"import:{fmt}", table
+        self.samples: dict[tuple[str, str], int] = {}  # (model, prompt id) -> next sample number
+        self.found: set[str] = set()  # explicitly named fields seen in at least one record
 
-def _record(item: Item, opts: ImportOptions, samples: dict[tuple[str, str], int], found: set[str], backend: str, table: bool) -> dict[str, Any] | Bad:
-    f = item.fields
-    if opts.prompt_field:
-        item.prompt = lookup(f, opts.prompt_field)
-        if item.prompt is MISSING:
-            return Bad(item.where, f"no field {opts.prompt_field!r} (prompt); fields: {', '.join(map(str, f))}")
-    labels = _labels(item, opts, found, table)
-    if isinstance(labels, Bad):
+    def __call__(self, items: Iterator[Item | Bad]) -> Iterator[dict[str, Any]]:
+        for item in items:
+            rec = item if isinstance(item, Bad) else self.record(item)
+            if isinstance(rec, Bad):
+                if self.opts.on_bad_line == "error":
+                    raise ValueError(f"{rec.where}: {rec.reason}")
+                print(f"warning: skipped {rec.where}: {rec.reason}", file=sys.stderr)
+                continue
+            yield rec
+
+    def record(self, item: Item) -> dict[str, Any] | Bad:
+        opts, f = self.opts, item.fields
+        if opts.prompt_field:
+            item.prompt = lookup(f, opts.prompt_field)
+            if item.prompt is MISSING:
+                return Bad(item.where, f"no field {opts.prompt_field!r} (prompt); fields: {', '.join(map(str, f))}")
+        labels = self.labels(item)
+        if isinstance(labels, Bad):
+            return labels
+        for name in ("raw", "prompt", "reasoning", "prompt_rendered", "model"):
+            v = getattr(item, name)
+            if v is not None and not isinstance(v, str):
+                return Bad(item.where, f"{name} is a {type(v).__name__}, expected a string")
+        if item.raw is None:
+            return Bad(item.where, "no response text")
+        pid = item.prompt_id
+        if opts.id_field:
+            v = self.field(item, opts.id_field)
+            pid = None if v is MISSING or v in (None, "") else v
+        if pid in (None, ""):
+            pid = "p-" + stable_id(item.prompt, n=12) if item.prompt else item.fallback_id
+        pid = str(pid)
+        model = str(opts.model or item.model or "")
+        key = (model, pid)  # counted per model: one file may hold several (promptfoo's providers)
+        sample = self.samples.get(key, 0) if item.sample is None else item.sample
+        self.samples[key] = sample + 1
+        rec = Trace(
+            id=trace_id(model, pid, sample, item.params),
+            prompt_id=pid,
+            raw=item.raw,
+            model=model,
+            backend=self.backend,
+            sample=sample,
+            prompt=item.prompt,
+            params=item.params,
+            prompt_rendered=item.prompt_rendered,
+            reasoning=item.reasoning or None,
+            finish_reason=None if item.finish_reason is None else str(item.finish_reason),
+            n_tokens=item.n_tokens,
+            **labels,
+        ).to_dict()
+        for k, v in item.extra.items():
+            rec.setdefault(k, v)
+        return split_record(rec)
+
+    def labels(self, item: Item) -> dict[str, Any] | Bad:
+        """category, harm_area and label from the --*-field options (tables: also the plain column names)."""
+        labels: dict[str, Any] = {}
+        for key, name in (("category", self.opts.category_field), ("harm_area", self.opts.harm_area_field),
+                          ("label", self.opts.label_field)):  # fmt: skip
+            # Rows of a table are the user's own trace fields (as in suites); elsewhere only what is asked for.
+            v = self.field(item, name) if name else lookup(item.fields, key) if self.table else MISSING
+            if v is MISSING or v is None or v == "":
+                v = item.category if key == "category" else None
+            elif isinstance(v, (dict, list)):
+                return Bad(item.where, f"field {name or key!r} ({key}) is a {type(v).__name__}, expected text")
+            else:
+                v = str(v)
+            if key == "label" and v is not None:
+                if v.strip().lower() not in _LABELS:
+                    return Bad(item.where, f"label {v!r} is not one of harmful/unsafe/1 or benign/safe/0")
+                v = _LABELS[v.strip().lower()]
+            labels[key] = v
         return labels
-    for name in ("raw", "prompt", "reasoning", "prompt_rendered", "model"):
-        v = getattr(item, name)
-        if v is not None and not isinstance(v, str):
-            return Bad(item.where, f"{name} is a {type(v).__name__}, expected a string")
-    if item.raw is None:
-        return Bad(item.where, "no response text")
-    pid = item.prompt_id
-    if opts.id_field:
-        v = lookup(f, opts.id_field)
+
+    def field(self, item: Item, name: str) -> Any:
+        v = lookup(item.fields, name)
         if v is not MISSING:
-            found.add(opts.id_field)
-        pid = None if v is MISSING or v in (None, "") else v
-    if pid in (None, ""):
-        pid = "p-" + stable_id(item.prompt, n=12) if item.prompt else item.fallback_id
-    pid = str(pid)
-    model = str(opts.model or item.model or "")
-    key = (model, pid)  # samples are counted per model: a file may hold several (promptfoo providers)
-    sample = samples.get(key, 0) if item.sample is None else item.sample
-    samples[key] = sample + 1
-    rec = Trace(
-        id=trace_id(model, pid, sample, item.params),
-        prompt_id=pid,
-        raw=item.raw,
-        model=model,
-        backend=backend,
-        sample=sample,
-        prompt=item.prompt,
-        params=item.params,
-        prompt_rendered=item.prompt_rendered,
-        reasoning=item.reasoning or None,
-        finish_reason=None if item.finish_reason is None else str(item.finish_reason),
-        n_tokens=item.n_tokens,
-        **labels,
-    ).to_dict()
-    for k, v in item.extra.items():
-        rec.setdefault(k, v)
-    return split_record(rec)
-
-
-def _labels(item: Item, opts: ImportOptions, found: set[str], table: bool) -> dict[str, Any] | Bad:
-    """category, harm_area and label of an item from the --*-field options (tables: also the plain column names)."""
-    labels: dict[str, Any] = {}
-    for key, name, default in (
-        ("category", opts.category_field, "category"),
-        ("harm_area", opts.harm_area_field, "harm_area"),
-        ("label", opts.label_field, "label"),
-    ):
-        # Rows of a table are the user's own trace fields (as in suites); elsewhere only what is asked for.
-        v = lookup(item.fields, name or default) if (name or table) else MISSING
-        if v is not MISSING and name:
-            found.add(name)
-        if v is MISSING or v is None or v == "":
-            v = item.category if key == "category" else None
-        elif isinstance(v, (dict, list)):
-            return Bad(item.where, f"field {name or default!r} ({key}) is a {type(v).__name__}, expected text")
-        else:
-            v = str(v)
-        if key == "label" and v is not None:
-            if v.strip().lower() not in _LABELS:
-                return Bad(item.where, f"label {v!r} is not one of harmful/unsafe/1 or benign/safe/0")
-            v = _LABELS[v.strip().lower()]
-        labels[key] = v
-    return labels
+            self.found.add(name)
+        return v
 
 
 __all__ = ["IMPORTERS", "ImportOptions", "import_file"]

@@ -65,7 +65,8 @@ def _read_with_inspect(path: Path) -> tuple[dict[str, Any], Iterator[tuple[str, 
             source = (log if not stream else read_eval_log(str(path), resolve_attachments=True)).samples or []
         try:
             for s in source:
-                yield f"{path}: sample {s.id} epoch {s.epoch}", s.model_dump(mode="json", exclude=_HEAVY, exclude_none=True)
+                sample = s.model_dump(mode="json", exclude=_HEAVY, exclude_none=True)
+                yield f"{path}: sample {s.id} epoch {s.epoch}", sample
         except Exception as e:  # a sample inspect cannot read: the log is damaged
             raise ValueError(f"{path}: unreadable sample: {_first_line(e)}") from None
 
@@ -81,7 +82,9 @@ def _read_plain(path: Path) -> tuple[dict[str, Any], Iterator[tuple[str, dict[st
         return header, ((f"{path}:{line}", _resolved(s)) for line, s in doc.items(("samples",)))
     try:
         archive = zipfile.ZipFile(path)
-        header = orjson.loads(archive.read("header.json" if "header.json" in archive.namelist() else "_journal/start.json"))["eval"]
+        # header.json is written when the run ends; a log of a run still going (or killed) has only the journal
+        name = "header.json" if "header.json" in archive.namelist() else "_journal/start.json"
+        header = orjson.loads(archive.read(name))["eval"]
     except NotImplementedError:
         raise ValueError(f"{path}: this .eval log is zstd-compressed; reading it needs `pip install inspect-ai`") from None
     except (zipfile.BadZipFile, KeyError, orjson.JSONDecodeError, TypeError) as e:

@@ -24,6 +24,7 @@ from ..store import read_jsonl_numbered
 from ._base import Bad, ImportOptions, Item, JsonDocument
 
 THINKING, REDACTED = "Thinking: ", "Redacted Thinking: "
+KEPT = ("testIdx", "promptIdx", "success", "score", "namedScores")  # promptfoo's grading, kept under "promptfoo"
 _SIGNED = re.compile(r"\nSignature: [^\n]*(?:\n\n|\Z)")
 
 
@@ -57,7 +58,7 @@ def read(path: Path, opts: ImportOptions) -> Iterator[Item | Bad]:
         n_tokens = {"prompt": usage.get("prompt"), "completion": usage.get("completion")}
         if isinstance(usage.get("completionDetails"), dict) and usage["completionDetails"].get("reasoning") is not None:
             n_tokens["reasoning"] = usage["completionDetails"]["reasoning"]
-        extra: dict[str, Any] = {"promptfoo": {k: result.get(k) for k in ("testIdx", "promptIdx", "success", "score", "namedScores")}}
+        extra: dict[str, Any] = {"promptfoo": {k: result.get(k) for k in KEPT}}
         if boundary:
             extra["thinking_boundary" if boundary == "ambiguous" else "reasoning_redacted"] = boundary
         yield Item(
@@ -73,7 +74,8 @@ def read(path: Path, opts: ImportOptions) -> Iterator[Item | Bad]:
             extra=extra,
         )
     if no_output:
-        print(f"warning: {path}: {no_output} result(s) have no output (provider errors), none imported", file=sys.stderr)
+        print(f"warning: {path}: {no_output} result(s) have no output (provider errors), none imported",
+              file=sys.stderr)  # fmt: skip
     if ambiguous:
         print(f"warning: {path}: {ambiguous} output(s) start with promptfoo's 'Thinking: ' but where the thinking "
               "ends is ambiguous; kept whole as the answer (thinking_boundary: ambiguous)", file=sys.stderr)  # fmt: skip

@@ -24,9 +24,8 @@ def read(path: Path, opts: ImportOptions) -> Iterator[Item | Bad]:
             continue
         responses, thoughts, solutions = item["response"], item.get("thoughts"), item.get("solution")
         split_apart = thoughts is not None and solutions is not None
-        if split_apart and not (
-            isinstance(thoughts, list) and isinstance(solutions, list) and len(thoughts) == len(solutions) == len(responses)
-        ):
+        lists = isinstance(thoughts, list) and isinstance(solutions, list)
+        if split_apart and not (lists and len(thoughts) == len(solutions) == len(responses)):
             yield Bad(where, f"data[{i}]: 'thoughts' and 'solution' must be lists as long as 'response'")
             continue
         rendered = item.get("prompt") if isinstance(item.get("prompt"), str) else None
