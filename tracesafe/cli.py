@@ -129,6 +129,7 @@ def import_cmd(
     on_bad_line: BadLineOpt = OnBadLine.error,
 ):
     from .importers import import_file
+    from .store import BadLineError
 
     if not input.exists():
         fail(f"{input}: no such file")
@@ -147,7 +148,7 @@ def import_cmd(
             label_field=label_field,
             on_bad_line=on_bad_line.value,
         )
-    except ValueError as e:  # BadLineError included
+    except (BadLineError, ValueError) as e:
         fail(str(e))
     typer.echo(f"imported {n} traces -> {output}", err=True)
 
