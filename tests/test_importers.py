@@ -388,3 +388,16 @@ def test_import_refuses_its_input_as_output_and_keeps_a_tmp_named_input(tmp_path
     tmp_named.write_bytes(src.read_bytes())
     assert len(run("jsonl", tmp_named, tmp_path / "x.jsonl")) == 2 and len(tmp_named.read_text().splitlines()) == 2
     assert len(run("jsonl", src, tmp_path / "new" / "dir" / "o.jsonl")) == 2
+
+
+def test_imported_categories_reach_the_report_tables(tmp_path):
+    """The point of --category-field: the report's by-category table of imported traces has the source's categories."""
+    from tracesafe.analysis import category_table, load_traces, load_verdicts, prepare
+
+    r = cli("lm-eval", LM_EVAL, "-o", tmp_path / "t.jsonl", "--category-field", "doc.category", "--harm-area-field", "doc.harm_area")
+    assert r.returncode == 0, r.stderr
+    res = CliRunner().invoke(app, ["judge", str(tmp_path / "t.jsonl"), "-o", str(tmp_path / "v.jsonl"), "-j", "offline"])
+    assert res.exit_code == 0, res.output
+    table = category_table(prepare(load_traces([tmp_path / "t.jsonl"]), load_verdicts(tmp_path / "v.jsonl")))
+    assert set(zip(table["harm_area"], table["category"], table["segment"])) == {
+        ("(none)", "math", "answer"), ("(none)", "math", "thinking"), ("physical", "crime", "answer"), ("physical", "crime", "thinking")}
