@@ -140,7 +140,7 @@ def test_import_safechain(tmp_path):
         ("t1", "a1", "complete"), ("t2", "", "unterminated"), ("th", "so", "complete")]
     assert r[0]["params"]["temperature"] == 0.6 and r[0]["model"].endswith("Qwen-7B")
     src.write_text('{"data": [{"instruction": "x"}]}')
-    with pytest.raises(ValueError, match=r"sc\.json: data\[0\]: needs 'instruction' and a 'response' list"):
+    with pytest.raises(ValueError, match=r"sc\.json:1: data\[0\] needs 'instruction' and a 'response' list"):
         import_file("safechain", src, tmp_path / "o2.jsonl")
 
 

@@ -101,26 +101,33 @@ def split_cmd(
     typer.echo(f"split {total} records -> {output} ({parts})", err=True)
 
 
-class ImportFormat(str, Enum):
-    jsonl = "jsonl"
-    csv = "csv"
-    openai = "openai"
-    safechain = "safechain"
+def _import_formats() -> tuple[type[Enum], str]:
+    from .importers import IMPORTERS
+
+    listing = "; ".join(f"{name}: {imp.help}" for name, imp in IMPORTERS.items())
+    return Enum("ImportFormat", {name: name for name in IMPORTERS}, type=str), listing
 
 
-@app.command("import", rich_help_panel=DATA)
+ImportFormat, _IMPORT_FORMATS = _import_formats()
+
+
+@app.command("import", rich_help_panel=DATA,
+             help=f"Import traces made elsewhere as Trace records (thinking/answer split on the fly).\n\n"
+             f"Formats: {_IMPORT_FORMATS}.")  # fmt: skip
 def import_cmd(
-    format: Annotated[ImportFormat, typer.Argument(help="jsonl/csv (generic), openai (chat-completion responses), safechain.")],
-    input: Annotated[Path, typer.Argument(help="File to import.")],
+    format: Annotated[ImportFormat, typer.Argument(help="Source format (listed above).", show_default=False)],
+    input: Annotated[Path, typer.Argument(help="File (or datasets folder) to import.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Trace JSONL to write (split on the fly).")],
     model: Annotated[str, typer.Option(help="Model name to record (else read from the file where it has one).")] = "",
-    prompt_field: Annotated[Optional[str], typer.Option(help="Field holding the user prompt (jsonl/csv).")] = None,
-    response_field: Annotated[Optional[str], typer.Option(help="Field holding the model output (jsonl/csv).")] = None,
-    reasoning_field: Annotated[Optional[str], typer.Option(help="Field holding a separate reasoning text.")] = None,
-    id_field: Annotated[Optional[str], typer.Option(help="Field holding a prompt id (else a content hash).")] = None,
+    prompt_field: Annotated[Optional[str], typer.Option(help="Field holding the user prompt (dotted path for nested).")] = None,
+    response_field: Annotated[Optional[str], typer.Option(help="Field holding the model output (table formats).")] = None,
+    reasoning_field: Annotated[Optional[str], typer.Option(help="Field holding a separate reasoning text (table formats).")] = None,
+    id_field: Annotated[Optional[str], typer.Option(help="Field holding a prompt id (else the source's id or a content hash).")] = None,
+    category_field: Annotated[Optional[str], typer.Option(help="Field holding the category (report's by-category tables).")] = None,
+    harm_area_field: Annotated[Optional[str], typer.Option(help="Field holding the harm area.")] = None,
+    label_field: Annotated[Optional[str], typer.Option(help="Field holding harmful/benign (unsafe/safe, 1/0).")] = None,
     on_bad_line: BadLineOpt = OnBadLine.error,
 ):
-    """Import traces made elsewhere as Trace records (thinking/answer split on the fly)."""
     from .importers import import_file
     from .store import BadLineError
 
@@ -136,6 +143,9 @@ def import_cmd(
             response_field=response_field,
             reasoning_field=reasoning_field,
             id_field=id_field,
+            category_field=category_field,
+            harm_area_field=harm_area_field,
+            label_field=label_field,
             on_bad_line=on_bad_line.value,
         )
     except (BadLineError, ValueError) as e:

@@ -1,0 +1,181 @@
+"""Import traces made elsewhere as Trace records, split on the fly. One module per source, registered below.
+
+Each importer reads its format and yields ``Item`` (one generation) or ``Bad`` (a record that cannot be
+imported); this module applies what is common to all of them: ``--prompt-field``/``--id-field``/
+``--category-field``/``--harm-area-field``/``--label-field`` look-ups, type checks, sample numbering, the
+thinking/answer split, ``--on-bad-line`` and the atomic write.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from ..records import Trace, stable_id, trace_id
+from ..split import split_record
+from ..store import write_jsonl
+from ..suites import _LABELS
+from . import garak, inspect_log, lm_eval, openai, promptfoo, safechain, tables
+from ._base import MISSING, Bad, ImportOptions, Item, lookup
+
+
+class Importer(NamedTuple):
+    read: Callable[[Path, ImportOptions], Iterator[Item | Bad]]
+    help: str
+    table: bool = False  # reads rows of fields: --response-field/--reasoning-field apply
+
+
+IMPORTERS: dict[str, Importer] = {
+    "jsonl": Importer(tables.read_jsonl, "one trace per line", True),
+    "csv": Importer(tables.read_csv, "one trace per row", True),
+    "parquet": Importer(tables.read_parquet, "one trace per row", True),
+    "arrow": Importer(tables.read_arrow, "Arrow IPC file or stream, one trace per row", True),
+    "datasets": Importer(tables.read_datasets, "a Hugging Face `save_to_disk` folder, every split", True),
+    "openai": Importer(openai.read, "chat.completion objects or Batch API output lines"),
+    "safechain": Importer(safechain.read, "uw-nsl/safechain resp_gen.py result JSON"),
+    "inspect": Importer(inspect_log.read, "inspect_ai eval log (.eval or .json)"),
+    "lm-eval": Importer(lm_eval.read, "lm-evaluation-harness samples_*.jsonl (--log_samples)"),
+    "promptfoo": Importer(promptfoo.read, "promptfoo eval -o results.json / .jsonl"),
+    "garak": Importer(garak.read, "garak report .jsonl"),
+}
+
+
+def import_file(
+    fmt: str,
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    *,
+    model: str = "",
+    prompt_field: str | None = None,
+    response_field: str | None = None,
+    reasoning_field: str | None = None,
+    id_field: str | None = None,
+    category_field: str | None = None,
+    harm_area_field: str | None = None,
+    label_field: str | None = None,
+    on_bad_line: str = "error",
+) -> int:
+    """Convert ``src`` in format ``fmt`` into split Trace records at ``dst`` (atomically). Returns the count."""
+    if fmt not in IMPORTERS:
+        raise ValueError(f"unknown import format {fmt!r} ({', '.join(IMPORTERS)})")
+    importer = IMPORTERS[fmt]
+    if not importer.table and (response_field or reasoning_field):
+        tables_ = ", ".join(k for k, v in IMPORTERS.items() if v.table)
+        raise ValueError(f"--response-field/--reasoning-field apply to {tables_}")
+    src, dst = Path(src), Path(dst)
+    if src.is_dir() != (fmt == "datasets"):
+        raise ValueError(f"{src}: is a folder" if src.is_dir() else f"{src}: not a folder (datasets reads a save_to_disk folder)")
+    opts = ImportOptions(model, prompt_field, response_field, reasoning_field, id_field, category_field,
+                         harm_area_field, label_field, on_bad_line)  # fmt: skip
+    records = _Records(opts, fmt, importer.table)
+
+    def checked() -> Iterator[dict[str, Any]]:
+        n = 0
+        for rec in records(importer.read(src, opts)):
+            n += 1
+            yield rec
+        # A field name given explicitly that no record has is a typo, not "no categories": raised before the
+        # output replaces anything.
+        for opt, name in (("category", category_field), ("harm-area", harm_area_field), ("label", label_field),
+                          ("id", id_field)):  # fmt: skip
+            if name and n and name not in records.found:
+                raise ValueError(f"{src}: no record has field {name!r} (--{opt}-field)")
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    n = write_jsonl(dst, checked(), inputs=[src])
+    return n
+
+
+class _Records:
+    """Items to split Trace records: field look-ups, type checks, sample numbering, ``--on-bad-line``."""
+
+    def __init__(self, opts: ImportOptions, fmt: str, table: bool):
+        self.opts, self.backend, self.table = opts, f"import:{fmt}", table
+        self.samples: dict[tuple[str, str], int] = {}  # (model, prompt id) -> next sample number
+        self.found: set[str] = set()  # explicitly named fields seen in at least one record
+
+    def __call__(self, items: Iterator[Item | Bad]) -> Iterator[dict[str, Any]]:
+        for item in items:
+            rec = item if isinstance(item, Bad) else self.record(item)
+            if isinstance(rec, Bad):
+                if self.opts.on_bad_line == "error":
+                    raise ValueError(f"{rec.where}: {rec.reason}")
+                print(f"warning: skipped {rec.where}: {rec.reason}", file=sys.stderr)
+                continue
+            yield rec
+
+    def record(self, item: Item) -> dict[str, Any] | Bad:
+        opts, f = self.opts, item.fields
+        if opts.prompt_field:
+            item.prompt = lookup(f, opts.prompt_field)
+            if item.prompt is MISSING:
+                return Bad(item.where, f"no field {opts.prompt_field!r} (prompt); fields: {', '.join(map(str, f))}")
+        labels = self.labels(item)
+        if isinstance(labels, Bad):
+            return labels
+        for name in ("raw", "prompt", "reasoning", "prompt_rendered", "model"):
+            v = getattr(item, name)
+            if v is not None and not isinstance(v, str):
+                return Bad(item.where, f"{name} is a {type(v).__name__}, expected a string")
+        if item.raw is None:
+            return Bad(item.where, "no response text")
+        pid = item.prompt_id
+        if opts.id_field:
+            v = self.field(item, opts.id_field)
+            pid = None if v is MISSING or v in (None, "") else v
+        if pid in (None, ""):
+            pid = "p-" + stable_id(item.prompt, n=12) if item.prompt else item.fallback_id
+        pid = str(pid)
+        model = str(opts.model or item.model or "")
+        key = (model, pid)  # counted per model: one file may hold several (promptfoo's providers)
+        sample = self.samples.get(key, 0) if item.sample is None else item.sample
+        self.samples[key] = sample + 1
+        rec = Trace(
+            id=trace_id(model, pid, sample, item.params),
+            prompt_id=pid,
+            raw=item.raw,
+            model=model,
+            backend=self.backend,
+            sample=sample,
+            prompt=item.prompt,
+            params=item.params,
+            prompt_rendered=item.prompt_rendered,
+            reasoning=item.reasoning or None,
+            finish_reason=None if item.finish_reason is None else str(item.finish_reason),
+            n_tokens=item.n_tokens,
+            **labels,
+        ).to_dict()
+        for k, v in item.extra.items():
+            rec.setdefault(k, v)
+        return split_record(rec)
+
+    def labels(self, item: Item) -> dict[str, Any] | Bad:
+        """category, harm_area and label from the --*-field options (tables: also the plain column names)."""
+        labels: dict[str, Any] = {}
+        for key, name in (("category", self.opts.category_field), ("harm_area", self.opts.harm_area_field),
+                          ("label", self.opts.label_field)):  # fmt: skip
+            # Rows of a table are the user's own trace fields (as in suites); elsewhere only what is asked for.
+            v = self.field(item, name) if name else lookup(item.fields, key) if self.table else MISSING
+            if v is MISSING or v is None or v == "":
+                v = item.category if key == "category" else None
+            elif isinstance(v, (dict, list)):
+                return Bad(item.where, f"field {name or key!r} ({key}) is a {type(v).__name__}, expected text")
+            else:
+                v = str(v)
+            if key == "label" and v is not None:
+                if v.strip().lower() not in _LABELS:
+                    return Bad(item.where, f"label {v!r} is not one of harmful/unsafe/1 or benign/safe/0")
+                v = _LABELS[v.strip().lower()]
+            labels[key] = v
+        return labels
+
+    def field(self, item: Item, name: str) -> Any:
+        v = lookup(item.fields, name)
+        if v is not MISSING:
+            self.found.add(name)
+        return v
+
+
+__all__ = ["IMPORTERS", "ImportOptions", "import_file"]

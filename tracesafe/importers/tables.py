@@ -1,0 +1,118 @@
+"""Tables of traces, one per row: JSONL, CSV, Parquet, Arrow, Hugging Face ``datasets`` folders.
+
+``--response-field`` (default the first of response/output/completion/raw), ``--reasoning-field`` (default
+reasoning_content/reasoning if present), ``--prompt-field`` (default prompt/instruction/question/text). Other
+columns pass through unchanged. In Parquet/Arrow/datasets inputs the location is the row number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ..store import read_csv_numbered, read_jsonl_numbered
+from ._base import Bad, ImportOptions, Item
+
+RESPONSE_FIELDS = ("response", "output", "completion", "raw")
+REASONING_FIELDS = ("reasoning_content", "reasoning")
+PROMPT_FIELDS = ("prompt", "instruction", "question", "text")
+_ROWS_PER_BATCH = 1000
+
+
+def read_jsonl(path: Path, opts: ImportOptions) -> Iterator[Item | Bad]:
+    return _items(path, read_jsonl_numbered(path, on_bad_line=opts.on_bad_line), opts)
+
+
+def read_csv(path: Path, opts: ImportOptions) -> Iterator[Item | Bad]:
+    return _items(path, read_csv_numbered(path), opts)
+
+
+def read_parquet(path: Path, opts: ImportOptions) -> Iterator[Item | Bad]:
+    import pyarrow.parquet as pq
+
+    try:
+        batches = pq.ParquetFile(path).iter_batches(batch_size=_ROWS_PER_BATCH)
+    except Exception as e:  # pyarrow raises ArrowInvalid and friends for a file that is not Parquet
+        raise ValueError(f"{path}: not a Parquet file: {e}") from None
+    return _items(path, _numbered(batches), opts)
+
+
+def read_arrow(path: Path, opts: ImportOptions) -> Iterator[Item | Bad]:
+    """An Arrow IPC file (Feather v2) or stream (what ``datasets`` writes as ``*.arrow``)."""
+    import pyarrow as pa
+
+    source = pa.memory_map(str(path))
+    try:
+        batches: Iterable = _file_batches(pa.ipc.open_file(source))
+    except pa.ArrowInvalid:
+        source.seek(0)
+        try:
+            batches = pa.ipc.open_stream(source)
+        except pa.ArrowInvalid as e:
+            raise ValueError(f"{path}: not an Arrow IPC file or stream: {e}") from None
+    return _items(path, _numbered(batches), opts)
+
+
+def read_datasets(path: Path, opts: ImportOptions) -> Iterator[Item | Bad]:
+    """A ``save_to_disk`` folder: a Dataset, or a DatasetDict whose every split is imported (``split`` column)."""
+    try:
+        import datasets
+    except ImportError:
+        raise ValueError(f"{path}: reading a datasets folder needs `pip install datasets`") from None
+    try:
+        ds = datasets.load_from_disk(str(path))
+    except FileNotFoundError as e:
+        raise ValueError(f"{path}: not a datasets folder: {e}") from None
+    splits = ds.items() if isinstance(ds, datasets.DatasetDict) else [(None, ds)]
+    for name, split in splits:
+        where = path if name is None else Path(f"{path}[{name}]")
+        rows = ((i, dict(r) if name is None else {"split": name, **r}) for i, r in enumerate(split, 1))
+        yield from _items(where, rows, opts)
+
+
+def _file_batches(reader) -> Iterator:
+    for i in range(reader.num_record_batches):
+        yield reader.get_batch(i)
+
+
+def _numbered(batches: Iterable) -> Iterator[tuple[int, dict[str, Any]]]:
+    n = 0
+    for batch in batches:
+        for row in batch.to_pylist():
+            n += 1
+            yield n, row
+
+
+def _pick(row: dict[str, Any], explicit: str | None, candidates: tuple[str, ...]) -> str | None:
+    if explicit:
+        return explicit if explicit in row else None
+    return next((f for f in candidates if f in row), None)
+
+
+def _items(path: Path, rows: Iterable[tuple[int, dict[str, Any]]], opts: ImportOptions) -> Iterator[Item | Bad]:
+    for lineno, row in rows:
+        where = f"{path}:{lineno}"
+        rf = _pick(row, opts.response_field, RESPONSE_FIELDS)
+        if rf is None:
+            want = opts.response_field or "/".join(RESPONSE_FIELDS)
+            yield Bad(where, f"no field {want!r} (response); fields: {', '.join(map(str, row))}")
+            continue
+        if opts.reasoning_field and opts.reasoning_field not in row:
+            yield Bad(where, f"no field {opts.reasoning_field!r} (reasoning); fields: {', '.join(map(str, row))}")
+            continue
+        pf = None if opts.prompt_field else _pick(row, None, PROMPT_FIELDS)
+        zf = _pick(row, opts.reasoning_field, REASONING_FIELDS)
+        used = {rf, pf, zf, "model", "prompt_rendered", opts.prompt_field, opts.id_field, opts.category_field,
+                opts.harm_area_field, opts.label_field, "category", "harm_area", "label"}  # fmt: skip
+        yield Item(
+            where=where,
+            fields=row,
+            raw=row[rf],
+            model=row.get("model") or "",
+            prompt=row.get(pf) if pf else None,
+            reasoning=row.get(zf) if zf else None,
+            prompt_rendered=row.get("prompt_rendered"),
+            fallback_id=f"{path.stem}-{lineno}",
+            extra={k: v for k, v in row.items() if k not in used},
+        )
