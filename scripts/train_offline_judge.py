@@ -45,6 +45,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 import judge_data as jd  # noqa: E402
 
+from tracesafe.cards import COUNTS, card_from_eval  # noqa: E402
 from tracesafe.judges._eval import evaluate_judge  # noqa: E402
 from tracesafe.judges.offline import HEAD_KEYS, Featurizer, minilm_dir, predict, window_features  # noqa: E402
 from tracesafe.store import write_jsonl  # noqa: E402
@@ -52,6 +53,7 @@ from tracesafe.store import write_jsonl  # noqa: E402
 WINDOW, OVERLAP = 256, 32  # the judge's defaults: training sees what inference sees
 HARMBENCH_VAL = REPO / "scripts/data/harmbench_cls_val.jsonl.gz"
 GOLD_OUT = REPO / "tracesafe/judges/data/gold/contrast.jsonl"
+CARD_OUT = REPO / "tracesafe/judges/data/cards/offline.json"
 
 
 def split_groups(groups: list[str], frac: float, seed: int) -> set[str]:
@@ -195,6 +197,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--out", type=Path, default=REPO / "tracesafe/judges/data/offline_head.npz")
     ap.add_argument("--gold-out", type=Path, default=GOLD_OUT, help="where to write the contrast gold set")
+    ap.add_argument("--card-out", type=Path, default=CARD_OUT, help="where to write the judge card (held-out answers, contrast thinking)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--heldout-dir", type=Path, help="keep the held-out gold JSONL files here (default: a temporary directory)")
     ap.add_argument("--holdout-categories", default="",
@@ -243,16 +246,23 @@ def main() -> None:
     sets = {"all": held, **{src: [r for r in held if r.source == src] for src in sorted({r.source for r in held})}}
     if holdout:
         sets = {"categories": [r for r in held if f"{r.source}:{r.category}" in holdout]}
-    report = {}
+    report, evals = {}, {}
     for name, rows in sets.items():
         gold_path = heldout_dir / f"heldout_{name}.jsonl"
         write_gold(gold_path, rows)
-        m = evaluate_judge("offline", gold_path, head_path=str(args.out))
+        evals[name] = m = evaluate_judge("offline", gold_path, head_path=str(args.out))
         report[f"heldout_{name}"] = {k: m[k] for k in ("n", "accuracy", "precision", "recall", "f1", "kappa", "errors")}
     if not holdout:
         g = evaluate_judge("offline", args.gold_out, head_path=str(args.out))
         report["contrast"] = {k: g[k] for k in ("n", "accuracy", "kappa")}
         report["contrast"]["by_kind"] = {k: {"n": v["n"], "rate": v["rate"]} for k, v in g["by_kind"].items()}
+        # The judge card: answers measured on the held-out human labels, thinking on the contrast set.
+        segs = {"answer": {k: evals["all"][k] for k in COUNTS}, "thinking": {k: g[k] for k in COUNTS}}
+        total = {k: segs["answer"][k] + segs["thinking"][k] for k in COUNTS}
+        card = card_from_eval({**evals["all"], **total, "gold": "held-out human labels (answer) + contrast (thinking)",
+                               "gold_sha256": None}, segs)  # fmt: skip
+        args.card_out.parent.mkdir(parents=True, exist_ok=True)
+        args.card_out.write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
     meta["metrics"] = report
     save(args.out, head, meta)
     print(json.dumps(report, indent=1))

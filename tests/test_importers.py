@@ -383,7 +383,7 @@ def test_malformed_openai_line_in_a_real_process(tmp_path):
 def test_import_refuses_its_input_as_output_and_keeps_a_tmp_named_input(tmp_path):
     src = _jsonl(tmp_path, ROWS)
     r = cli("jsonl", src, "-o", src)
-    assert r.returncode == 2 and "the output is the input file" in r.stderr and len(src.read_text().splitlines()) == 2
+    assert r.returncode == 2 and "the output is the input" in r.stderr and len(src.read_text().splitlines()) == 2
     tmp_named = tmp_path / "x.jsonl.tmp"
     tmp_named.write_bytes(src.read_bytes())
     assert len(run("jsonl", tmp_named, tmp_path / "x.jsonl")) == 2 and len(tmp_named.read_text().splitlines()) == 2

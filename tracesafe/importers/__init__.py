@@ -8,6 +8,7 @@ thinking/answer split, ``--on-bad-line`` and the atomic write.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
