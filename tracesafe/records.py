@@ -108,7 +108,12 @@ def _spec(tp: Any) -> tuple[frozenset[type], Deep | None]:
 
 class _Record:
     kind: ClassVar[str]
+    _prefix: ClassVar[str]
     _specs: ClassVar[dict[str, tuple[frozenset[type], Deep | None]]]
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        cls._prefix = f"tracesafe.{cls.kind}/"
 
     @classmethod
     def schema_name(cls) -> str:
@@ -121,22 +126,31 @@ class _Record:
         absent from ``d`` are not checked: which ones a stage needs is the stage's business. ``fields``
         limits the check to the fields a stage reads (split passes the rest through as bytes). Readers call
         this (``check=``) so a bad line is reported as FILE:LINE (or skipped) before any stage uses it."""
-        schema = d.get("schema")
-        if schema is not None and not str(schema).startswith(f"tracesafe.{cls.kind}/"):
-            raise ValueError(f"expected a {cls.kind} record, got schema {schema!r}")
         specs = cls.__dict__.get("_specs")
         if specs is None:
             hints = typing.get_type_hints(cls)
             specs = {f.name: _spec(hints[f.name]) for f in dataclasses.fields(cls) if f.name != "extra"}  # type: ignore[arg-type]
             cls._specs = specs
-        get = specs.get
-        for k, v in d.items() if fields is None else ((k, d[k]) for k in fields if k in d):
-            spec = get(k)
-            if spec is not None:
-                allowed, deep = spec
-                if type(v) not in allowed or (deep is not None and deep(v) is not None):
-                    where, reason = _misfit(allowed, deep, v)  # type: ignore[misc]
-                    raise ValueError(f"field {k + where!r} {reason}")
+        schema = d.get("schema")
+        if schema is not None and not str(schema).startswith(cls._prefix):
+            raise ValueError(f"expected a {cls.kind} record, got schema {schema!r}")
+        if fields is None:
+            get = specs.get
+            for k, v in d.items():
+                spec = get(k)
+                if spec is not None and (type(v) not in spec[0] or spec[1] is not None and spec[1](v) is not None):
+                    cls._misfit(k, v)
+        else:  # split calls this per line: no more work than the few fields need
+            for k in fields:
+                if k in d:
+                    v, spec = d[k], specs[k]
+                    if type(v) not in spec[0] or spec[1] is not None and spec[1](v) is not None:
+                        cls._misfit(k, v)
+
+    @classmethod
+    def _misfit(cls, k: str, v: Any) -> None:
+        where, reason = _misfit(*cls._specs[k], v)  # type: ignore[misc]
+        raise ValueError(f"field {k + where!r} {reason}")
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"schema": self.schema_name()}
