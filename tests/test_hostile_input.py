@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import sys
+from html import unescape
 from pathlib import Path
 
 import orjson
@@ -98,6 +99,23 @@ def test_csv_text_cells_cannot_be_formulas(hostile_report):
     # Parquet keeps the names exactly.
     sp = pd.read_parquet(hostile_report / "tables" / "summary.parquet")
     assert set(sp["model"]) == {HOSTILE} and JUDGE in set(sp["judge"])
+
+
+def test_compare_escapes_hostile_run_names(tmp_path):
+    base, other = make_run(tmp_path / "a"), make_run(tmp_path / "b", model="m1-x", flip_thinking=(3,))
+    (base / "manifest.json").write_bytes(orjson.dumps({"name": HOSTILE}))
+    res = cli("compare", str(base), str(other), "-o", str(tmp_path / "cmp"))
+    assert res.exit_code == 0, res.output
+    md = (tmp_path / "cmp" / "report.md").read_text()
+    html = MarkdownIt("commonmark").enable("table").render(md)
+    assert "<script" not in html and 'src="x"' not in html and 'href="javascript' not in html
+    heads = re.findall(r"<h(\d)>(.*?)</h\1>", html)  # the newline + "#" in the name opened no heading
+    assert [lvl for lvl, _ in heads].count("1") == 1 and not any(text.startswith("Injected") for _, text in heads)
+    for page in (html, (tmp_path / "cmp" / "report.html").read_text()):  # the name, as text, on one line
+        (against,) = re.findall(r"<h2>Change against (.*?)</h2>", page)
+        assert unescape(against) == " ".join(HOSTILE.split("\n"))
+    runs = pd.read_csv(tmp_path / "cmp" / "tables" / "compare_diff.csv")["baseline_run"]
+    assert set(runs) == {"'" + HOSTILE}
 
 
 def test_dollar_in_a_name_is_plain_text_in_figures(tmp_path):

@@ -139,16 +139,16 @@ class _Record:
             for k, v in d.items():
                 spec = get(k)
                 if spec is not None and (type(v) not in spec[0] or spec[1] is not None and spec[1](v) is not None):
-                    cls._misfit(k, v)
+                    cls._raise_misfit(k, v)
         else:  # split calls this per line: no more work than the few fields need
             for k in fields:
                 if k in d:
                     v, spec = d[k], specs[k]
                     if type(v) not in spec[0] or spec[1] is not None and spec[1](v) is not None:
-                        cls._misfit(k, v)
+                        cls._raise_misfit(k, v)
 
     @classmethod
-    def _misfit(cls, k: str, v: Any) -> None:
+    def _raise_misfit(cls, k: str, v: Any) -> None:
         where, reason = _misfit(*cls._specs[k], v)  # type: ignore[misc]
         raise ValueError(f"field {k + where!r} {reason}")
 
