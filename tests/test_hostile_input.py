@@ -205,6 +205,7 @@ def test_record_check_names_the_field():
         with pytest.raises(ValueError, match=re.escape(reason)):
             Trace.check(orjson.loads(json.dumps({**GOOD, **fields})))
     Trace.check(GOOD)
+    Trace.check({**GOOD, "synthetic": 0}, ("synthetic", "sample"))  # an extra field has no type to check
     with pytest.raises(ValueError, match=r"field 'n_tokens\.thinking' must be an integer or null, got string"):
         Trace.check({**GOOD, "n_tokens": {"thinking": "9"}})
     with pytest.raises(ValueError, match=r"field 'n_tokens\.<key>' is out of the 64-bit"):

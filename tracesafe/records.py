@@ -142,7 +142,7 @@ class _Record:
                     cls._raise_misfit(k, v)
         else:  # split calls this per line: no more work than the few fields need
             for k in fields:
-                if k in d:
+                if k in d and k in specs:  # a field of no record type (an extra) has no type to check
                     v, spec = d[k], specs[k]
                     if type(v) not in spec[0] or spec[1] is not None and spec[1](v) is not None:
                         cls._raise_misfit(k, v)
