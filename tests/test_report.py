@@ -263,8 +263,7 @@ def test_explicit_inputs_and_slow_path_give_the_same_tables(run_a, tmp_path):
     odd = tmp_path / "odd.jsonl"
     lines = traces.read_bytes().splitlines(keepends=True)
     rec = orjson.loads(lines[3])
-    rec["category"] = 5  # a number where pyarrow expects text: forces the line-by-line reader
-    rec["sample"] = str(rec["sample"])
+    rec["synthetic"] = 0  # a number where pyarrow expects a boolean forces the line-by-line reader
     odd.write_bytes(b"".join(lines[:3]) + orjson.dumps(rec) + b"\n" + b"".join(lines[4:]))
     out = tmp_path / "rep"
     res = CliRunner().invoke(app, ["report", "--traces", str(odd), "--verdicts", str(run_a / "verdicts.jsonl"),

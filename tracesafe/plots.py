@@ -30,6 +30,8 @@ def _plt():
         "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8, "figure.dpi": 100,
         "axes.spines.top": False, "axes.spines.right": False, "svg.fonttype": "none", "hatch.linewidth": 0.8,
         "svg.hashsalt": "tracesafe",
+        # Labels are names from the data: a "$" is drawn as typed, not parsed as mathtext (a "$\\foo$" crashed it).
+        "text.parse_math": False,
     })
     return plt
 

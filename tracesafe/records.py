@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import types
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -29,12 +32,125 @@ def stable_id(*parts: Any, n: int = 16) -> str:
     return hashlib.sha256(blob).hexdigest()[:n]
 
 
+INT64 = (-(2**63), 2**63 - 1)  # tables and Parquet store integers as int64
+
+_JSON_NAMES = {str: "a string", bool: "a boolean", int: "an integer", float: "a number", dict: "an object",
+               list: "an array", type(None): "null"}
+_ANY = frozenset(_JSON_NAMES)
+# A deeper check of a value whose JSON type fits: (where below the field, reason) of the first misfit, or None.
+Deep = Callable[[Any], "tuple[str, str] | None"]
+
+
+def _json_type(v: Any) -> str:
+    return {type(None): "null", bool: "boolean", str: "string", int: "integer", float: "number", dict: "object",
+            list: "array"}.get(type(v), type(v).__name__)
+
+
+def _expected(allowed: frozenset[type]) -> str:
+    names = sorted((_JSON_NAMES[t] for t in allowed if not (t is int and float in allowed)), key=lambda n: n == "null")
+    return " or ".join(names)
+
+
+def _misfit(allowed: frozenset[type], deep: Deep | None, v: Any) -> tuple[str, str] | None:
+    if type(v) not in allowed:
+        return "", f"must be {_expected(allowed)}, got {_json_type(v)}"
+    return None if deep is None else deep(v)
+
+
+def _below(key: Any) -> str:
+    # A key is data; name it only when it is a short identifier, never echo free text.
+    if isinstance(key, int):
+        return f"[{key}]"
+    return f".{key}" if key.isidentifier() and len(key) <= 32 else ".<key>"
+
+
+def _in_int64(v: Any) -> tuple[str, str] | None:
+    return None if type(v) is not int or INT64[0] <= v <= INT64[1] else ("", "is out of the 64-bit integer range")
+
+
+def _spec(tp: Any) -> tuple[frozenset[type], Deep | None]:
+    """The exact JSON types a value of annotation ``tp`` may have (exact: a boolean is never an integer) and a
+    deeper check for items and integer range. Only JSON types are checked (a Literal is a string): which
+    values are meaningful is each stage's business."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return _ANY, None
+    if origin in (typing.Union, types.UnionType):
+        specs = [_spec(a) for a in args]
+        deep = [d for _, d in specs if d is not None]
+        allowed = frozenset().union(*(t for t, _ in specs))
+        if not deep:
+            return allowed, None
+        return allowed, lambda v: next((m for m in (d(v) for d in deep) if m is not None), None)
+    if origin is Literal:
+        return frozenset({type(args[0])}), None
+    if origin in (dict, list):
+        item = _spec(args[-1]) if args else (_ANY, None)
+        if item == (_ANY, None):
+            return frozenset({origin}), None
+
+        def items(v: Any) -> tuple[str, str] | None:
+            if type(v) is not origin:
+                return None  # another member of a union
+            for key, x in v.items() if origin is dict else enumerate(v):
+                m = _misfit(*item, x)
+                if m is not None:
+                    return _below(key) + m[0], m[1]
+            return None
+
+        return frozenset({origin}), items
+    if tp is int:
+        return frozenset({int}), _in_int64
+    if tp is float:
+        return frozenset({int, float}), None
+    return frozenset({tp}), None
+
+
 class _Record:
     kind: ClassVar[str]
+    _prefix: ClassVar[str]
+    _specs: ClassVar[dict[str, tuple[frozenset[type], Deep | None]]]
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        cls._prefix = f"tracesafe.{cls.kind}/"
 
     @classmethod
     def schema_name(cls) -> str:
         return f"tracesafe.{cls.kind}/{SCHEMA_VERSION}"
+
+    @classmethod
+    def check(cls, d: dict[str, Any], fields: tuple[str, ...] | None = None) -> None:
+        """Raise ValueError naming the first field of ``d`` whose JSON type does not fit the record (a
+        ``reasoning`` that is a number, a ``sample`` beyond int64) or a ``schema`` of another kind. Fields
+        absent from ``d`` are not checked: which ones a stage needs is the stage's business. ``fields``
+        limits the check to the fields a stage reads (split passes the rest through as bytes). Readers call
+        this (``check=``) so a bad line is reported as FILE:LINE (or skipped) before any stage uses it."""
+        specs = cls.__dict__.get("_specs")
+        if specs is None:
+            hints = typing.get_type_hints(cls)
+            specs = {f.name: _spec(hints[f.name]) for f in dataclasses.fields(cls) if f.name != "extra"}  # type: ignore[arg-type]
+            cls._specs = specs
+        schema = d.get("schema")
+        if schema is not None and not str(schema).startswith(cls._prefix):
+            raise ValueError(f"expected a {cls.kind} record, got schema {schema!r}")
+        if fields is None:
+            get = specs.get
+            for k, v in d.items():
+                spec = get(k)
+                if spec is not None and (type(v) not in spec[0] or spec[1] is not None and spec[1](v) is not None):
+                    cls._raise_misfit(k, v)
+        else:  # split calls this per line: no more work than the few fields need
+            for k in fields:
+                if k in d and k in specs:  # a field of no record type (an extra) has no type to check
+                    v, spec = d[k], specs[k]
+                    if type(v) not in spec[0] or spec[1] is not None and spec[1](v) is not None:
+                        cls._raise_misfit(k, v)
+
+    @classmethod
+    def _raise_misfit(cls, k: str, v: Any) -> None:
+        where, reason = _misfit(*cls._specs[k], v)  # type: ignore[misc]
+        raise ValueError(f"field {k + where!r} {reason}")
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"schema": self.schema_name()}
@@ -47,9 +163,7 @@ class _Record:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]):
-        schema = d.get("schema")
-        if schema is not None and not str(schema).startswith(f"tracesafe.{cls.kind}/"):
-            raise ValueError(f"expected a {cls.kind} record, got schema {schema!r}")
+        cls.check(d)
         names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         known = {k: v for k, v in d.items() if k in names and k != "extra"}
         extra = {k: v for k, v in d.items() if k not in names and k != "schema"}

@@ -69,6 +69,43 @@ def num(x) -> str:
     return f"{int(x):,}"
 
 
+# ---------------------------------------------------------------- escaping
+
+_SPACE = re.compile(r"\s+")  # newlines and every other Unicode space or line separator
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_MD_PUNCT = re.compile(r"([\\`*_\[\]|~$#])")
+_LIST_MARKER = re.compile(r"(?:[+-]|\d{1,9}[.)])(?= |$)")  # opens a nested list at the start of a list item
+
+
+def one_line(text) -> str:
+    """``text`` on one line: whitespace runs (newlines included) become one space, control characters U+FFFD."""
+    return _CONTROL.sub("\ufffd", _SPACE.sub(" ", str(text)))
+
+
+def md(text) -> str:
+    """A user-supplied string (model, judge, suite, category, run, file name, title) as Markdown that renders
+    as exactly that text on one line: HTML (``<script>``, ``<img onerror>``) as entities, Markdown markup
+    (links, emphasis, code, table pipes, ``$`` math, headings, list markers) backslash-escaped. Every such
+    string goes into report.md through here; ``_inline`` renders the result to HTML."""
+    s = one_line(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    s = _MD_PUNCT.sub(r"\\\1", s)
+    m = _LIST_MARKER.match(s)
+    return s if m is None else f"{s[: m.end() - 1]}\\{s[m.end() - 1:]}"
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")  # and full-width forms
+
+
+def csv_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """Text cells that a spreadsheet would run as a formula (starting with = + - @, tab or CR) get a leading
+    single quote, as OWASP's CSV-injection guidance says; numbers are untouched."""
+    out = df.copy()
+    for c in out.columns:
+        if out[c].dtype == object or isinstance(out[c].dtype, (pd.CategoricalDtype, pd.StringDtype)):
+            out[c] = out[c].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v)
+    return out
+
+
 # ---------------------------------------------------------------- document model
 
 
@@ -101,7 +138,7 @@ class Doc:
             self.blocks.append(("figure", png, caption))
 
     def to_md(self, base: Path) -> str:
-        out = [f"# {self.title}", ""]
+        out = [f"# {md(self.title)}", ""]
         for b in self.blocks:
             kind = b[0]
             if kind == "h":
@@ -116,7 +153,7 @@ class Doc:
                 df, cap = b[1], b[2]
                 if cap:
                     out += [f"*{cap}*", ""]
-                cols = [str(c) for c in df.columns]
+                cols = [md(c) for c in df.columns]
                 out.append("| " + " | ".join(cols) + " |")
                 out.append("|" + "|".join("---" for _ in cols) + "|")
                 for row in df.itertuples(index=False):
@@ -128,7 +165,7 @@ class Doc:
         return "\n".join(out)
 
     def to_html(self) -> str:
-        parts = [f"<h1>{_inline(self.title)}</h1>"]
+        parts = [f"<h1>{html.escape(one_line(self.title))}</h1>"]
         for b in self.blocks:
             kind = b[0]
             if kind == "h":
@@ -148,12 +185,13 @@ class Doc:
                 parts.append(f'<div class="tw"><table>{capt}{"".join(rows)}</table></div>')
             elif kind == "figure":
                 data = base64.b64encode(b[1].read_bytes()).decode()
-                parts.append(f'<figure><img alt="{html.escape(b[2])}" src="data:image/png;base64,{data}">'
+                alt = re.sub(r"<[^>]+>", "", _inline(b[2]))
+                parts.append(f'<figure><img alt="{alt}" src="data:image/png;base64,{data}">'
                              f"<figcaption>{_inline(b[2])}</figcaption></figure>")
         body = "\n".join(parts)
         return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                 f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-                f"<title>{html.escape(self.title)}</title><style>{_CSS}</style></head>\n<body>\n{body}\n</body></html>\n")
+                f"<title>{html.escape(one_line(self.title))}</title><style>{_CSS}</style></head>\n<body>\n{body}\n</body></html>\n")
 
 
 _CSS = """
@@ -177,15 +215,25 @@ def _md_cell(v) -> str:
         return f"{int(v):,}"
     if isinstance(v, (float, np.floating)):
         return f"{float(v):.3g}"
-    return str(v).replace("|", "\\|").replace("\n", " ")
+    return md(v)
+
+
+_ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])|&(?:amp|lt|gt);")
 
 
 def _inline(text: str) -> str:
-    s = html.escape(text.replace("\\|", "|"))
+    """The Markdown of report.md (code, bold, italics, backslash escapes and entities from ``md``) as HTML."""
+    held: list[str] = []
+
+    def hold(m: re.Match) -> str:  # escaped characters are text, never markup
+        held.append(html.escape(m.group(1) if m.group(1) is not None else html.unescape(m.group(0))))
+        return f"\x00{len(held) - 1}\x00"
+
+    s = html.escape(_ESCAPED.sub(hold, text))
     s = re.sub(r"`([^`]+)`", r"<code>\1</code>", s)
     s = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", s)
     s = re.sub(r"(?<![*\w])\*([^*]+)\*(?![*\w])", r"<em>\1</em>", s)
-    return s
+    return re.sub(r"\x00(\d+)\x00", lambda m: held[int(m.group(1))], s)
 
 
 # ---------------------------------------------------------------- display tables
@@ -301,7 +349,7 @@ def load(traces: list[Path], verdicts: Path, on_bad_line: str = "error") -> A.Da
 def write_tables(tables: dict[str, pd.DataFrame], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name, df in tables.items():
-        df.to_csv(out / f"{name}.csv", index=False)
+        csv_safe(df).to_csv(out / f"{name}.csv", index=False)
         df.to_parquet(out / f"{name}.parquet", index=False)
 
 
@@ -367,11 +415,11 @@ def _document(d: A.Data, t: dict[str, pd.DataFrame], figs: dict, title: str, tra
     models = sorted(d.traces["model"].astype(str).unique()) if len(d.traces) else []
     suites = sorted(d.traces["suite"].astype(str).unique()) if len(d.traces) else []
     items = [
-        f"Traces: {num(info['n_traces'])} from {len(traces)} file(s) ({', '.join(f'`{p.name}`' for p in traces)}); "
-        f"models: {', '.join(f'`{m}`' for m in models) or '–'}; suites: {', '.join(f'`{s}`' for s in suites) or '–'}.",
-        f"Verdicts: {num(info['n_verdicts_read'])} read from `{verdicts.name}`; harm judges: "
-        f"{', '.join(judge_disp(j) for j in d.harm_judges) or '–'}; refusal judges: "
-        f"{', '.join(judge_disp(j) for j in d.refusal_judges) or '–'}.",
+        f"Traces: {num(info['n_traces'])} from {len(traces)} file(s) ({', '.join(md(p.name) for p in traces)}); "
+        f"models: {', '.join(md(m) for m in models) or '–'}; suites: {', '.join(md(s) for s in suites) or '–'}.",
+        f"Verdicts: {num(info['n_verdicts_read'])} read from {md(verdicts.name)}; harm judges: "
+        f"{', '.join(md(judge_disp(j)) for j in d.harm_judges) or '–'}; refusal judges: "
+        f"{', '.join(md(judge_disp(j)) for j in d.refusal_judges) or '–'}.",
         f"Judge errors: {num(info['n_error'])} verdicts with status `error` are excluded from every rate and "
         "counted in the `n_error` columns.",
     ]
@@ -410,7 +458,7 @@ def _document(d: A.Data, t: dict[str, pd.DataFrame], figs: dict, title: str, tra
         doc.ul([_finding(r) for r in p.itertuples()])
         doc.figure(figs.get("rates"), "Unsafe rate of the thinking and of the answer on the same traces, by "
                                       "model, one panel per judge (Wilson 95% CIs).")
-        doc.figure(figs.get("hidden_risk"), f"The 2×2 of thinking × answer verdicts per model ({judge_disp(primary)})."
+        doc.figure(figs.get("hidden_risk"), f"The 2×2 of thinking × answer verdicts per model ({md(judge_disp(primary))})."
                                             " Orange-red hatched: harmful thinking behind a safe answer.")
         doc.table(_disp_paired(p), "paired.csv: thinking vs answer on the same traces (rates with Wilson 95% CIs; "
                                    "difference with Newcombe's 95% CI).")
@@ -428,7 +476,7 @@ def _document(d: A.Data, t: dict[str, pd.DataFrame], figs: dict, title: str, tra
     doc.h("By harm area")
     for seg in ("thinking", "answer"):
         doc.figure(figs.get(f"heatmap_{seg}"), f"{seg.capitalize()} unsafe rate by harm area and model "
-                                               f"({judge_disp(primary)}); n = judged segments per cell.")
+                                               f"({md(judge_disp(primary))}); n = judged segments per cell.")
     cat = t["by_category"]
     if not cat.empty and primary:
         sub = cat[cat["judge"] == primary]
@@ -436,7 +484,7 @@ def _document(d: A.Data, t: dict[str, pd.DataFrame], figs: dict, title: str, tra
         g = A.with_rate(g, "unsafe", "n")
         g["judge"] = primary
         doc.table(_disp_rates(g, ["model", "harm_area", "segment", "judge"], "unsafe", "n", "rate"),
-                  f"Unsafe rate by harm area ({judge_disp(primary)}); by harm area and category for every judge in "
+                  f"Unsafe rate by harm area ({md(judge_disp(primary))}); by harm area and category for every judge in "
                   "by_category.csv.")
 
     doc.h("Safety over K samples (SafeChain metrics)")
@@ -481,7 +529,7 @@ def _document(d: A.Data, t: dict[str, pd.DataFrame], figs: dict, title: str, tra
         doc.table(disp, "onset.csv: among thinking verdicts with spans, those with an unsafe chunk (n_onset).")
 
     doc.h("Lengths")
-    doc.figure(figs.get("length"), f"Thinking unsafe rate by thinking-length quintile ({judge_disp(primary)}; "
+    doc.figure(figs.get("length"), f"Thinking unsafe rate by thinking-length quintile ({md(judge_disp(primary))}; "
                                    "Wilson 95% CIs).")
     if not lengths.empty:
         disp = lengths.copy()
@@ -514,14 +562,14 @@ def _document(d: A.Data, t: dict[str, pd.DataFrame], figs: dict, title: str, tra
 def _finding(r) -> str:
     scr = " *(screening-grade)*" if A.is_screening(r.judge) else ""
     if r.n == 0:
-        return f"**{r.model}**, {r.judge}{scr}: no trace with both segments judged."
+        return f"**{md(r.model)}**, {md(r.judge)}{scr}: no trace with both segments judged."
     if r.diff_ci_low > 0:
         verdict = "the thinking is unsafe more often than the answer"
     elif r.diff_ci_high < 0:
         verdict = "the answer is unsafe more often than the thinking"
     else:
         verdict = "no clear difference between thinking and answer"
-    s = (f"**{r.model}**, judge `{r.judge}`{scr}: {verdict} — thinking {pct(r.thinking_unsafe_rate)} "
+    s = (f"**{md(r.model)}**, judge {md(r.judge)}{scr}: {verdict} — thinking {pct(r.thinking_unsafe_rate)} "
          f"{ci(r.thinking_ci_low, r.thinking_ci_high)} vs answer {pct(r.answer_unsafe_rate)} "
          f"{ci(r.answer_ci_low, r.answer_ci_high)} unsafe on the same {num(r.n)} traces; difference "
          f"{_pp(r.rate_diff, r.diff_ci_low, r.diff_ci_high)} pp, exact McNemar p {pval(r.mcnemar_p)} "
@@ -640,14 +688,14 @@ def compare_runs(run_dirs: list[Path], out_dir: Path, on_bad_line: str = "error"
     if screening:
         doc.note(SCREENING_NOTE)
     doc.h("Runs")
-    doc.ul([f"`{n}`: `{Path(rd)}`" for n, rd in zip(runs, run_dirs)])
+    doc.ul([f"{md(n)}: {md(Path(rd))}" for n, rd in zip(runs, run_dirs)])
     doc.h("Thinking vs answer in each run")
     doc.figure(figs["rates"], "Unsafe rate of thinking and answer on the same traces, per run and model "
                               "(Wilson 95% CIs).")
-    doc.figure(figs["hidden"], f"Thinking × answer outcomes per run and model ({judge_disp(judges[0]) if judges else ''}).")
+    doc.figure(figs["hidden"], f"Thinking × answer outcomes per run and model ({md(judge_disp(judges[0])) if judges else ''}).")
     doc.table(_disp_paired(paired.assign(model=paired["run_model"]), group="model"),
               "compare_paired.csv: per run, thinking vs answer on the same traces.")
-    doc.h(f"Change against `{runs[0]}`")
+    doc.h(f"Change against {md(runs[0])}")
     if diff.empty:
         doc.p("No run shares a judge (and model) with the first run.")
     else:

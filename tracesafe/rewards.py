@@ -428,6 +428,7 @@ def reward_file(
     with ``status: error``; it is never scored as either class. Rollouts of one prompt (same
     ``prompt_id`` and ``model``) form the R_h normalisation group.
     """
+    from .records import Trace
     from .store import read_jsonl, refuse_input_as_output, write_jsonl
 
     refuse_input_as_output(output, [traces])  # before the scoring, not after it
@@ -438,7 +439,7 @@ def reward_file(
         base["helpfulness_scorer"] = getattr(helpfulness_scorer, "name", type(helpfulness_scorer).__name__)
     records: list[dict[str, Any]] = []
     todo: list[tuple[int, dict[str, Any], str]] = []
-    for rec in read_jsonl(traces, on_bad_line=on_bad_line):
+    for rec in read_jsonl(traces, on_bad_line=on_bad_line, check=Trace.check):
         label = (labels or {}).get(str(rec.get("prompt_id")), rec.get("label"))
         head = {**base, "trace_id": rec.get("id"), "prompt_id": rec.get("prompt_id"), "model": rec.get("model"),
                 "sample": rec.get("sample"), "label": label}  # fmt: skip

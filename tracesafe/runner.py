@@ -1,7 +1,8 @@
 """`tracesafe run CONFIG.toml`: generate -> split -> judge -> report in one run directory.
 
 A run directory holds ``config.toml`` (a copy), ``manifest.json`` (versions, models, seeds, judges, suite
-hashes), ``traces/<model>.jsonl``, ``verdicts.jsonl`` and ``report/``. Each stage leaves a stamp in
+hashes), ``traces/<model>.jsonl`` (and ``traces/<input name>`` per trace input; a name taken already gets a
+short hash suffix), ``verdicts.jsonl`` and ``report/``. Each stage leaves a stamp in
 ``.stages/`` holding the fingerprint of its inputs; a rerun skips a stage whose stamp matches, and an
 interrupted stage resumes on its own (generation skips finished trace ids, judging reuses its cache).
 
@@ -167,6 +168,20 @@ def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "model"
 
 
+def unique_name(name: str, identity: str, taken: set[str]) -> str:
+    """``name``, or ``STEM-HASH.SUFFIX`` (8 hex of the sha256 of ``identity``) when a file of that name is
+    taken already, compared case-insensitively (macOS and Windows file systems). Two inputs named
+    ``traces.jsonl`` in different folders, or a model ``m`` and an input ``m.jsonl``, must not share one
+    trace file; the name depends only on what came before, so a rerun of the same config finds its files."""
+    out, i = name, 0
+    while out.casefold() in taken:
+        stem, suffix = (name[: -len(sfx)], sfx) if (sfx := Path(name).suffix) else (name, "")
+        out = f"{stem}-{hashlib.sha256(f'{identity}#{i}'.encode()).hexdigest()[:8]}{suffix}"
+        i += 1
+    taken.add(out.casefold())
+    return out
+
+
 def _fingerprint(*parts: Any) -> str:
     """Inputs of a stage: file paths are fingerprinted by size and mtime, everything else by value."""
     items = []
@@ -185,8 +200,13 @@ class Stages:
     def __init__(self, run_dir: Path):
         self.dir = run_dir / ".stages"
 
+    def _stamp(self, name: str) -> Path:
+        # Names that slug alike ("a b.jsonl", "a_b.jsonl") keep stamps of their own.
+        s = slug(name)
+        return self.dir / (f"{s}.json" if s == name else f"{s}-{hashlib.sha256(name.encode()).hexdigest()[:8]}.json")
+
     def done(self, name: str, fingerprint: str, outputs: list[Path]) -> bool:
-        stamp = self.dir / f"{slug(name)}.json"
+        stamp = self._stamp(name)
         if not stamp.exists() or not all(o.exists() for o in outputs):
             return False
         data = json.loads(stamp.read_text())
@@ -194,7 +214,7 @@ class Stages:
 
     def mark(self, name: str, fingerprint: str, outputs: list[Path]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        with atomic_output(self.dir / f"{slug(name)}.json", lock=False) as tmp:
+        with atomic_output(self._stamp(name), lock=False) as tmp:
             tmp.write_text(json.dumps({"inputs": fingerprint, "outputs": _fingerprint(*outputs), "at": time.time()}))
 
 
@@ -219,7 +239,10 @@ def _trace_inputs(cfg: RunConfig) -> list[Path]:
         if not matches:
             raise FileNotFoundError(f"{cfg.path}: run.traces pattern {pattern!r} matches no file")
         files += [Path(m) for m in matches]
-    return files
+    unique: dict[Path, Path] = {}
+    for f in files:  # a file that two patterns name is read once
+        unique.setdefault(f.resolve(), f)
+    return list(unique.values())
 
 
 def _prompts(cfg: RunConfig):
@@ -282,6 +305,7 @@ def run(cfg: RunConfig, run_dir: Path, *, log=print) -> Path:
     traces_dir = run_dir / "traces"
     traces_dir.mkdir(exist_ok=True)
     trace_files: list[Path] = []
+    taken: set[str] = set()
     manifest: dict[str, Any] = {"name": cfg.name, "config_sha256": hashlib.sha256(cfg.path.read_bytes()).hexdigest(),
                                 "config": cfg.raw, "packages": package_versions(), "models": {}, "inputs": {}}
 
@@ -291,29 +315,30 @@ def run(cfg: RunConfig, run_dir: Path, *, log=print) -> Path:
         prompts, manifest["suites"] = _prompts(cfg)
         for m in cfg.models:
             gcfg = _generate_config(cfg, m)
-            out = traces_dir / f"{slug(model_label(m))}.jsonl"
+            out = traces_dir / unique_name(f"{slug(model_label(m))}.jsonl", model_label(m), taken)
             fp = _fingerprint("generate", model_label(m), repr(gcfg), manifest["suites"])
-            if stages.done(f"generate-{model_label(m)}", fp, [out]):
+            if stages.done(f"generate-{out.stem}", fp, [out]):
                 log(f"generate {model_label(m)}: done")
             else:
                 log(f"generate {model_label(m)}: {len(prompts)} prompts ...")
                 generate(gcfg, prompts, out)
-                stages.mark(f"generate-{model_label(m)}", fp, [out])
+                stages.mark(f"generate-{out.stem}", fp, [out])
             manifest["models"][model_label(m)] = {"config": {k: v for k, v in vars(gcfg).items()}, "traces": str(out.name)}
             trace_files.append(out)
 
     for src in _trace_inputs(cfg) if cfg.traces else []:
         from .split import split_file
 
-        out = traces_dir / src.name
+        out = traces_dir / unique_name(src.name, str(src.resolve()), taken)
+        what = src.name if out.name == src.name else f"{src} (as traces/{out.name})"
         fp = _fingerprint("split", src)
-        if stages.done(f"split-{src.name}", fp, [out]):
-            log(f"split {src.name}: done")
+        if stages.done(f"split-{out.name}", fp, [out]):
+            log(f"split {what}: done")
         else:
             counts = split_file(src, out)
-            log(f"split {src.name}: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
-            stages.mark(f"split-{src.name}", fp, [out])
-        manifest["inputs"][src.name] = {"source": str(src), "sha256": _sha256(src)}
+            log(f"split {what}: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
+            stages.mark(f"split-{out.name}", fp, [out])
+        manifest["inputs"][out.name] = {"source": str(src), "sha256": _sha256(src)}
         trace_files.append(out)
 
     from .judges import run_judges

@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from .records import SplitRule, SplitStatus
+from .records import SplitRule, SplitStatus, Trace
 
 # (open, close). Sky-T1's thought markers come with a solution block handled below.
 TAG_PAIRS: tuple[tuple[str, str], ...] = (
@@ -172,11 +172,15 @@ def _split_harmony(raw: str) -> Split | None:
     return Split(thinking, final.strip(), status, "harmony")
 
 
+_READS = ("raw", "reasoning", "prompt_rendered")  # the fields a split reads; the rest pass through
+
+
 def split_record(rec: dict[str, Any]) -> dict[str, Any]:
     """Add thinking, answer, split_status and split_rule to a record (in place); returns it."""
     raw = rec.get("raw")
     if not isinstance(raw, str):
         raise ValueError("record has no string field 'raw'")
+    Trace.check(rec, _READS)
     s = split_text(raw, rec.get("reasoning"), rec.get("prompt_rendered"))
     rec["thinking"] = s.thinking
     rec["answer"] = s.answer
@@ -239,6 +243,7 @@ def _split_range(src: str, start: int, stop: int, out, on_bad_line: str) -> tupl
                 raw = rec.get("raw")
                 if not isinstance(raw, str):
                     raise ValueError("record has no string field 'raw'")
+                Trace.check(rec, _READS)
                 s = split_text(raw, rec.get("reasoning"), rec.get("prompt_rendered"))
             except (orjson.JSONDecodeError, ValueError) as e:
                 if on_bad_line == "error":

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from ..records import Verdict, stable_id
+from ..records import Trace, Verdict, stable_id
 from ..store import JsonlWriter, atomic_output, read_jsonl
 from ._base import JudgeItem, JudgeResult, get_judge
 
@@ -60,16 +60,11 @@ def segment_texts(rec: dict[str, Any]) -> dict[str, str]:
 
 
 def _check_trace(rec: dict[str, Any]) -> None:
-    schema = rec.get("schema")
-    if schema is not None and not str(schema).startswith("tracesafe.trace/"):
-        raise ValueError(f"expected a trace record, got schema {schema!r}")
+    Trace.check(rec)
     if not isinstance(rec.get("id"), str) or not rec["id"]:
         raise ValueError("trace has no string 'id'")
     if all(rec.get(k) is None for k in ("raw", "thinking", "answer")):
         raise ValueError("trace has none of 'raw', 'thinking', 'answer'")
-    for k in ("raw", "thinking", "answer", "prompt", "reasoning"):
-        if rec.get(k) is not None and not isinstance(rec[k], str):
-            raise ValueError(f"field {k!r} must be a string, got {type(rec[k]).__name__}")
 
 
 def iter_traces(paths: list[Path], on_bad_line: str = "error") -> Iterator[dict[str, Any]]:

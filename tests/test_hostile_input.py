@@ -1,0 +1,279 @@
+"""Hostile input: names that try to inject into report.md, CSV formulas, mathtext, colliding run file names, bad
+record fields, directories and missing folders, optional packages that are not installed. Each ends in a correct
+report or one clear line with exit status 2, never a traceback."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import subprocess
+import sys
+from html import unescape
+from pathlib import Path
+
+import orjson
+import pandas as pd
+import pytest
+from markdown_it import MarkdownIt
+from typer.testing import CliRunner
+
+from test_report import make_run
+from tracesafe.cli import app
+from tracesafe.records import Trace, Verdict
+
+REPO = Path(__file__).resolve().parent.parent
+HOSTILE = ("=cmd|' /C calc'!A0 <script>alert(1)</script><img src=x onerror=alert(2)>\n# Injected heading\n"
+           "[click](javascript:alert(3)) `tick` *em* _u_ ~~s~~ | & &amp; model$\\foo$x")
+CATEGORY, HARM_AREA, JUDGE = "@SUM(1+1)", "+cmd", "-lg <b>x</b>"
+
+
+def cli(*args: str):
+    res = CliRunner().invoke(app, list(args))
+    assert res.exception is None or isinstance(res.exception, SystemExit), res.exception  # never a traceback
+    return res
+
+
+def rewrite(path: Path, **renames) -> None:
+    """Replace field values in every record of a JSONL file: renames = {field: {old: new}}."""
+    recs = [orjson.loads(x) for x in path.read_bytes().splitlines()]
+    for r in recs:
+        for f, m in renames.items():
+            if r.get(f) in m:
+                r[f] = m[r[f]]
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in recs))
+
+
+@pytest.fixture(scope="module")
+def hostile_report(tmp_path_factory) -> Path:
+    root = make_run(tmp_path_factory.mktemp("hostile") / "run")
+    rewrite(root / "traces" / "m1.jsonl", model={"m1": HOSTILE}, category={"c": CATEGORY}, harm_area={"A": HARM_AREA})
+    rewrite(root / "verdicts.jsonl", judge={"llama-guard": JUDGE})
+    res = cli("report", str(root), "--title", "T <i>x</i>\n# H")
+    assert res.exit_code == 0, res.output
+    return root / "report"
+
+
+def test_report_md_renders_hostile_names_as_text(hostile_report):
+    md = (hostile_report / "report.md").read_text()
+    # Rendered by a CommonMark renderer that passes raw HTML through (the worst case).
+    html = MarkdownIt("commonmark").enable("table").render(md)
+    assert "<script" not in html and "<img src=\"x\"" not in html and "<img src=x" not in html
+    assert 'href="javascript' not in html and "<b>x</b>" not in html and "<i>x</i>" not in html
+    assert re.findall(r"<h1>(.*?)</h1>", html) == ["T &lt;i&gt;x&lt;/i&gt; # H"]
+    assert "Injected" not in "".join(re.findall(r"<h\d>.*?</h\d>", html))
+    # The names are there, as text, in the tables and in the findings.
+    assert html.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 5
+    assert "[click](javascript:alert(3)) `tick` *em* _u_ ~~s~~ | &amp; &amp;amp; model$\\foo$x" in html
+    assert "&lt;b&gt;x&lt;/b&gt;" in html and "<td>+cmd</td>" in html
+    # No unescaped $ (GitHub renders $...$ as math) and no line of the name left to start a block.
+    assert not re.search(r"(?<!\\)\$\\foo", md)
+    assert not any(line.startswith("# Injected") for line in md.splitlines())
+
+
+def test_report_html_escapes_hostile_names(hostile_report):
+    html = (hostile_report / "report.html").read_text()
+    assert "<script" not in html and "<img src=x" not in html and "<b>x</b>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "model$\\foo$x" in html
+    assert "<title>T &lt;i&gt;x&lt;/i&gt; # H</title>" in html
+
+
+def test_csv_text_cells_cannot_be_formulas(hostile_report):
+    risky = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+    n_text = 0
+    for path in sorted((hostile_report / "tables").glob("*.csv")):
+        with open(path, newline="", encoding="utf-8") as f:
+            for row in list(csv.reader(f))[1:]:
+                for cell in row:
+                    if cell.startswith(risky):
+                        float(cell)  # only a number may start with - or +
+                    n_text += cell.startswith("'")
+    assert n_text > 20
+    s = pd.read_csv(hostile_report / "tables" / "summary.csv")
+    assert set(s["model"]) == {"'" + HOSTILE} and set(s["judge"]) >= {"'" + JUDGE, "offline"}
+    assert s["unsafe_rate"].dtype == float and s["n"].dtype.kind == "i"
+    cat = pd.read_csv(hostile_report / "tables" / "by_category.csv")
+    assert {"'" + CATEGORY, "safe_contexts"} <= set(cat["category"]) and "'" + HARM_AREA in set(cat["harm_area"])
+    paired = pd.read_csv(hostile_report / "tables" / "paired.csv")
+    assert (paired["diff_ci_low"] < 0).any()  # negative numbers stay numbers
+    # Parquet keeps the names exactly.
+    sp = pd.read_parquet(hostile_report / "tables" / "summary.parquet")
+    assert set(sp["model"]) == {HOSTILE} and JUDGE in set(sp["judge"])
+
+
+def test_compare_escapes_hostile_run_names(tmp_path):
+    base, other = make_run(tmp_path / "a"), make_run(tmp_path / "b", model="m1-x", flip_thinking=(3,))
+    (base / "manifest.json").write_bytes(orjson.dumps({"name": HOSTILE}))
+    res = cli("compare", str(base), str(other), "-o", str(tmp_path / "cmp"))
+    assert res.exit_code == 0, res.output
+    md = (tmp_path / "cmp" / "report.md").read_text()
+    html = MarkdownIt("commonmark").enable("table").render(md)
+    assert "<script" not in html and 'src="x"' not in html and 'href="javascript' not in html
+    heads = re.findall(r"<h(\d)>(.*?)</h\1>", html)  # the newline + "#" in the name opened no heading
+    assert [lvl for lvl, _ in heads].count("1") == 1 and not any(text.startswith("Injected") for _, text in heads)
+    for page in (html, (tmp_path / "cmp" / "report.html").read_text()):  # the name, as text, on one line
+        (against,) = re.findall(r"<h2>Change against (.*?)</h2>", page)
+        assert unescape(against) == " ".join(HOSTILE.split("\n"))
+    runs = pd.read_csv(tmp_path / "cmp" / "tables" / "compare_diff.csv")["baseline_run"]
+    assert set(runs) == {"'" + HOSTILE}
+
+
+def test_dollar_in_a_name_is_plain_text_in_figures(tmp_path):
+    root = make_run(tmp_path / "run", model="model$\\foo$x")
+    res = cli("report", str(root))
+    assert res.exit_code == 0, res.output
+    svg = (root / "report" / "figures" / "rates_by_model.svg").read_text()
+    assert "model$\\foo$x" in svg  # drawn as typed, not as mathtext
+    assert len(list((root / "report" / "figures").glob("*.png"))) == 7
+
+
+# ---------------------------------------------------------------- run: one file per input
+
+
+def _sample(n: int, start: int = 0) -> bytes:
+    return b"".join((REPO / "traces" / "sample_traces.jsonl").read_bytes().splitlines(keepends=True)[start:start + n])
+
+
+def test_run_keeps_inputs_that_share_a_name(tmp_path):
+    for folder, start, n in (("a", 0, 5), ("b", 5, 7)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "traces.jsonl").write_bytes(_sample(n, start))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[run]\nname="x"\ntraces=["a/traces.jsonl", "b/*.jsonl", "a/*.jsonl"]\n[judge]\njudges=["refusal"]\n')
+    res = cli("run", str(cfg), "-o", str(tmp_path / "run"))
+    assert res.exit_code == 0, res.output
+    files = sorted((tmp_path / "run" / "traces").glob("*.jsonl"))
+    assert len(files) == 2 and files[1].name == "traces.jsonl" and re.fullmatch(r"traces-[0-9a-f]{8}\.jsonl", files[0].name)
+    assert [len(f.read_bytes().splitlines()) for f in files] == [7, 5]  # b/ is the second input
+    ids = {orjson.loads(x)["trace_id"] for x in (tmp_path / "run" / "verdicts.jsonl").read_bytes().splitlines()}
+    assert len(ids) == 12
+    manifest = orjson.loads((tmp_path / "run" / "manifest.json").read_bytes())
+    assert {Path(v["source"]).parent.name for v in manifest["inputs"].values()} == {"a", "b"}
+    res = cli("run", str(cfg), "-o", str(tmp_path / "run"))  # a rerun finds both files again
+    assert res.exit_code == 0 and res.output.count(": done") == 4, res.output
+
+
+def test_unique_name():
+    from tracesafe.runner import unique_name
+
+    taken: set[str] = set()
+    assert unique_name("m.jsonl", "model m", taken) == "m.jsonl"
+    other = unique_name("M.jsonl", "/ext/M.jsonl", taken)  # case-insensitive file systems
+    assert re.fullmatch(r"M-[0-9a-f]{8}\.jsonl", other)
+    assert unique_name("M.jsonl", "/ext/M.jsonl", set()) == "M.jsonl"
+    assert unique_name("M.jsonl", "/ext/M.jsonl", {"m.jsonl"}) == other  # the same name on a rerun
+
+
+@pytest.mark.engine
+def test_run_generated_model_and_input_of_the_same_name(tiny_r1, tmp_path):
+    (tmp_path / "ext").mkdir()
+    (tmp_path / "ext" / "m.jsonl").write_bytes(_sample(4))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[run]\nname="x"\nsuites=["sst"]\nlimit=2\ntraces=["ext/m.jsonl"]\n'
+                   f'[generate]\nbackend="hf"\nmax_tokens=8\n[[models]]\nname="m"\nmodel="{tiny_r1}"\n'
+                   '[judge]\njudges=["refusal"]\n')
+    res = cli("run", str(cfg), "-o", str(tmp_path / "run"))
+    assert res.exit_code == 0, res.output
+    gen = tmp_path / "run" / "traces" / "m.jsonl"
+    assert {orjson.loads(x)["model"] for x in gen.read_bytes().splitlines()} == {str(tiny_r1)}
+    (imported,) = [f for f in (tmp_path / "run" / "traces").glob("m-*.jsonl")]
+    assert len(imported.read_bytes().splitlines()) == 4
+
+
+# ---------------------------------------------------------------- bad records: FILE:LINE, exit 2, skip works
+
+GOOD = {"schema": "tracesafe.trace/1", "id": "t", "prompt_id": "p", "raw": "<think>a</think>b", "model": "m",
+        "prompt": "q", "sample": 0, "label": "harmful"}
+BAD = {
+    "reasoning": ({"reasoning": 5}, "field 'reasoning' must be a string or null, got integer"),
+    "prompt_rendered": ({"prompt_rendered": ["<think>"]}, "field 'prompt_rendered' must be a string or null, got array"),
+    "huge_sample": ({"sample": 2**63}, "field 'sample' is out of the 64-bit integer range"),
+    "float_sample": ({"sample": 10**30}, "field 'sample' must be an integer, got number"),  # orjson reads 1e30
+}
+
+
+def _traces(tmp_path: Path, bad: dict) -> Path:
+    p = tmp_path / "t.jsonl"
+    recs = [{**GOOD, "id": f"t{i}", "prompt_id": f"p{i}"} for i in range(3)]
+    recs[1].update(bad)
+    p.write_text("".join(json.dumps(r) + "\n" for r in recs))  # orjson writes no integer beyond 64 bits
+    return p
+
+
+def test_record_check_names_the_field():
+    for fields, reason in BAD.values():
+        with pytest.raises(ValueError, match=re.escape(reason)):
+            Trace.check(orjson.loads(json.dumps({**GOOD, **fields})))
+    Trace.check(GOOD)
+    Trace.check({**GOOD, "synthetic": 0}, ("synthetic", "sample"))  # an extra field has no type to check
+    with pytest.raises(ValueError, match=r"field 'n_tokens\.thinking' must be an integer or null, got string"):
+        Trace.check({**GOOD, "n_tokens": {"thinking": "9"}})
+    with pytest.raises(ValueError, match=r"field 'n_tokens\.<key>' is out of the 64-bit"):
+        Trace.check({**GOOD, "n_tokens": {"a harmful sentence as a key": 2**64}})
+    with pytest.raises(ValueError, match=r"field 'spans\[1\]\[2\]' must be a number, got string"):
+        Verdict.check({"spans": [[0, 1, 0.5], [1, 2, "x"]]})
+    with pytest.raises(ValueError, match="field 'unsafe' must be a boolean or null, got string"):
+        Verdict.check({"unsafe": "false"})
+    with pytest.raises(ValueError, match="field 'sample' must be an integer, got boolean"):
+        Trace.check({**GOOD, "sample": True})
+    with pytest.raises(ValueError, match="expected a trace record"):
+        Trace.from_dict({**GOOD, "schema": "tracesafe.verdict/1"})
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+@pytest.mark.parametrize("command", ["split", "judge", "reward", "report"])
+def test_bad_trace_field_is_located_and_skippable(tmp_path, case, command):
+    src = _traces(tmp_path, BAD[case][0])
+    out = tmp_path / "out"
+    if command == "report":
+        v = tmp_path / "v.jsonl"
+        v.write_bytes(b"".join(orjson.dumps({"trace_id": f"t{i}", "segment": "answer", "judge": "j", "judge_version": "1",
+                                             "status": "ok", "unsafe": False}) + b"\n" for i in range(3)))
+        args = ["report", "--traces", str(src), "--verdicts", str(v), "-o", str(out)]
+    else:
+        args = [command, str(src), "-o", str(out)] + (["-j", "refusal"] if command == "judge" else [])
+    if (command, case in ("huge_sample", "float_sample")) in (("split", True), ("report", False)):
+        res = cli(*args)  # a field the command does not read passes through (split) or is not looked at (report)
+        assert res.exit_code == 0, res.output
+        return
+    res = cli(*args)
+    assert res.exit_code == 2 and f"{src}:2: {BAD[case][1]}" in res.output, res.output
+    assert len(res.output.strip().splitlines()) == 1
+    res = cli(*args, "--on-bad-line", "skip")
+    assert res.exit_code == 0, res.output
+    assert f"skipped {src}:2: {BAD[case][1]}" in res.output or command == "split" and "skipped 1" in res.output
+
+
+def test_directories_and_missing_folders_are_one_line(tmp_path):
+    d = tmp_path / "dir"
+    d.mkdir()
+    for args in (["split", str(d), "-o", str(tmp_path / "o.jsonl")], ["judge", str(d), "-o", str(tmp_path / "v.jsonl")],
+                 ["export", str(d), "-o", str(tmp_path / "e.parquet")], ["merge", str(d), "-o", str(tmp_path / "m.jsonl")],
+                 ["reward", str(d), "-o", str(tmp_path / "r.jsonl")], ["run", str(d)],
+                 ["judge-eval", "--judge", "refusal", "--gold", str(d)],
+                 ["report", "--traces", str(d), "--verdicts", str(d), "-o", str(tmp_path / "rep")]):
+        res = cli(*args)
+        assert res.exit_code == 2 and res.output.startswith("error: ") and str(d) in res.output, (args, res.output)
+        assert len(res.output.strip().splitlines()) == 1, res.output
+    src = tmp_path / "t.jsonl"
+    src.write_bytes(orjson.dumps(GOOD) + b"\n")
+    res = cli("split", str(src), "-o", str(tmp_path / "missing" / "o.jsonl"))
+    assert res.exit_code == 2 and res.output.strip() == f"error: {tmp_path / 'missing'}: no such directory"
+
+
+@pytest.mark.parametrize(("blocked", "args", "extra"), [
+    ("httpx,openai", ["judge", "T", "-j", "rubric", "--judge-model", "gpt", "-O", "rubric.base_url=http://127.0.0.1:9/v1"], "models"),
+    ("vllm", ["generate", "--model", "DIR", "--backend", "vllm", "--limit", "1"], "vllm"),
+    ("transformers", ["generate", "--model", "DIR", "--backend", "hf", "--limit", "1"], "models"),
+])
+def test_missing_optional_package_names_the_pip_command(tmp_path, blocked, args, extra):
+    src = tmp_path / "t.jsonl"
+    src.write_bytes(orjson.dumps(GOOD) + b"\n")
+    (tmp_path / "model").mkdir()
+    args = [str(src) if a == "T" else str(tmp_path / "model") if a == "DIR" else a for a in args]
+    # None in sys.modules makes `import NAME` fail exactly as when NAME is not installed.
+    code = (f"import sys; sys.modules.update(dict.fromkeys({blocked.split(',')!r})); from tracesafe.cli import app; "
+            f"app({args + ['-o', str(tmp_path / 'out.jsonl')]!r})")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert f"which is not installed: pip install 'tracesafe[{extra}]'" in r.stderr
