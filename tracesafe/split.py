@@ -67,7 +67,7 @@ def split_text(
             return family.forced(raw, pair)
         if fmt is None:
             fmt = from_prompt(prompt_rendered)
-    if thinking_off(chat_template_kwargs):
+    if chat_template_kwargs and thinking_off(chat_template_kwargs):
         return Split("", raw.strip(), "no_thinking", "thinking_off", fmt.name if fmt else "none")
     if fmt is not None:
         return fmt.split(raw, known=True)

@@ -233,7 +233,7 @@ def from_prompt(prompt_rendered: str) -> Format | None:
 
 def prompt_tail(tail: str, fmt: Format | None) -> tuple[Format, Pair, bool] | None:
     """The marker the rendered prompt ends with (``tail`` is right-stripped): (format, pair, is_open)."""
-    for m, f, p, is_open in _auto()["tails"].get(tail[-1:], ()):
+    for m, f, p, is_open in (_AUTO or _auto())["tails"].get(tail[-1:], ()):
         if (fmt is None or f is fmt) and tail.endswith(m):
             return f, p, is_open
     return None
