@@ -60,7 +60,7 @@ HARMONY_HEADER = re.compile(r"<\|start\|>\w*|<\|channel\|>[^<]*(?:<\|constrain\|
 def _unaccounted(raw: str, s) -> str:
     """What of ``raw`` is neither thinking, answer, a marker nor whitespace (must be nothing). The answer
     may be joined from the text before a mid-text opener and the text after the thought."""
-    if s.rule == "harmony":  # messages in order; headers are not text
+    if s.rule == "harmony":  # headers are not text
         rest = HARMONY_HEADER.sub("\0", raw)
         for piece in sorted([*s.thinking.split("\n"), *s.answer.split("\n")], key=len, reverse=True):
             assert piece in rest, f"{piece!r} is not in {rest!r}"

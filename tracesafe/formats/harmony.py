@@ -1,5 +1,6 @@
-"""gpt-oss harmony channels: ``<|channel|>analysis<|message|>…<|end|>`` is thinking, every other channel
-(``final``, ``commentary`` tool calls and preambles) is answer, in order. Header text (roles, channel
+"""gpt-oss harmony channels: ``<|channel|>analysis<|message|>…<|end|>`` is thinking, every other message
+(``final``, ``commentary`` tool calls and preambles, built-in tool calls ``analysis to=python``) is
+answer, in order. Header text (roles, channel
 names, ``to=``/``<|constrain|>`` annotations) belongs to neither; any other text is kept: before the
 first header it is thinking, between messages it joins the side of the message before it."""
 
@@ -30,9 +31,11 @@ class Harmony(Format):
             m = raw.find(MESSAGE, c)
             if m == -1:  # cut inside a header: no message text to keep
                 break
-            # Header: "<|channel|>final <|constrain|>json<|message|>": the channel is the first word.
-            channel = raw[c + len(CHANNEL) : m].split("<", 1)[0].split(" ", 1)[0].strip()
-            side = thinking if channel == "analysis" else answer
+            # Header: "<|channel|>final <|constrain|>json<|message|>": the channel is the first word; a
+            # recipient ("analysis to=python", a built-in tool) makes the message a tool call, not thought.
+            header = raw[c + len(CHANNEL) : m]
+            channel = header.split("<", 1)[0].split(" ", 1)[0].strip()
+            side = thinking if channel == "analysis" and " to=" not in header else answer
             body = m + len(MESSAGE)
             c = raw.find(CHANNEL, body)
             stop = c if c != -1 else len(raw)
