@@ -83,7 +83,7 @@ class Format:
         after = pos + len(marker)
         if not is_open:  # a closing marker first: the opener was forced by an unrecorded template
             return self._done(raw[:pos], raw[after:], "complete", "bare_close")
-        if known and self.forced_open and pos and not raw[:pos].isspace():
+        if known and self.forced_open and not self.prefix_is_content and pos and not raw[:pos].isspace():
             return self.forced(raw, pair)  # the opener is quoted inside a forced thought
         if not pos or raw[:pos].isspace():
             return self._close(raw, after, pair, "tag")
