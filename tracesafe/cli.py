@@ -120,21 +120,44 @@ def split_cmd(
     input: Annotated[Path, typer.Argument(help="JSONL with `raw` (and optionally `reasoning`, `prompt_rendered`).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output JSONL (written atomically).")],
     on_bad_line: BadLineOpt = OnBadLine.error,
+    format: Annotated[Optional[str], typer.Option("--format", help="Reasoning format (`tracesafe formats list`); default: detect per record.")] = None,
 ):
-    """Separate thinking from the final answer: adds thinking, answer, split_status, split_rule."""
+    """Separate thinking from the final answer: adds thinking, answer, split_status, split_rule, split_format."""
+    from . import formats
     from .split import split_file
 
     if not input.exists():
         fail(f"{input}: no such file")
+    if format not in (None, "auto"):
+        try:
+            formats.get(format)
+        except ValueError as e:
+            fail(str(e))
     prog, advance = _progress_bytes(input, "split")
     if prog:
         with prog:
-            counts = split_file(input, output, on_bad_line=on_bad_line.value, progress=advance)
+            counts = split_file(input, output, on_bad_line=on_bad_line.value, progress=advance, format=format)
     else:
-        counts = split_file(input, output, on_bad_line=on_bad_line.value)
+        counts = split_file(input, output, on_bad_line=on_bad_line.value, format=format)
     total = sum(v for k, v in counts.items() if k != "skipped")
     parts = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
     typer.echo(f"split {total} records -> {output} ({parts})", err=True)
+
+
+formats_app = typer.Typer(help="Reasoning-output formats the splitter knows.", no_args_is_help=True)
+app.add_typer(formats_app, name="formats", rich_help_panel=DATA)
+
+
+@formats_app.command("list")
+def formats_list():
+    """Each format: name, how it is detected, and its markers."""
+    from . import formats
+
+    for f in formats.all_formats():
+        how = "text" if f.auto else "name"
+        if f.prompt_signatures:
+            how += "+prompt"
+        typer.echo(f"{f.name:<14} {how:<12} {f.description}")
 
 
 def _import_formats() -> tuple[type[Enum], str]:

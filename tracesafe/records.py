@@ -21,7 +21,7 @@ SCHEMA_VERSION = 1
 
 Label = Literal["harmful", "benign"]
 SplitStatus = Literal["complete", "unterminated", "no_thinking"]
-SplitRule = Literal["api_field", "tag", "template_forced", "bare_close", "harmony", "none"]
+SplitRule = Literal["api_field", "tag", "template_forced", "bare_close", "harmony", "thinking_off", "none"]
 Segment = Literal["thinking", "answer", "full"]
 VerdictStatus = Literal["ok", "error"]
 
@@ -209,6 +209,7 @@ class Trace(_Record):
     answer: str | None = None
     split_status: SplitStatus | None = None
     split_rule: SplitRule | None = None
+    split_format: str | None = None
     finish_reason: str | None = None
     n_tokens: dict[str, int | None] = field(default_factory=dict)
     suite: str | None = None

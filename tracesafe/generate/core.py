@@ -217,7 +217,7 @@ class Planner:
 def build_record(job: Job, cfg: GenerateConfig, backend: Backend, created: str, stamp: dict[str, Any]) -> dict[str, Any]:
     """``stamp``: model revision/hash and engine versions, on every trace because a resumed file can mix
     runs (the manifest describes the latest run only)."""
-    s = split_text(job.raw, job.reasoning, job.rendered)
+    s = split_text(job.raw, job.reasoning, job.rendered, chat_template_kwargs=cfg.chat_template_kwargs)
     p = job.prompt
     n_prompt = job.prompt_tokens
     if n_prompt is None and job.rendered:
@@ -237,6 +237,7 @@ def build_record(job: Job, cfg: GenerateConfig, backend: Backend, created: str, 
         answer=s.answer,
         split_status=s.status,
         split_rule=s.rule,
+        split_format=s.format,
         finish_reason=job.finish_reason,
         n_tokens={
             "prompt": n_prompt,

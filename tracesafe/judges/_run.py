@@ -50,9 +50,9 @@ def segment_texts(rec: dict[str, Any]) -> dict[str, str]:
     """thinking / answer / full of a trace; a trace that was never split is split on the fly."""
     thinking, answer = rec.get("thinking"), rec.get("answer")
     if thinking is None and answer is None and rec.get("raw") is not None:
-        from ..split import split_text
+        from ..split import split_of
 
-        s = split_text(rec["raw"], rec.get("reasoning"), rec.get("prompt_rendered"))
+        s = split_of(rec)
         thinking, answer = s.thinking, s.answer
     thinking, answer = thinking or "", answer or ""
     full = FULL_SEP.join(t for t in (thinking, answer) if t)

@@ -1,0 +1,273 @@
+"""The format type, the registry, and the tag-splitting rules every marker-based family shares."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..records import SplitRule, SplitStatus
+
+
+@dataclass(slots=True)  # not frozen: built once per trace, and a frozen init costs 4x
+class Split:
+    thinking: str
+    answer: str
+    status: SplitStatus
+    rule: SplitRule
+    format: str = "none"
+    # An opening marker after non-blank text (a quoted literal, or a model that wrote a preamble).
+    opener_mid_text: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """Opening and closing markers of one kind of thought block; any opener matches any closer."""
+
+    opens: tuple[str, ...]
+    closes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Format:
+    """A reasoning-output family. The default ``split`` implements the marker rules (tag, bare_close,
+    template_forced, none); a family with another structure (harmony channels) overrides it."""
+
+    name: str
+    description: str
+    pairs: tuple[Pair, ...] = ()
+    # An answer wrapper after the thought (Sky-T1 solution, Hunyuan <answer>, Cohere response): unwrapped
+    # only when nothing but whitespace lies outside it, so no text is ever dropped.
+    answer_block: tuple[str, str] | None = None
+    # Markers that start a tool call. When the thought has no closing marker, a tool call ends it; the
+    # call itself goes to the answer, never to the thinking.
+    tool_starts: tuple[str, ...] = ()
+    # The family's chat template writes the opening marker into the prompt, so when the format is known
+    # (named, or recognised from the prompt) text without an opener starts inside the thought.
+    forced_open: bool = False
+    # The family's parser treats text before a mid-text opener as answer even when the thought closes.
+    prefix_is_content: bool = False
+    # Detected from the text alone by its markers (False for families that share <think> with others).
+    auto: bool = True
+    # Substrings of a rendered prompt that identify the family (its chat-template tokens).
+    prompt_signatures: tuple[str, ...] = ()
+    # Openers recognised by auto-detection only at the start of the text (plain-language markers).
+    start_only: bool = False
+    vllm: str = ""  # the vLLM reasoning parser(s) this mirrors
+    _scan: Scanner = field(default=None, init=False, repr=False, compare=False)  # type: ignore[assignment]
+    _tools: Scanner = field(default=None, init=False, repr=False, compare=False)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_scan", Scanner((m, (self, p, m in p.opens)) for p in self.pairs for m in (*p.opens, *p.closes)))
+        object.__setattr__(self, "_tools", Scanner((m, None) for m in self.tool_starts))
+
+    @property
+    def markers(self) -> tuple[str, ...]:
+        out = [m for p in self.pairs for m in (*p.opens, *p.closes)]
+        if self.answer_block:
+            out += self.answer_block
+        return tuple(out)
+
+    def split(self, raw: str, known: bool = False) -> Split:
+        """Split ``raw`` by this family's markers. ``known``: the family is certain (named or recognised
+        from the prompt), which lets ``forced_open`` apply."""
+        pos, marker, hit = self._scan.first(raw)
+        if marker is None:
+            if known and self.forced_open and self.pairs:
+                return self.forced(raw, self.pairs[0])
+            return Split("", raw.strip(), "no_thinking", "none", self.name)
+        return self.split_at(raw, pos, marker, hit[1], hit[2], known)
+
+    def split_at(self, raw: str, pos: int, marker: str, pair: Pair, is_open: bool, known: bool = False) -> Split:
+        """Split at the first marker, found at ``pos``."""
+        after = pos + len(marker)
+        if not is_open:  # a closing marker first: the opener was forced by an unrecorded template
+            return self._done(raw[:pos], raw[after:], "complete", "bare_close")
+        if known and self.forced_open and not self.prefix_is_content and pos and not raw[:pos].isspace():
+            return self.forced(raw, pair)  # the opener is quoted inside a forced thought
+        if not pos or raw[:pos].isspace():
+            return self._close(raw, after, pair, "tag")
+        # Text before the opener is never discarded. With a closing marker after it, the first closing
+        # marker ends the thought (bare_close: the opener was quoted inside a template-forced thought);
+        # otherwise, or where the family's parser says so, the text before the opener is answer.
+        if not self.prefix_is_content:
+            end, close = _first_of(raw, after, pair.closes)
+            if end != -1:
+                return self._done(raw[:end], raw[end + len(close) :], "complete", "bare_close", mid=True)
+        return self._close(raw, after, pair, "tag", prefix=raw[:pos], mid=True)
+
+    def forced(self, raw: str, pair: Pair) -> Split:
+        """The prompt opened the thought: ``raw`` starts inside it."""
+        start = 0
+        window = raw[:64]  # markers are short; avoid copying a long text to strip it
+        head = window.lstrip()
+        for opening in pair.opens:
+            if head.startswith(opening):  # the model repeated the forced marker
+                start = len(window) - len(head) + len(opening)
+                break
+        return self._close(raw, start, pair, "template_forced")
+
+    def _close(self, raw: str, start: int, pair: Pair, rule: SplitRule, prefix: str = "", mid: bool = False) -> Split:
+        end, close = _first_of(raw, start, pair.closes)
+        if end != -1:
+            return self._done(raw[start:end], raw[end + len(close) :], "complete", rule, prefix, mid)
+        if self.tool_starts:
+            t = self._tools.first(raw, start)[0]
+            if t != -1:
+                return self._done(raw[start:t], raw[t:], "complete", rule, prefix, mid)
+        return Split(raw[start:].strip(), prefix.strip(), "unterminated", rule, self.name, mid)
+
+    def _done(self, thinking: str, answer: str, status: SplitStatus, rule: SplitRule, prefix: str = "", mid: bool = False) -> Split:
+        if self.answer_block:
+            answer = _unwrap(answer, self.answer_block)
+        return Split(thinking.strip(), (prefix + answer).strip() if prefix else answer.strip(), status, rule, self.name, mid)
+
+
+def _first_of(text: str, start: int, needles: tuple[str, ...]) -> tuple[int, str]:
+    best, which = -1, ""
+    for needle in needles:
+        j = text.find(needle, start, best + len(needle) if best != -1 else len(text))
+        if j != -1 and (best == -1 or j < best):
+            best, which = j, needle
+    return best, which
+
+
+def _unwrap(answer: str, block: tuple[str, str]) -> str:
+    s = answer.find(block[0])
+    if s == -1 or (s and not answer[:s].isspace()):
+        return answer
+    s += len(block[0])
+    e = answer.find(block[1], s)
+    if e == -1:
+        return answer[s:]
+    tail = answer[e + len(block[1]) :]
+    return answer[s:e] if not tail or tail.isspace() else answer
+
+
+class Scanner:
+    """Finds the first of many markers in one pass per leading character: markers start with a
+    character that is rare in prose ("<", "["), so each pass is a memchr over the text and a
+    ``startswith`` at each hit."""
+
+    def __init__(self, entries) -> None:
+        self.by_first: dict[str, dict[str, list[tuple[str, Any]]]] = {}
+        for marker, payload in entries:
+            self.by_first.setdefault(marker[0], {}).setdefault(marker[1:2], []).append((marker, payload))
+        for groups in self.by_first.values():
+            for group in groups.values():  # longest first: "<think>" must not shadow a longer marker
+                group.sort(key=lambda e: -len(e[0]))
+
+    def first(self, text: str, start: int = 0, stop: int | None = None) -> tuple[int, str | None, Any]:
+        pos, marker, payload = -1, None, None
+        limit = len(text) if stop is None else stop
+        for c, groups in self.by_first.items():
+            i = text.find(c, start, limit)
+            while i != -1:
+                group = groups.get(text[i + 1 : i + 2])
+                if group:
+                    for m, p in group:
+                        if text.startswith(m, i):
+                            pos, marker, payload, limit = i, m, p, i
+                            break
+                    if limit == i:
+                        break
+                i = text.find(c, i + 1, limit)
+        return pos, marker, payload
+
+
+_REGISTRY: dict[str, Format] = {}
+
+
+def register(fmt: Format) -> Format:
+    """Add a family to the registry (by its unique name); returns it, so a module can keep a handle."""
+    if fmt.name in _REGISTRY or fmt.name in ("auto", "none", "api"):
+        raise ValueError(f"reasoning format {fmt.name!r} is already registered")
+    _REGISTRY[fmt.name] = fmt
+    _AUTO.clear()
+    return fmt
+
+
+def get(name: str) -> Format:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown reasoning format {name!r}; known: auto, {', '.join(sorted(_REGISTRY))}") from None
+
+
+def all_formats() -> list[Format]:
+    return list(_REGISTRY.values())
+
+
+_AUTO: dict[str, Any] = {}
+
+
+def _auto() -> dict[str, Any]:
+    """Tables for auto-detection, built once from the registry."""
+    if not _AUTO:
+        text = [(m, (f, p, m in p.opens)) for f in _REGISTRY.values() if f.auto and not f.start_only
+                for p in f.pairs for m in (*p.opens, *p.closes)]  # fmt: skip
+        _AUTO["scan"] = Scanner(text)
+        _AUTO["start"] = [(m, f, p) for f in _REGISTRY.values() if f.auto and f.start_only for p in f.pairs for m in p.opens]
+        _AUTO["start_markers"] = tuple(m for m, _, _ in _AUTO["start"])
+        _AUTO["custom"] = {f.name for f in _REGISTRY.values() if type(f).split is not Format.split}
+        tails: dict[str, list[tuple[str, Format, Pair, bool]]] = {}  # by last character: one dict look-up per prompt
+        for f in _REGISTRY.values():
+            if type(f).split is Format.split:
+                for p in f.pairs:
+                    for m in (*p.opens, *p.closes):
+                        tails.setdefault(m[-1], []).append((m, f, p, m in p.opens))
+        for group in tails.values():
+            group.sort(key=lambda e: -len(e[0]))  # "</seed:think>" before a shorter suffix
+        _AUTO["tails"] = tails
+        _AUTO["prompt"] = [(s, f) for f in _REGISTRY.values() for s in f.prompt_signatures]
+    return _AUTO
+
+
+def from_prompt(prompt_rendered: str) -> Format | None:
+    """The family whose chat-template tokens appear in the rendered prompt, if any."""
+    for sig, fmt in _auto()["prompt"]:
+        if sig in prompt_rendered:
+            return fmt
+    return None
+
+
+def prompt_tail(tail: str, fmt: Format | None) -> tuple[Format, Pair, bool] | None:
+    """The marker the rendered prompt ends with (``tail`` is right-stripped): (format, pair, is_open)."""
+    for m, f, p, is_open in (_AUTO or _auto())["tails"].get(tail[-1:], ()):
+        if (fmt is None or f is fmt) and tail.endswith(m):
+            return f, p, is_open
+    return None
+
+
+def detect_split(raw: str) -> Split:
+    """Split by whichever auto-detected family's marker comes first in ``raw``."""
+    tables = _AUTO or _auto()
+    head = raw[:64].lstrip()
+    if head.startswith(tables["start_markers"]):
+        for m, f, p in tables["start"]:
+            if head.startswith(m):
+                return f.split_at(raw, raw.find(m), m, p, True)
+    pos, marker, hit = tables["scan"].first(raw)
+    if marker is None:
+        return Split("", raw.strip(), "no_thinking", "none", "none")
+    fmt, pair, is_open = hit
+    if fmt.name in tables["custom"]:  # a family with its own structure (harmony)
+        return fmt.split(raw)
+    return fmt.split_at(raw, pos, marker, pair, is_open)
+
+
+_OFF: dict[str, tuple[str, ...]] = {"enable_thinking": (), "thinking": (), "thinking_mode": ("off", "none", "no_think"),
+                                    "reasoning_effort": ("none",)}  # fmt: skip
+
+
+def thinking_off(kwargs: Mapping[str, Any] | None) -> bool:
+    """True when the chat-template switches recorded for a trace turned thinking off."""
+    if not kwargs:
+        return False
+    for key, off in _OFF.items():
+        v = kwargs.get(key)
+        if isinstance(v, dict):  # {"type": "disabled"} (Anthropic-style)
+            v = v.get("type")
+        if v is False or (isinstance(v, str) and v.lower() in off + ("disabled",)):
+            return True
+    return False

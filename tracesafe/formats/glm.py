@@ -1,0 +1,8 @@
+"""Zhipu GLM-4.5/4.6/4.7: <think>…</think>; a tool call (<tool_call>) ends an unclosed thought.
+Recognised from the prompt by its [gMASK]<sop> prefix."""
+
+from ._base import Format, register
+from .think import THINK
+
+register(Format("glm45", "<think>…</think>; <tool_call> ends an unclosed thought", pairs=(THINK,),
+                tool_starts=("<tool_call>",), auto=False, prompt_signatures=("[gMASK]<sop>",), vllm="glm45, glm47"))  # fmt: skip

@@ -1,0 +1,7 @@
+"""MiniMax-M2: the template opens the thought; the model writes only </think>."""
+
+from ._base import Format, register
+from .think import THINK
+
+register(Format("minimax_m2", "…</think>: the template opens the thought", pairs=(THINK,), forced_open=True,
+                auto=False, vllm="minimax_m2"))  # fmt: skip
