@@ -266,10 +266,14 @@ def _typed(fields: dict[str, str], required: tuple[str, ...] = (), kind: str = "
 _check_verdict = _typed(_VERDICT_FIELDS, ("trace_id", "segment", "judge", "status"), "verdict")
 
 
+_check_trace_flags = _typed({k: t for k, t in _TRACE_FIELDS.items() if t == "bool"})  # `synthetic` is no Trace field
+
+
 def _check_trace(rec: dict[str, Any]) -> None:
     from .records import Trace
 
     Trace.check(rec, _TRACE_CHECKED)
+    _check_trace_flags(rec)
     if rec.get("id") is None:
         raise ValueError("trace has no 'id' (is this a trace file?)")
 

@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 PIPELINE, DATA, JUDGES, MITIGATIONS = "Pipeline", "Data", "Judges", "Mitigations"
-COMMAND_ORDER = ["generate", "split", "judge", "report", "run", "compare", "demo", "import", "export", "merge", "suites",
+COMMAND_ORDER = ["generate", "split", "judge", "report", "run", "compare", "demo", "import", "export", "merge", "suites", "formats",
                  "judges", "judge-eval", "reward", "realign"]  # fmt: skip
 
 
@@ -52,11 +52,11 @@ class _PipelineOrder(TyperGroup):
         return sorted(self.commands, key=lambda c: COMMAND_ORDER.index(c) if c in COMMAND_ORDER else len(COMMAND_ORDER))
 
     def invoke(self, ctx):
-        from .store import BadLineError
+        from .store import BadLineError, OutputError
 
         try:
             return super().invoke(ctx)
-        except BadLineError as e:
+        except (BadLineError, OutputError) as e:
             fail(str(e))
         except ModuleNotFoundError as e:
             if e.name not in INSTALL:  # a module missing inside an installed package is a bug: keep the traceback
