@@ -405,8 +405,10 @@ def _write_manifest(output: Path, cfg: GenerateConfig, identity: dict[str, Any],
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "counts_at_start": stats,
     }
-    if cfg.api_key_env:
-        data["config"]["api_key_env"] = cfg.api_key_env  # the variable's name only, never its value
+    if cfg.api_base:
+        from ..openai_client import redact
+
+        data["config"]["api_base"] = redact(cfg.api_base)  # credentials in a URL are never written
     path = manifest_path(output)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str))
