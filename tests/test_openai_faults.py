@@ -145,7 +145,7 @@ def test_bad_replies_are_failed_requests_good_ones_kept_and_a_rerun_retries(tmp_
         for kind in BAD_KINDS:  # each bad reply named by its trace, none with the prompt's text
             assert sum(kind in line for line in r.stderr.splitlines()) == 0
         assert r.stderr.count("warning: trace") == 5
-        assert "malformed reply" in r.stderr and "HTTP 401" in r.stderr and "timed out (1 s per attempt)" in r.stderr
+        assert "malformed reply" in r.stderr and "HTTP 401" in r.stderr and "timed out: 1 s per attempt (after 2 attempts)" in r.stderr
         assert took < 60  # the trickle cut off after 1 s per attempt, not held for its 5 s
         # 4xx and malformed replies are not retried in the run; the trickle is (2 attempts).
         sent = [q["messages"][-1]["content"].split()[0] for q in srv.requests]
@@ -228,6 +228,12 @@ def test_rubric_judge_errors_are_verdicts_and_never_hold_the_key(tmp_path, monke
         stats = run_judges(traces, ["rubric"], ["answer"], out, judge_model="m", progress=False, api_key_env="TS_KEY",
                            base_url=f"http://127.0.0.1:{srv.port}/v1", max_retries=0, request_timeout=5)  # fmt: skip
         assert {q["auth"] for q in srv.requests} == {f"Bearer {KEY}"}  # the key was sent ...
+        # With the key's variable unset no Authorization header goes out (no other key is picked up).
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-not-for-this-host-123")
+        n = len(srv.requests)
+        run_judges(traces, ["rubric"], ["answer"], tmp_path / "nokey.jsonl", judge_model="m", progress=False,
+                   api_key_env="TS_UNSET_KEY", base_url=f"http://127.0.0.1:{srv.port}/v1", max_retries=0, cache_dir=None)  # fmt: skip
+        assert len(srv.requests) > n and {q["auth"] for q in srv.requests[n:]} == {None}
     assert stats["verdicts"] == 4 and stats["error"] == 4
     vs = {v["trace_id"]: v for v in read_jsonl(out)}
     assert vs["t-echo"]["error"].startswith("HTTP 401") and "Bearer ***" in vs["t-echo"]["raw_output"]
@@ -260,3 +266,13 @@ def test_run_config_warns_about_key_and_remote_code_before_sending(tmp_path):
     warning = r.stderr.index("TS_KEY")
     assert warning < r.stderr.index("generate m")  # named before anything was sent
     assert_no_secret(tmp_path / "run", r.stdout, r.stderr)  # the run directory: manifest, config copy, traces
+
+
+def test_missing_sdk_fails_the_rubric_judge_before_judging(tmp_path):
+    traces = tmp_path / "t.jsonl"
+    traces.write_text(json.dumps({"id": "t", "prompt": "p", "raw": "<think>x</think>y"}) + "\n")
+    no_sdk = "import sys; sys.modules['openai'] = None; from tracesafe.cli import main; main()"
+    r = subprocess.run([sys.executable, "-c", no_sdk, "judge", str(traces), "-o", str(tmp_path / "v.jsonl"), "-j", "rubric",
+                        "-O", "base_url=http://127.0.0.1:9/v1"], capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 2 and "pip install 'tracesafe[models]'" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "v.jsonl").exists() or not (tmp_path / "v.jsonl").read_text()

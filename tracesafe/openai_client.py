@@ -169,7 +169,7 @@ class Endpoint:
             body_text = self.redact(_safe_text(e.response)[:2000])
             raise ReplyError(f"HTTP {e.status_code}: {body_text[:500]}" + self._after(), body_text) from None
         except openai.APITimeoutError:
-            raise ReplyError(f"timed out ({self.timeout:g} s per attempt)" + self._after()) from None
+            raise ReplyError(f"timed out: {self.timeout:g} s per attempt" + self._after()) from None
         except openai.APIConnectionError as e:
             raise ReplyError(self.redact(f"connection failed: {e.__cause__ or e}") + self._after()) from None
         except openai.OpenAIError as e:

@@ -25,7 +25,7 @@ import re
 from typing import Any
 
 from ._base import BaseJudge, JudgeItem, JudgeResult, register_judge
-from ..openai_client import Endpoint, ReplyError, check_base_url, first_choice
+from ..openai_client import Endpoint, ReplyError, check_base_url, first_choice, import_openai
 
 # dsbowen/strong_reject, judge_templates.json (verbatim).
 STRONGREJECT_SYSTEM = (
@@ -162,6 +162,7 @@ class RubricJudge(BaseJudge):
                  chunk_chars: int = 32000):  # fmt: skip
         self.model = model or os.environ.get("TRACESAFE_JUDGE_MODEL") or self.default_model
         self.base_url = check_base_url(base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1", "base_url")
+        import_openai()  # a missing SDK fails here, before any trace is read
         self.api_key_env = api_key_env
         self.concurrency, self.max_retries, self.request_timeout = concurrency, max_retries, request_timeout
         self._endpoint: Endpoint | None = None
