@@ -127,4 +127,3 @@ class OpenAIBackend:
             stop.set()
             for _ in workers:
                 todo.put(None)
-        self.endpoint.close()
