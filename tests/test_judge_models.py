@@ -206,7 +206,7 @@ def test_rubric_judge_against_vllm_server_turns_garbage_into_errors(vllm_server,
                        progress=False, base_url="http://127.0.0.1:9/v1", max_retries=1)  # fmt: skip
     assert stats["error"] == 3
     v = next(iter(read_jsonl(tmp_path / "down.jsonl")))
-    assert v["error"].startswith("failed after 2 attempts") and v["attempts"] == [2, 2]
+    assert v["error"].startswith("connection failed") and "(after 2 attempts)" in v["error"] and v["attempts"] == [2, 2]
 
 
 def test_llama_guard_through_openai_backend_matches_transformers(vllm_server, tiny_traces, hf_verdicts, tmp_path):

@@ -6,6 +6,7 @@ them, so ``tracesafe --help``, ``split`` and ``report`` start fast.
 
 from __future__ import annotations
 
+import signal
 import sys
 from enum import Enum
 from pathlib import Path
@@ -555,6 +556,8 @@ def generate_cmd(
     api_base: Annotated[Optional[str], typer.Option(help="openai backend: base URL, e.g. http://127.0.0.1:8000/v1.")] = None,
     api_key_env: Annotated[Optional[str], typer.Option(help="openai backend: NAME of the env var holding the API key (the key is never written).")] = None,
     concurrency: Annotated[int, typer.Option(help="openai backend: requests in flight.")] = 16,
+    request_timeout: Annotated[float, typer.Option(help="openai backend: seconds one attempt may take in all, connect to last byte (a trickling server is cut off).")] = 600.0,
+    max_retries: Annotated[int, typer.Option(help="openai backend: retries of a request after a timeout, connection error, 408/409/429 or 5xx (Retry-After honoured).")] = 6,
     revision: Annotated[Optional[str], typer.Option(help="Model revision to load and record.")] = None,
     trust_remote_code: Annotated[bool, typer.Option(help="Run the model repository's own code (off by default).")] = False,
 ):
@@ -575,15 +578,20 @@ def generate_cmd(
             tensor_parallel_size=tensor_parallel_size, pipeline_parallel_size=pipeline_parallel_size,
             data_parallel_size=data_parallel_size, dtype=dtype, max_model_len=max_model_len,
             gpu_memory_utilization=gpu_memory_utilization, enforce_eager=enforce_eager, shard=shard, limit=limit, batch_size=batch_size,
-            api_base=api_base, api_key_env=api_key_env, concurrency=concurrency, revision=revision,
-            trust_remote_code=trust_remote_code,
+            api_base=api_base, api_key_env=api_key_env, concurrency=concurrency, request_timeout=request_timeout,
+            max_retries=max_retries, revision=revision, trust_remote_code=trust_remote_code,
         )  # fmt: skip
         prompts = [p for name in suite for p in load_suite(name)]
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl-C: finished traces kept
         stats = generate(cfg, prompts, output)
     except ValueError as e:
         fail(str(e))
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted: the traces finished so far are in {output}; rerun the same command to resume", err=True)
+        raise typer.Exit(1) from None
     typer.echo(", ".join(f"{k} {v}" for k, v in stats.items()) + f" -> {output}", err=True)
     if stats.get("failed"):
+        typer.echo(f"incomplete: {stats['failed']} requests failed; rerun the same command to retry them", err=True)
         raise typer.Exit(1)
 
 
@@ -612,7 +620,7 @@ def run_cmd(
     tiny_model: Annotated[Optional[Path], typer.Option(help="With --smoke: the tiny model directory (built and cached if absent).")] = None,
 ):
     """Chain generate -> split -> judge -> report into a run directory; rerun resumes, a finished run does nothing."""
-    from .runner import load_config, plan, run
+    from .runner import config_warnings, load_config, plan, run
 
     smoke_model = None
     if smoke:
@@ -621,6 +629,8 @@ def run_cmd(
         smoke_model = str(build_tiny_r1(tiny_model or default_tiny_dir()))
     try:
         cfg = load_config(config, _set_overrides(set_), smoke_model=smoke_model)
+        for warning in config_warnings(cfg):  # before anything is sent or run
+            typer.secho(warning, fg="yellow", err=True)
         if dry_run:
             typer.echo("\n".join(plan(cfg)))
             return

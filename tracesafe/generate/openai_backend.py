@@ -1,46 +1,35 @@
-"""Any OpenAI-compatible endpoint (`vllm serve`, DeepSeek's API, others), with bounded concurrency and
-retries (exponential backoff with jitter) on 429, 5xx, timeouts and connection errors.
+"""Any OpenAI-compatible endpoint (`vllm serve`, DeepSeek's API, others) through the shared client
+(tracesafe/openai_client.py: the openai SDK's retries, a per-attempt deadline, checked replies, redaction),
+``concurrency`` requests in flight.
 
 Normal thinking mode uses /chat/completions and reads the reasoning from `message.reasoning_content`
 (DeepSeek's API, older vLLM) or `message.reasoning` (vLLM's --reasoning-parser). The prefill modes
 (zerothink, lessthink, morethink) need the raw prompt text, so they use /completions with the prompt
 rendered by the model's own tokenizer, which must then be loadable locally (`--model` a local path or
 cached hub name). The API key is read from the environment variable named by `--api-key-env` and is
-never written anywhere. A request that still fails after the retries is not written: a rerun retries it.
+never written anywhere. A request that fails (after the retries) or gets a malformed reply is counted in
+``failed`` and not written: a rerun retries it. Every good reply is handed on as it arrives.
 """
 
 from __future__ import annotations
 
-import os
-import random
+import queue
 import sys
 import threading
-import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any
 
+from ..openai_client import Endpoint, ReplyError, first_choice
 from .core import Completion, GenerateConfig, Request, messages
-
-RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 
 class OpenAIBackend:
     name = "openai"
 
     def __init__(self, cfg: GenerateConfig):
-        import httpx
-
-        if not cfg.api_base:
-            raise ValueError("the openai backend needs --api-base (e.g. http://127.0.0.1:8000/v1)")
         self.cfg = cfg
-        headers = {}
-        if cfg.api_key_env:
-            key = os.environ.get(cfg.api_key_env)
-            if not key:
-                raise ValueError(f"environment variable {cfg.api_key_env} (from --api-key-env) is not set")
-            headers["Authorization"] = f"Bearer {key}"
-        self.client = httpx.Client(base_url=cfg.api_base.rstrip("/"), headers=headers, timeout=cfg.request_timeout)
+        self.endpoint = Endpoint(cfg.api_base, api_key_env=cfg.api_key_env, timeout=cfg.request_timeout,
+                                 max_retries=cfg.max_retries)  # fmt: skip
         self.tokenizer = self._local_tokenizer()
         if cfg.thinking_mode != "normal" and self.tokenizer is None:
             raise ValueError(f"thinking mode {cfg.thinking_mode!r} on the openai backend renders the prompt with the "
@@ -65,11 +54,11 @@ class OpenAIBackend:
         return None if self.tokenizer is None else len(self.tokenizer.encode(text, add_special_tokens=False))
 
     def info(self) -> dict[str, Any]:
-        import httpx
+        from importlib.metadata import version
 
-        return {"name": self.name, "api_base": self.cfg.api_base, "httpx": httpx.__version__}
+        return {"name": self.name, "api_base": self.endpoint.url, "openai": version("openai")}
 
-    def _body(self, req: Request) -> tuple[str, dict[str, Any]]:
+    def _body(self, req: Request) -> dict[str, Any]:
         cfg = self.cfg
         body: dict[str, Any] = {"model": cfg.model, "temperature": cfg.temperature, "top_p": cfg.top_p,
                                 "seed": req.job.seed + req.job.retries, "n": 1}  # fmt: skip
@@ -83,63 +72,58 @@ class OpenAIBackend:
             body["messages"] = messages(req.job.prompt, cfg)
             if cfg.chat_template_kwargs:
                 body["chat_template_kwargs"] = cfg.chat_template_kwargs  # vLLM; ignored elsewhere
-            return "/chat/completions", body
+            return body  # /chat/completions
         body["prompt"] = req.prompt
         body["skip_special_tokens"] = False  # vLLM: keep markers in the text
-        return "/completions", body
+        return body  # /completions
 
     def _call(self, req: Request) -> Completion | None:
-        import httpx
-
-        path, body = self._body(req)
-        for attempt in range(self.cfg.max_retries + 1):
-            try:
-                r = self.client.post(path, json=body)
-                if r.status_code in RETRY_STATUS:
-                    raise _Retry(f"HTTP {r.status_code}")
-                r.raise_for_status()
-                return self._parse(r.json())
-            except (_Retry, httpx.TimeoutException, httpx.TransportError) as e:
-                if attempt == self.cfg.max_retries:
-                    self._fail(req, f"{type(e).__name__}: {e} after {attempt + 1} attempts")
-                    return None
-                time.sleep(min(60.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.5))
-            except (httpx.HTTPStatusError, ValueError, KeyError, IndexError) as e:
-                self._fail(req, f"{type(e).__name__}: {e}")  # 4xx or a malformed reply: retrying will not help
-                return None
-        return None
+        try:
+            reply, _ = self.endpoint.create(self._body(req))
+            c = first_choice(reply)
+        except ReplyError as e:
+            self._fail(req, str(e))
+            return None
+        except Exception as e:  # anything else (an SDK surprise) fails this request, not the run
+            self._fail(req, self.endpoint.redact(f"{type(e).__name__}: {e}"))
+            return None
+        usage = c["usage"]
+        return Completion(c["text"], usage.get("completion_tokens") or 0, c["finish_reason"], c["stop_reason"],
+                          reasoning=c["reasoning"], usage=usage, n_prompt=usage.get("prompt_tokens"))  # fmt: skip
 
     def _fail(self, req: Request, why: str) -> None:
         with self._lock:
             self.failed += 1
         print(f"warning: trace {req.job.id} (prompt {req.job.prompt.id}, sample {req.job.sample}) failed: {why}", file=sys.stderr)
 
-    @staticmethod
-    def _parse(d: dict[str, Any]) -> Completion:
-        choice = d["choices"][0]
-        usage = d.get("usage") or {}
-        if "message" in choice:
-            msg = choice["message"]
-            text = msg.get("content") or ""
-            reasoning = msg.get("reasoning_content") or msg.get("reasoning") or None
-        else:
-            text, reasoning = choice.get("text") or "", None
-        return Completion(text, int(usage.get("completion_tokens") or 0), choice.get("finish_reason"),
-                          choice.get("stop_reason"), reasoning=reasoning, usage=usage, n_prompt=usage.get("prompt_tokens"))  # fmt: skip
-
     def run(self, requests: list[Request], on_done: Callable[[Request, Completion], list[Request]]) -> None:
-        with ThreadPoolExecutor(max_workers=self.cfg.concurrency) as pool:
-            running = {pool.submit(self._call, r): r for r in requests}
-            while running:
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    req = running.pop(fut)
-                    done = fut.result()
-                    if done is None:
-                        continue
-                    for follow in on_done(req, done):  # on_done runs in this thread only
-                        running[pool.submit(self._call, follow)] = follow
+        """Workers send; this thread hands each finished reply to ``on_done`` (which writes it) at once.
+        On Ctrl-C/SIGTERM (KeyboardInterrupt here) nothing more is sent: the workers are daemon threads,
+        so requests in flight are abandoned unwritten and a rerun sends them again."""
+        todo: queue.SimpleQueue[Request | None] = queue.SimpleQueue()
+        done: queue.SimpleQueue[tuple[Request, Completion | None]] = queue.SimpleQueue()
+        stop = threading.Event()
 
+        def work() -> None:
+            while (req := todo.get()) is not None and not stop.is_set():
+                done.put((req, self._call(req)))
 
-class _Retry(Exception):
-    pass
+        for r in requests:
+            todo.put(r)
+        workers = [threading.Thread(target=work, daemon=True) for _ in range(max(1, min(self.cfg.concurrency, len(requests))))]
+        for w in workers:
+            w.start()
+        pending = len(requests)
+        try:
+            while pending:
+                req, completion = done.get()
+                pending -= 1
+                if completion is None:
+                    continue
+                for follow in on_done(req, completion):  # on_done runs in this thread only
+                    todo.put(follow)
+                    pending += 1
+        finally:
+            stop.set()
+            for _ in workers:
+                todo.put(None)

@@ -28,7 +28,7 @@ class ModelJudge(BaseJudge):
                  gpu_memory_utilization: float | None = None, enable_prefix_caching: bool = True,
                  trust_remote_code: bool = False, top_logprobs: int = 20, base_url: str | None = None,
                  api_key_env: str = "OPENAI_API_KEY", tokenizer: str | None = None, concurrency: int = 8,
-                 enforce_eager: bool = False, replicas: int = 1):  # fmt: skip
+                 request_timeout: float = 120.0, max_retries: int = 4, enforce_eager: bool = False, replicas: int = 1):  # fmt: skip
         self.backend = backend or default_backend()
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
@@ -41,7 +41,8 @@ class ModelJudge(BaseJudge):
             self.model_path = self.model_arg
             self._fingerprint = None
             self._lm_opts: dict[str, Any] = {"base_url": base_url, "api_key_env": api_key_env, "tokenizer": tokenizer,
-                                             "top_logprobs": top_logprobs, "concurrency": concurrency}  # fmt: skip
+                                             "top_logprobs": top_logprobs, "concurrency": concurrency,
+                                             "request_timeout": request_timeout, "max_retries": max_retries}  # fmt: skip
         else:
             self.model_path = resolve_model(self.model_arg, what="judge model")
             self._fingerprint = model_fingerprint(self.model_path)

@@ -215,13 +215,16 @@ class RemoteLM:
     rendered prompt text (no special tokens added: the template writes them)."""
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
-                 tokenizer: str | None = None, top_logprobs: int = 20, timeout: float = 120.0, max_retries: int = 4,
-                 concurrency: int = 8):  # fmt: skip
+                 tokenizer: str | None = None, top_logprobs: int = 20, request_timeout: float = 120.0,
+                 max_retries: int = 4, concurrency: int = 8):  # fmt: skip
+        from ..openai_client import Endpoint
+
         self.model = model
-        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:8000/v1").rstrip("/")
-        self.api_key_env = api_key_env
+        self.endpoint = Endpoint(base_url or os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:8000/v1",
+                                 api_key_env=api_key_env, key_required=False, timeout=request_timeout,
+                                 max_retries=max_retries, option="base_url")  # fmt: skip
         self.top_logprobs = top_logprobs
-        self.timeout, self.max_retries, self.concurrency = timeout, max_retries, concurrency
+        self.concurrency = concurrency
         self._tok_path = tokenizer or (model if Path(model).is_dir() else None)
         self._tokenizer = None
 
@@ -234,28 +237,27 @@ class RemoteLM:
         return self._tokenizer
 
     def generate(self, prompts: list[str], max_tokens: int) -> list[Generation]:
-        from ._http import post_many
+        from ..openai_client import ReplyError, first_choice
 
         bodies = [{"model": self.model, "prompt": p, "max_tokens": max_tokens, "temperature": 0.0,
                    "logprobs": self.top_logprobs, "add_special_tokens": False} for p in prompts]  # fmt: skip
         gens = []
-        for res in post_many(self.base_url + "/completions", bodies, api_key_env=self.api_key_env,
-                             timeout=self.timeout, max_retries=self.max_retries, concurrency=self.concurrency):  # fmt: skip
+        for res in self.endpoint.map(bodies, self.concurrency):
             if res.error is not None:
                 gens.append(Generation(error=res.error, text=res.text or ""))
                 continue
             try:
-                ch = res.json["choices"][0]
-                lp = ch.get("logprobs") or {}
+                c = first_choice(res.json)
+                lp = c["choice"].get("logprobs") or {}
                 top = [dict(d or {}) for d in (lp.get("top_logprobs") or [])]
-                gens.append(Generation(text=ch.get("text") or "", tokens=list(lp.get("tokens") or []), top=top,
-                                       usage=dict(res.json.get("usage") or {})))  # fmt: skip
-            except (KeyError, IndexError, TypeError) as e:
-                gens.append(Generation(error=f"malformed completion response: {e}", text=json.dumps(res.json)[:2000]))
+                gens.append(Generation(text=c["text"], tokens=list(lp.get("tokens") or []), top=top, usage=c["usage"]))
+            except (ReplyError, AttributeError, TypeError, ValueError) as e:
+                why = str(e) if isinstance(e, ReplyError) else f"malformed reply: logprobs: {e}"
+                gens.append(Generation(error=why, text=self.endpoint.redact(json.dumps(res.json)[:2000])))
         return gens
 
     def close(self) -> None:
-        pass
+        self.endpoint.close()
 
 
 def _as_list(x) -> list[int]:
