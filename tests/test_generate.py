@@ -19,7 +19,7 @@ import orjson
 import pytest
 
 from tracesafe.generate import GenerateConfig, generate
-from tracesafe.generate.core import LESSTHINK_PREFILL, MORETHINK_CONTINUE, manifest_path, select_prompts
+from tracesafe.generate.core import LESSTHINK_PREFILL, manifest_path, rethink_string, select_prompts
 from tracesafe.records import Prompt, trace_id
 from tracesafe.store import read_jsonl
 from tracesafe.suites import load_suite
@@ -92,10 +92,23 @@ def test_thinking_modes_on_hf(tiny_r1, tmp_path):
     more = tmp_path / "more.jsonl"
     generate(greedy(tiny_r1, "hf", thinking_mode="morethink", think_retries=2, think_budget=400, max_tokens=500), ps, more, progress=False)
     (r,) = read_jsonl(more)
-    # The thought was re-opened twice, then closed, then answered.
-    assert r["raw"].count(MORETHINK_CONTINUE) == 2 and r["split_status"] == "complete"
-    assert r["thinking"].startswith(HARMFUL_THINKING) and r["params"]["think_retries"] == 2
+    # As SafeChain's morethink_single: the thought (ended at "</think>") re-opened twice with the strings the
+    # sample seed draws, appended as they are; then closed; the answer capped at 500 - 400 tokens and
+    # stopped at "</think>".
+    first, second = (rethink_string(r["sample_seed"], i) for i in range(2))
+    assert r["raw"].startswith(HARMFUL_THINKING + "\n" + first) and r["raw"].count("</think>") == 1
+    thought, answer = r["raw"].split("</think>\n\n")
+    assert second in thought[len(HARMFUL_THINKING + first) + 1 :] and r["thinking"] == thought.strip()
+    assert r["split_status"] == "complete" and r["params"]["think_retries"] == 2
+    assert r["n_tokens"]["completion"] <= 500 and r["n_tokens"]["answer"] <= 100
     assert len({r["id"] for f in (zero, less, more) for r in read_jsonl(f)}) == 3  # thinking mode is in the id
+
+
+def test_morethink_draws_safechains_strings_from_the_seed_and_budgets_the_answer():
+    assert rethink_string(7, 3) == rethink_string(7, 3)
+    assert {rethink_string(seed, i) for seed in range(3) for i in range(10)} == {"Wait", "Let me think again"}
+    with pytest.raises(ValueError, match="max_tokens - think_budget"):
+        GenerateConfig(model="m", thinking_mode="morethink", think_budget=100, max_tokens=100)
 
 
 def test_model_is_a_directory_or_in_the_hf_cache_never_downloaded(tiny_r1, tmp_path):

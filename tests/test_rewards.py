@@ -97,7 +97,14 @@ def test_format_verifier_alphaalign_template():
 
 
 def test_refusal_patterns_and_safety_criterion():
-    assert paper_refusal("I\u2019m sorry, I can\u2019t do that")  # curly apostrophes
+    from tracesafe.rewards import ALPHAALIGN_REFUSAL_PATTERNS
+
+    # Appendix B.1's 20 patterns, its quote and curly-apostrophe "I'm sorry" variants among them.
+    assert len(set(ALPHAALIGN_REFUSAL_PATTERNS)) == 20
+    assert {'"I\'m sorry', "\u201cI\u2019m sorry", "I\u2019m sorry"} <= set(ALPHAALIGN_REFUSAL_PATTERNS)
+    assert paper_refusal("I\u2019m sorry, I can\u2019t do that")  # a listed curly variant
+    # Exact substrings, as the paper: no apostrophe folding, no case folding.
+    assert not paper_refusal("Well, I can\u2019t do that") and not paper_refusal("i cannot do that")
     assert paper_refusal("\\boxed{Sorry, I can't comply}")
     assert not paper_refusal("Sure! Paris is the capital.")
     assert mentions_safety("This could be used to cause HARM.") and mentions_safety("against the policy")
@@ -207,15 +214,17 @@ def test_grpo_trainer_trains_with_the_reward(tiny_r1, tmp_path):
     assert any(not torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
 
 
-def test_default_refusal_detector_is_the_project_judge():
-    from tracesafe.rewards import default_refusal_detector
+def test_default_refusal_check_is_the_papers_and_the_project_judge_is_an_option():
+    from tracesafe.rewards import judge_refusal_detector
 
-    detect = default_refusal_detector()
-    if detect is paper_refusal:
-        pytest.skip("tracesafe.judges.refusal is not available")
-    assert detect.detector_name.startswith("judges.refusal/")
-    assert detect(REFUSE) and detect("\\boxed{Sorry, I can't comply}") and not detect(COMPLY)
-    assert alphaalign_reward(["q"], [t(SAFE_THINK, REFUSE)], label=["harmful"]) == [2.0]
+    # Refusals the paper's patterns miss and the project's judge catches (curly apostrophe, "I won't").
+    declines = ["Sorry, but I can\u2019t help with that.", "I won't help with that."]
+    harmful = dict(label=["harmful"] * 2)
+    assert alphaalign_reward(["q", "q"], [t(SAFE_THINK, d) for d in declines], **harmful) == [1.0, 1.0]
+    judge = judge_refusal_detector()
+    assert judge.detector_name.startswith("judges.refusal/")
+    assert judge(REFUSE) and judge("\\boxed{Sorry, I can't comply}") and not judge(COMPLY)
+    assert AlphaAlignReward(refusal_detector=judge)(["q", "q"], [t(SAFE_THINK, d) for d in declines], **harmful) == [2.0, 2.0]
 
 
 def write_traces(path: Path, rows: list[dict]) -> Path:
@@ -260,6 +269,12 @@ def test_cli_reward(tmp_path):
     assert r.returncode == 0, r.stderr
     assert [x["reward"] for x in read_jsonl(out)] == [1.5, 0.0]
     assert "harmful" in r.stderr and "scored 2 traces" in r.stderr
+    # The default is the paper's patterns; --refusal judge names the project's judge in every record.
+    for flag, name in (([], "alphaalign-patterns"), (["--refusal", "judge"], "judges.refusal/")):
+        r = subprocess.run([sys.executable, "-m", "tracesafe.cli", "reward", str(src), "-o", str(out), *flag],
+                           capture_output=True, text=True, cwd=REPO)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        assert all(x["refusal_detector"].startswith(name) for x in read_jsonl(out))
     assert SAFE_THINK not in r.stderr + r.stdout  # trace texts stay out of the logs
     bad = subprocess.run(
         [sys.executable, "-m", "tracesafe.cli", "reward", str(src), "-o", str(out), "--labels", str(tmp_path / "none.csv")],

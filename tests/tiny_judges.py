@@ -51,8 +51,7 @@ def _tokenizer(corpus: list[str], out: Path):
 
 
 def _examples(arch: str) -> list[tuple[str, str]]:
-    from tracesafe.judges import JudgeItem
-    from tracesafe.judges.harmbench import HarmBenchJudge
+    from tracesafe.judges.harmbench import render_prompt
     from tracesafe.judges.llama_guard import shipped_template
     from tracesafe.judges.wildguard import WILDGUARD_INPUT_FORMAT
 
@@ -64,7 +63,7 @@ def _examples(arch: str) -> list[tuple[str, str]]:
             conv = [{"role": "user", "content": prompt}, {"role": "assistant", "content": resp}]
             rendered = render_jinja_template([conv], chat_template=shipped_template("8b"))[0][0]
             out.append((rendered, LLAMA_GUARD[name] + "<|eot_id|>"))
-            hb = HarmBenchJudge.render(None, JudgeItem(text=resp, prompt=prompt))  # type: ignore[arg-type]
+            hb = render_prompt(prompt, resp)
             out.append((hb, HARMBENCH[name] + "</s>"))
         else:
             out.append((WILDGUARD_INPUT_FORMAT.format(prompt=prompt, response=resp), WILDGUARD[name] + "</s>"))

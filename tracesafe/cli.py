@@ -249,8 +249,8 @@ class RewardFormat(str, Enum):
 
 
 class RefusalChoice(str, Enum):
-    auto = "auto"
     paper = "paper"
+    judge = "judge"
 
 
 @app.command("reward", rich_help_panel=MITIGATIONS)
@@ -261,12 +261,12 @@ def reward_cmd(
     format: Annotated[RewardFormat, typer.Option("--format", help="think: the trace's own thinking; alphaalign: the paper's <safety_reasoning>/<answer> template.")] = RewardFormat.think,
     r_format: Annotated[float, typer.Option(help="r_f, weight of the format/safety-reasoning verifier.")] = 1.0,
     r_refusal: Annotated[float, typer.Option(help="r_a, weight of the refusal verifier.")] = 1.0,
-    refusal: Annotated[RefusalChoice, typer.Option(help="auto: the project refusal judge (tracesafe.judges.refusal) when available, else the paper's patterns; paper: the patterns.")] = RefusalChoice.auto,
+    refusal: Annotated[RefusalChoice, typer.Option(help="V_r. paper: AlphaAlign's Appendix B.1 refusal patterns; judge: the project's refusal judge (tracesafe.judges.refusal; not comparable with the paper).")] = RefusalChoice.paper,
     helpfulness_model: Annotated[Optional[Path], typer.Option(help="Local sequence-classification reward model for R_h on benign prompts.")] = None,
     on_bad_line: BadLineOpt = OnBadLine.error,
 ):
     """AlphaAlign verifiable safety reward (arXiv:2507.14987) for existing traces."""
-    from .rewards import RewardModelScorer, RewardParams, load_labels, paper_refusal, reward_file, summarise
+    from .rewards import RewardModelScorer, RewardParams, judge_refusal_detector, load_labels, paper_refusal, reward_file, summarise
     from .store import read_jsonl
 
     if not input.exists():
@@ -279,7 +279,7 @@ def reward_cmd(
             output,
             labels=label_map,
             params=RewardParams(r_format, r_refusal, format.value),
-            refusal_detector=paper_refusal if refusal == RefusalChoice.paper else None,
+            refusal_detector=paper_refusal if refusal == RefusalChoice.paper else judge_refusal_detector(),
             helpfulness_scorer=scorer,
             on_bad_line=on_bad_line.value,
         )
@@ -540,9 +540,9 @@ def generate_cmd(
     seed: Annotated[int, typer.Option(help="Base seed; each sample's seed derives from it, the prompt id and the sample index.")] = 0,
     system_prompt: Annotated[Optional[str], typer.Option(help="System prompt (none by default, as DeepSeek recommends for R1).")] = None,
     chat_template_kwargs: Annotated[Optional[str], typer.Option(help='JSON passed to the chat template, e.g. \'{"enable_thinking": true}\' for Qwen3.')] = None,
-    thinking_mode: Annotated[ThinkingMode, typer.Option(help="SafeChain decoding: zerothink/lessthink prefill a closed thought; morethink re-opens it with 'Wait,'.")] = ThinkingMode.normal,
-    think_budget: Annotated[int, typer.Option(help="morethink: thinking-token budget (SafeChain: 10000).")] = 10000,
-    think_retries: Annotated[int, typer.Option(help="morethink: at most this many 'Wait,' continuations (SafeChain: 10).")] = 10,
+    thinking_mode: Annotated[ThinkingMode, typer.Option(help="SafeChain decoding: zerothink/lessthink prefill a closed thought; morethink re-opens it with 'Wait' or 'Let me think again' (drawn from the sample seed).")] = ThinkingMode.normal,
+    think_budget: Annotated[int, typer.Option(help="morethink: thinking-token budget (SafeChain: 10000); the answer gets --max-tokens minus this.")] = 10000,
+    think_retries: Annotated[int, typer.Option(help="morethink: at most this many continuations (SafeChain: 10).")] = 10,
     tensor_parallel_size: Annotated[int, typer.Option(help="vLLM tensor parallelism (GPUs per model replica).")] = 1,
     pipeline_parallel_size: Annotated[int, typer.Option(help="vLLM pipeline parallelism.")] = 1,
     data_parallel_size: Annotated[int, typer.Option(help="Data-parallel model replicas (vLLM; with --backend ray: Ray workers across nodes).")] = 1,
