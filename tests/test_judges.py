@@ -184,7 +184,6 @@ def test_restated_tokens_are_the_prompt_ngrams():
 
 
 def test_parsers_on_real_format_outputs():
-    from tracesafe.judges.llama_guard import parse_llama_guard
     from tracesafe.judges.rubric import parse_harmfulness, parse_strongreject, strongreject_score
     from tracesafe.judges.wildguard import parse_wildguard
 

@@ -3,7 +3,6 @@ writer fails at once, verdict fields are typed, compaction keeps lines it cannot
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import orjson
 from typer.testing import CliRunner
 
 from tracesafe.cli import app
-from tracesafe.store import JsonlWriter, read_jsonl
+from tracesafe.store import read_jsonl
 
 HOLD = """
 import sys
