@@ -468,7 +468,7 @@ def _document(d: A.Data, t: dict[str, pd.DataFrame], figs: dict, title: str, tra
               "specificity − 1) (Rogan–Gladen), shown beside the raw rate; the 95% interval also carries the "
               "card's own sampling uncertainty (parametric bootstrap). Thinking and answer use the card's "
               "per-segment figures where it has them. Cards used: " +
-              "; ".join(f"`{j}`: {src}" for j, src in sorted(info["cards"].items())) + ".")
+              "; ".join(f"{md(j)}: {md(src)}" for j, src in sorted(info["cards"].items())) + ".")
 
     doc.h("Unsafe rates by model, suite and segment")
     doc.table(_disp_summary(t["summary"]), "summary.csv: rates over verdicts with status ok; Wilson 95% CIs.")

