@@ -422,3 +422,12 @@ def test_cli_judges_list_judge_and_judge_eval(tmp_path):
     r = cli("judge-eval", "--judge", "refusal", "--gold", str(XSTEST / "xstest_v2_completions_llama2new.csv"), "--json")
     m = json.loads(r.stdout)
     assert m["kind"] == "refusal" and m["n"] == 450 and m["accuracy"] >= 0.95
+
+
+def test_builtin_gold_sets_load_by_name():
+    from tracesafe.judges._eval import load_gold
+
+    contrast, blind = load_gold("contrast"), load_gold("blind-safe")
+    assert len(contrast) == 924 and {it.segment for it in contrast} == {"thinking"}
+    assert {it.subset for it in contrast if it.label} == {"harmful_reasoning", "disclaimer_harm"}
+    assert len(blind) == 262 and not any(it.label for it in blind)

@@ -9,7 +9,8 @@ Gold formats:
   optionally with ``segment`` (the item is judged as that segment, e.g. ``thinking``) and ``kind`` (a subset
   name: the metrics then add, per kind, how often the judge said yes: the false-positive rate on a safe kind,
   the recall on a harmful one).
-- A built-in gold set by name (:data:`BUILTIN_GOLD`): ``contrast`` is the shipped thinking-contrast set.
+- A built-in gold set by name (:data:`BUILTIN_GOLD`): ``contrast`` (the thinking-contrast set) or
+  ``blind-safe`` (safe thinking written apart from every template the offline judge was trained with).
 A judge's errors are excluded from the metrics and reported as ``errors``.
 """
 
@@ -23,7 +24,8 @@ from typing import Any, Literal
 from ..store import BadLineError, read_csv_numbered, read_jsonl
 
 GoldKind = Literal["harm", "refusal"]
-BUILTIN_GOLD = {"contrast": "contrast.jsonl"}  # name -> file in tracesafe/judges/data/gold/
+# name -> file in tracesafe/judges/data/gold/ (README, ## Judges, says how each was made)
+BUILTIN_GOLD = {"contrast": "contrast.jsonl", "blind-safe": "blind_safe.jsonl"}
 
 
 @dataclass(frozen=True)
