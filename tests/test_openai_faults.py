@@ -276,3 +276,21 @@ def test_missing_sdk_fails_the_rubric_judge_before_judging(tmp_path):
                         "-O", "base_url=http://127.0.0.1:9/v1"], capture_output=True, text=True, timeout=60)  # fmt: skip
     assert r.returncode == 2 and "pip install 'tracesafe[models]'" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "v.jsonl").exists() or not (tmp_path / "v.jsonl").read_text()
+
+
+def test_run_with_failed_requests_exits_1_and_a_rerun_completes_it(tmp_path):
+    prompts = write_prompts(tmp_path / "prompts.jsonl", ["good 0", "good 1", "list-body 2"])
+    cfg = tmp_path / "run.toml"
+    with Loopback(max_requests=10, lifetime=90) as srv:
+        cfg.write_text(f'[run]\nsuites = ["{prompts}"]\n[generate]\nbackend = "openai"\nmax_tokens = 16\n'
+                       f'api_base = "http://127.0.0.1:{srv.port}/v1"\n[[models]]\nmodel = "m"\n')  # fmt: skip
+        cmd = [*CLI, "run", str(cfg), "-o", str(tmp_path / "run")]
+        r = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=120)
+        assert r.returncode == 1 and "incomplete" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+        manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+        assert manifest["incomplete"] == {"m": 1} and (tmp_path / "run" / "report" / "report.html").exists()
+        srv.healed = True
+        r = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=120)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert "incomplete" not in json.loads((tmp_path / "run" / "manifest.json").read_text())
+        assert len(srv.requests) == 4  # the rerun sent only the failed request

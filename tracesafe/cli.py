@@ -634,10 +634,17 @@ def run_cmd(
         if dry_run:
             typer.echo("\n".join(plan(cfg)))
             return
-        html = run(cfg, output or Path("runs") / cfg.name, log=lambda m: typer.echo(m, err=True))
+        import json
+
+        run_dir = output or Path("runs") / cfg.name
+        html = run(cfg, run_dir, log=lambda m: typer.echo(m, err=True))
     except ValueError as e:
         fail(str(e))
     typer.echo(f"report: {html}")
+    incomplete = json.loads((run_dir / "manifest.json").read_text()).get("incomplete")
+    if incomplete:  # the report covers what finished; the exit status says the run is not complete
+        typer.echo(f"incomplete: failed requests {incomplete}; rerun the same command to retry them", err=True)
+        raise typer.Exit(1)
 
 
 @app.command("report", rich_help_panel=PIPELINE)

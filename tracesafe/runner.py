@@ -318,7 +318,8 @@ def plan(cfg: RunConfig) -> list[str]:
 
 
 def run(cfg: RunConfig, run_dir: Path, *, log=print) -> Path:
-    """Execute (or resume) the run; returns the path of report.html."""
+    """Execute (or resume) the run; returns the path of report.html. A generation stage with failed requests
+    is recorded in the manifest's ``incomplete`` (model -> failed requests), and the report covers what finished."""
     run_dir.mkdir(parents=True, exist_ok=True)
     stages = Stages(run_dir)
     cfg_copy = run_dir / "config.toml"
@@ -347,6 +348,7 @@ def run(cfg: RunConfig, run_dir: Path, *, log=print) -> Path:
                 failed = generate(gcfg, prompts, out)["failed"]
                 if failed:  # not stamped done, so a rerun retries them
                     log(f"generate {model_label(m)}: incomplete, {failed} requests failed; rerun to retry them")
+                    manifest.setdefault("incomplete", {})[model_label(m)] = failed
                 else:
                     stages.mark(f"generate-{out.stem}", fp, [out])
             manifest["models"][model_label(m)] = {"config": {k: v for k, v in vars(gcfg).items()}, "traces": str(out.name)}
