@@ -277,4 +277,4 @@ def test_missing_optional_package_names_the_pip_command(tmp_path, blocked, args,
             f"app({args + ['-o', str(tmp_path / 'out.jsonl')]!r})")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
-    assert f"which is not installed: pip install 'tracesafe[{extra}]'" in r.stderr
+    assert "not installed: pip install 'tracesafe[" + extra + "]'" in r.stderr

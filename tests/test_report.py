@@ -262,9 +262,9 @@ def test_explicit_inputs_and_slow_path_give_the_same_tables(run_a, tmp_path):
     traces = run_a / "traces" / "m1.jsonl"
     odd = tmp_path / "odd.jsonl"
     lines = traces.read_bytes().splitlines(keepends=True)
-    rec = orjson.loads(lines[3])
-    rec["synthetic"] = 0  # a number where pyarrow expects a boolean forces the line-by-line reader
-    odd.write_bytes(b"".join(lines[:3]) + orjson.dumps(rec) + b"\n" + b"".join(lines[4:]))
+    # A key given twice (valid JSON, the last wins) is beyond pyarrow's reader: the line-by-line reader takes over.
+    twice = b'{"model":"m1",' + lines[3][1:]
+    odd.write_bytes(b"".join(lines[:3]) + twice + b"".join(lines[4:]))
     out = tmp_path / "rep"
     res = CliRunner().invoke(app, ["report", "--traces", str(odd), "--verdicts", str(run_a / "verdicts.jsonl"),
                                    "-o", str(out), "--title", "explicit"])
@@ -274,6 +274,12 @@ def test_explicit_inputs_and_slow_path_give_the_same_tables(run_a, tmp_path):
         b = pd.read_csv(out / "tables" / f"{name}.csv")
         pd.testing.assert_frame_equal(a, b, check_dtype=False)
     assert "<h1>explicit</h1>" in (out / "report.html").read_text()
+    # Positional files, like `judge`: traces and the verdict file told apart by their records.
+    res = CliRunner().invoke(app, ["report", str(run_a / "verdicts.jsonl"), str(traces), "-o", str(tmp_path / "pos")])
+    assert res.exit_code == 0, res.output
+    pd.testing.assert_frame_equal(table(run_a, "summary"), pd.read_csv(tmp_path / "pos" / "tables" / "summary.csv"))
+    res = CliRunner().invoke(app, ["report", str(traces), "-o", str(tmp_path / "none")])
+    assert res.exit_code == 2 and "one verdict file" in res.output
 
 
 def test_bad_verdict_line_is_located(tmp_path):

@@ -649,26 +649,35 @@ def run_cmd(
 
 @app.command("report", rich_help_panel=PIPELINE)
 def report_cmd(
-    run_dir: Annotated[Optional[Path], typer.Argument(help="Run directory (traces/*.jsonl, verdicts.jsonl); writes RUN_DIR/report/.")] = None,
-    traces: Annotated[list[Path], typer.Option("--traces", help="Trace JSONL (repeatable), instead of RUN_DIR.")] = [],
-    verdicts: Annotated[Optional[Path], typer.Option("--verdicts", help="Verdict JSONL, instead of RUN_DIR.")] = None,
+    inputs: Annotated[Optional[list[Path]], typer.Argument(help="A run directory (traces/*.jsonl, verdicts.jsonl; writes RUN_DIR/report/), or trace files and one verdict file (told apart by their records' schema), with -o.", show_default=False)] = None,
+    traces: Annotated[list[Path], typer.Option("--traces", help="Trace JSONL (repeatable), instead of positional files.")] = [],
+    verdicts: Annotated[Optional[Path], typer.Option("--verdicts", help="Verdict JSONL, instead of a positional file.")] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Report directory (default RUN_DIR/report).")] = None,
     title: Annotated[Optional[str], typer.Option(help="Report title.")] = None,
     judge_card: Annotated[list[Path], typer.Option("--judge-card", help="A judge card (JSON from `judge-eval --card`; repeatable): adds rates corrected for that judge's measured error.")] = [],
     default_cards: Annotated[bool, typer.Option("--default-cards/--no-default-cards", help="Use the built-in cards of the offline and refusal judges.")] = True,
     on_bad_line: BadLineOpt = OnBadLine.error,
 ):
-    """Tables (CSV, Parquet), figures (PNG, SVG), report.md and a self-contained report.html."""
-    from .report import build_report, run_inputs
+    """Tables (CSV, Parquet), figures (PNG, SVG), report.md and a self-contained report.html.
 
+    `tracesafe report RUN_DIR`, or `tracesafe report traces*.jsonl verdicts.jsonl -o OUT` (like `judge`)."""
+    from .report import build_report, run_inputs, sort_inputs
+
+    inputs = inputs or []
     try:
-        if run_dir is not None:
+        if len(inputs) == 1 and inputs[0].is_dir():
             if traces or verdicts:
-                fail("give RUN_DIR or --traces/--verdicts, not both")
-            traces, verdicts = run_inputs(run_dir)
-            output = output or run_dir / "report"
-        elif not traces or verdicts is None or output is None:
-            fail("give RUN_DIR, or --traces T [--traces T2 ...] --verdicts V -o OUT")
+                fail("give RUN_DIR or trace/verdict files, not both")
+            traces, verdicts = run_inputs(inputs[0])
+            output = output or inputs[0] / "report"
+        elif inputs:
+            found_traces, found_verdicts = sort_inputs(inputs)
+            traces = [*traces, *found_traces]
+            if found_verdicts and verdicts is not None or len(found_verdicts) > 1:
+                fail(f"give one verdict file; got {', '.join(map(str, [*found_verdicts, *([verdicts] if verdicts else [])]))}")
+            verdicts = verdicts or (found_verdicts[0] if found_verdicts else None)
+        if not traces or verdicts is None or output is None:
+            fail("give RUN_DIR, or trace files and one verdict file with -o OUT (or --traces T ... --verdicts V -o OUT)")
         html = build_report(traces, verdicts, output, title=title, on_bad_line=on_bad_line.value,
                             judge_cards=judge_card, default_cards=default_cards)
     except ValueError as e:

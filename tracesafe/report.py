@@ -338,6 +338,27 @@ def run_inputs(run_dir: Path) -> tuple[list[Path], Path]:
     return traces, verdicts
 
 
+def sort_inputs(paths: list[Path]) -> tuple[list[Path], list[Path]]:
+    """Trace files and verdict files among ``paths``, by the first record of each (its ``schema``, else the
+    fields only a verdict has)."""
+    import orjson
+
+    traces, verdicts = [], []
+    for p in paths:
+        with open(p, "rb") as f:
+            first = next((ln for ln in f if ln.strip()), b"")
+        try:
+            rec = orjson.loads(first) if first else {}
+        except orjson.JSONDecodeError:
+            raise ValueError(f"{p}:1: not a JSON record") from None
+        if not isinstance(rec, dict):
+            raise ValueError(f"{p}:1: not a JSON object")
+        schema = str(rec.get("schema", ""))
+        is_verdict = schema.startswith("tracesafe.verdict/") or (not schema and {"trace_id", "segment", "judge"} <= rec.keys())
+        (verdicts if is_verdict else traces).append(p)
+    return traces, verdicts
+
+
 def load(traces: list[Path], verdicts: Path, on_bad_line: str = "error") -> A.Data:
     for p in [*traces, verdicts]:
         if not Path(p).exists():
