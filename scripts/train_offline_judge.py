@@ -82,12 +82,14 @@ def build(data: Path, seed: int, holdout_categories: set[str]) -> tuple[list[jd.
     prompts = [(g, p) for g, p in jd.harmbench_prompts(data) + jd.sst_prompts(data) if g not in test]
     dev_groups = split_groups([r.group for r in train] + [g for g, _ in prompts], 0.2, seed + 1)
     rng = random.Random(seed)
+    howto_dev = set(jd.BENIGN_HOWTO[::3])  # a third of the benign how-to pairs is development data
     parts = []
     for pool, keep in ((jd.TRAIN, lambda g: g not in dev_groups), (jd.DEV, lambda g: g in dev_groups)):
         human_part = [r for r in train if keep(r.group)]
         syn = jd.synthetic(pool, rng, [(g, p) for g, p in prompts if keep(g)], [r for r in human_part if r.label == 1],
                            "synthetic", n_per_prompt=2)  # fmt: skip
         syn += jd.benign_reasoning(pool, rng, [r for r in human_part if r.label == 0])
+        syn += jd.benign_howto(pool, rng, [h for h in jd.BENIGN_HOWTO if (h in howto_dev) == (pool is jd.DEV)])
         parts.append(human_part + syn)
     fit, dev = parts
     held = [r for r in human if r.group in test]
