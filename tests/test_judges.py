@@ -125,8 +125,8 @@ def test_offline_head_retrains_to_the_shipped_one_and_judge_eval_reproduces_its_
 
     from tracesafe.judges.offline import HEAD_KEYS, load_head
 
-    out, gold = tmp_path / "head.npz", tmp_path / "contrast.jsonl"
-    script = [sys.executable, "scripts/train_offline_judge.py", "--out", str(out), "--gold-out", str(gold)]
+    out, gold, card = tmp_path / "head.npz", tmp_path / "contrast.jsonl", tmp_path / "card.json"
+    script = [sys.executable, "scripts/train_offline_judge.py", "--out", str(out), "--gold-out", str(gold), "--card-out", str(card)]
     r = subprocess.run([*script, "--heldout-dir", str(tmp_path / "gold")], cwd=REPO, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     new, shipped = load_head(str(out)), load_head()
@@ -134,6 +134,7 @@ def test_offline_head_retrains_to_the_shipped_one_and_judge_eval_reproduces_its_
         np.testing.assert_array_equal(new[k], shipped[k])
     assert new["meta"]["metrics"] == shipped["meta"]["metrics"]
     assert gold.read_bytes() == (REPO / "tracesafe/judges/data/gold/contrast.jsonl").read_bytes()
+    assert card.read_bytes() == (REPO / "tracesafe/judges/data/cards/offline.json").read_bytes()
     # The shipped judge, through judge-eval, on the held-out gold the script wrote: the README's numbers.
     for name in ("all", "pyrit"):
         m = evaluate_judge("offline", tmp_path / "gold" / f"heldout_{name}.jsonl")
