@@ -401,3 +401,22 @@ def test_imported_categories_reach_the_report_tables(tmp_path):
     table = category_table(prepare(load_traces([tmp_path / "t.jsonl"]), load_verdicts(tmp_path / "v.jsonl")))
     assert set(zip(table["harm_area"], table["category"], table["segment"])) == {
         ("(none)", "math", "answer"), ("(none)", "math", "thinking"), ("physical", "crime", "answer"), ("physical", "crime", "thinking")}
+
+
+def test_format_option_names_the_reasoning_format(tmp_path):
+    from typer.testing import CliRunner
+
+    from tracesafe.cli import app
+
+    src = tmp_path / "h.jsonl"
+    src.write_text(json.dumps({"prompt": "p", "response": "<think>T</think><answer>A</answer>"}) + "\n")
+    out = tmp_path / "o.jsonl"
+    assert CliRunner().invoke(app, ["import", "jsonl", str(src), "-o", str(out)]).exit_code == 0
+    assert json.loads(out.read_text())["answer"] == "<answer>A</answer>"  # detected: plain think tags
+    res = CliRunner().invoke(app, ["import", "jsonl", str(src), "-o", str(out), "--format", "hunyuan_a13b"])
+    assert res.exit_code == 0, res.output
+    rec = json.loads(out.read_text())
+    assert (rec["thinking"], rec["answer"], rec["split_format"]) == ("T", "A", "hunyuan_a13b")
+    for cmd in (["import", "jsonl", str(src), "-o", str(tmp_path / "x.jsonl")], ["judge", str(out), "-o", str(tmp_path / "v.jsonl")]):
+        res = CliRunner().invoke(app, [*cmd, "--format", "nope"])
+        assert res.exit_code == 2 and "unknown reasoning format 'nope'" in res.output, res.output

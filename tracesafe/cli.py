@@ -116,6 +116,9 @@ def _progress_bytes(path: Path, description: str):
     return prog, lambda n: prog.advance(task, n)
 
 
+ReasoningFormatOpt = Annotated[Optional[str], typer.Option("--format", help="Reasoning format of the outputs (`tracesafe formats list`); default: detect per record.")]
+
+
 @app.command("split", rich_help_panel=PIPELINE)
 def split_cmd(
     input: Annotated[Path, typer.Argument(help="JSONL with `raw` (and optionally `reasoning`, `prompt_rendered`).")],
@@ -187,6 +190,7 @@ def import_cmd(
     harm_area_field: Annotated[Optional[str], typer.Option(help="Field holding the harm area.")] = None,
     label_field: Annotated[Optional[str], typer.Option(help="Field holding harmful/benign (unsafe/safe, 1/0).")] = None,
     on_bad_line: BadLineOpt = OnBadLine.error,
+    reasoning_format: ReasoningFormatOpt = None,
 ):
     from .importers import import_file
 
@@ -206,6 +210,7 @@ def import_cmd(
             harm_area_field=harm_area_field,
             label_field=label_field,
             on_bad_line=on_bad_line.value,
+            reasoning_format=reasoning_format,
         )
     except ValueError as e:
         fail(str(e))
@@ -441,6 +446,7 @@ def judge_cmd(
     retry_errors: Annotated[bool, typer.Option("--retry-errors", help="Re-judge verdicts that ended in status=error.")] = False,
     option: JudgeOptionOpt = [],
     on_bad_line: BadLineOpt = OnBadLine.error,
+    reasoning_format: ReasoningFormatOpt = None,
 ):
     """Judge every trace x segment with every judge: one Verdict per line (status ok|error), resumable and cached."""
     from .judges import run_judges
@@ -449,7 +455,8 @@ def judge_cmd(
     try:
         stats = run_judges(traces, judge, segs, output, judge_model=_judge_models(judge_model), backend=backend,
                            batch_size=batch_size, cache_dir=None if no_cache else (cache_dir or "auto"),
-                           retry_errors=retry_errors, on_bad_line=on_bad_line.value, **_judge_options(option))
+                           retry_errors=retry_errors, on_bad_line=on_bad_line.value, reasoning_format=reasoning_format,
+                           **_judge_options(option))
     except ValueError as e:
         fail(str(e))
     for name, c in stats["per_judge"].items():

@@ -57,8 +57,14 @@ def import_file(
     harm_area_field: str | None = None,
     label_field: str | None = None,
     on_bad_line: str = "error",
+    reasoning_format: str | None = None,
 ) -> int:
-    """Convert ``src`` in format ``fmt`` into split Trace records at ``dst`` (atomically). Returns the count."""
+    """Convert ``src`` in format ``fmt`` into split Trace records at ``dst`` (atomically), split by the reasoning
+    format ``reasoning_format`` (default: detected per record). Returns the count."""
+    if reasoning_format not in (None, "auto"):
+        from ..formats import get
+
+        get(reasoning_format)  # an unknown name fails before any work
     if fmt not in IMPORTERS:
         raise ValueError(f"unknown import format {fmt!r} ({', '.join(IMPORTERS)})")
     importer = IMPORTERS[fmt]
@@ -69,7 +75,7 @@ def import_file(
     if src.is_dir() != (fmt == "datasets"):
         raise ValueError(f"{src}: is a folder" if src.is_dir() else f"{src}: not a folder (datasets reads a save_to_disk folder)")
     opts = ImportOptions(model, prompt_field, response_field, reasoning_field, id_field, category_field,
-                         harm_area_field, label_field, on_bad_line)  # fmt: skip
+                         harm_area_field, label_field, on_bad_line, reasoning_format)  # fmt: skip
     records = _Records(opts, fmt, importer.table)
 
     def checked() -> Iterator[dict[str, Any]]:
@@ -150,7 +156,7 @@ class _Records:
         ).to_dict()
         for k, v in item.extra.items():
             rec.setdefault(k, v)
-        return split_record(rec)
+        return split_record(rec, self.opts.reasoning_format)
 
     def labels(self, item: Item) -> dict[str, Any] | Bad:
         """category, harm_area and label from the --*-field options (tables: also the plain column names)."""

@@ -22,6 +22,7 @@ class ImportOptions:
     harm_area_field: str | None = None
     label_field: str | None = None
     on_bad_line: str = "error"
+    reasoning_format: str | None = None  # a reasoning format name (tracesafe formats list); None: detect
 
 
 @dataclass

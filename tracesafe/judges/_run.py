@@ -46,13 +46,14 @@ def cache_key(judge: str, version: str, config: dict[str, Any], prompt: str | No
     return hashlib.sha256(blob).hexdigest()
 
 
-def segment_texts(rec: dict[str, Any]) -> dict[str, str]:
-    """thinking / answer / full of a trace; a trace that was never split is split on the fly."""
+def segment_texts(rec: dict[str, Any], reasoning_format: str | None = None) -> dict[str, str]:
+    """thinking / answer / full of a trace; a trace that was never split is split on the fly (by
+    ``reasoning_format``, default: detected)."""
     thinking, answer = rec.get("thinking"), rec.get("answer")
     if thinking is None and answer is None and rec.get("raw") is not None:
         from ..split import split_of
 
-        s = split_of(rec)
+        s = split_of(rec, reasoning_format)
         thinking, answer = s.thinking, s.answer
     thinking, answer = thinking or "", answer or ""
     full = FULL_SEP.join(t for t in (thinking, answer) if t)
@@ -319,6 +320,7 @@ def run_judges(
     cache_dir: Path | str | None = "auto",
     retry_errors: bool = False,
     on_bad_line: str = "error",
+    reasoning_format: str | None = None,
     **judge_options: Any,
 ) -> dict[str, Any]:
     """Judge every trace x segment with every judge, appending Verdicts to ``output``.
@@ -327,7 +329,12 @@ def run_judges(
     the judges that accept it; ``NAME={...}`` for one judge). Returns counts: traces, empty segments,
     judge_calls, cached, already_done, verdicts, ok, error, unsafe, safe, refused, and ``per_judge``.
     Raises ``BadLineError`` (FILE:LINE) on a malformed trace line, ValueError on a bad option.
+    ``reasoning_format``: how traces that were never split are split (default: detected per trace).
     """
+    if reasoning_format not in (None, "auto"):
+        from ..formats import get
+
+        get(reasoning_format)  # an unknown name fails before any work
     paths = [Path(traces)] if isinstance(traces, (str, Path)) else [Path(p) for p in traces]
     for p in paths:
         if not p.exists():
@@ -371,7 +378,7 @@ def run_judges(
                     pending.clear()
 
                 for rec in iter_traces(paths, on_bad_line):
-                    texts = segment_texts(rec)
+                    texts = segment_texts(rec, reasoning_format)
                     if rec.get("prompt") is None:
                         jp.counts["no_prompt"] += 1
                     for segment in segments:
