@@ -503,7 +503,7 @@ def judge_eval_cmd(
         from .cards import card_from_eval
         from .store import atomic_output
 
-        with atomic_output(card) as tmp:
+        with atomic_output(card, lock=False) as tmp:  # a small one-shot file: no lock file left beside it
             Path(tmp).write_text(json.dumps(card_from_eval(m, m.get("by_segment")), indent=1) + "\n", encoding="utf-8")
     if as_json:
         typer.echo(json.dumps(m, indent=1))
