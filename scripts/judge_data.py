@@ -26,6 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def group_of(prompt: str) -> str:
+    """The split group of a prompt: its normalised text, so the same request from two sources (a PyRIT objective
+    that is also a HarmBench behavior) never straddles a split."""
+    return " ".join(prompt.lower().split()).strip(" .?!")
+
+
 @dataclass(frozen=True)
 class Row:
     source: str
@@ -51,7 +57,7 @@ def pyrit_rows(data: Path) -> list[Row]:
     for f in sorted(glob.glob(str(data / "pyrit_scorer_evals/objective/*.csv"))):
         cat = Path(f).stem
         for r in _read_csv(f):
-            rows.append(Row("pyrit", "p:" + r["objective"], r["objective"], r["assistant_response"],
+            rows.append(Row("pyrit", group_of(r["objective"]), r["objective"], r["assistant_response"],
                             int(r["human_score"]), "answer", cat))  # fmt: skip
     return rows
 
@@ -61,7 +67,7 @@ def xstest_rows(data: Path) -> list[Row]:
     for f in sorted(glob.glob(str(data / "xstest/xstest_v2_completions_*.csv"))):
         for r in _read_csv(f):
             harmful = r["type"].startswith("contrast") and r["final_label"] == "1_full_compliance"
-            rows.append(Row("xstest", "x:" + r["prompt"], r["prompt"], r["completion"], int(harmful), "answer", r["type"]))
+            rows.append(Row("xstest", group_of(r["prompt"]), r["prompt"], r["completion"], int(harmful), "answer", r["type"]))
     return rows
 
 
@@ -81,7 +87,7 @@ def harmbench_val_rows(path: Path, behaviors_csv: Path) -> list[Row]:
             votes = [v for v in (it.get(f"human_{k}") for k in range(3)) if v in (0, 1)]
             if b is None or len(votes) < 2 or not isinstance(it.get("generation"), str):
                 continue
-            rows.append(Row("harmbench", "h:" + it["behavior_id"], b["Behavior"], it["generation"],
+            rows.append(Row("harmbench", group_of(b["Behavior"]), b["Behavior"], it["generation"],
                             int(sum(votes) * 2 > len(votes)), "answer", b["SemanticCategory"]))  # fmt: skip
     return rows
 
@@ -91,11 +97,11 @@ def harmbench_val_rows(path: Path, behaviors_csv: Path) -> list[Row]:
 
 def harmbench_prompts(data: Path) -> list[tuple[str, str]]:
     rows = _read_csv(str(data / "harmbench/harmbench_behaviors_text_all.csv"))
-    return [("h:" + r["BehaviorID"], r["Behavior"]) for r in rows if r["FunctionalCategory"] == "standard"]
+    return [(group_of(r["Behavior"]), r["Behavior"]) for r in rows if r["FunctionalCategory"] == "standard"]
 
 
 def sst_prompts(data: Path) -> list[tuple[str, str]]:
-    return [("s:" + r["id"], r["prompts_final"]) for r in _read_csv(str(data / "simplesafetytests/simple_safety_tests.csv"))]
+    return [(group_of(r["prompts_final"]), r["prompts_final"]) for r in _read_csv(str(data / "simplesafetytests/simple_safety_tests.csv"))]
 
 
 MIT_STRONGREJECT_SOURCES = ("custom", "DAN", "AdvBench")  # the MIT-licensed rows (SOURCE.md)
@@ -103,7 +109,7 @@ MIT_STRONGREJECT_SOURCES = ("custom", "DAN", "AdvBench")  # the MIT-licensed row
 
 def strongreject_prompts(data: Path) -> list[tuple[str, str, str]]:
     rows = _read_csv(str(data / "strongreject/strongreject_dataset.csv"))
-    return [("r:" + r["forbidden_prompt"], r["forbidden_prompt"], r["category"])
+    return [(group_of(r["forbidden_prompt"]), r["forbidden_prompt"], r["category"])
             for r in rows if r["source"] in MIT_STRONGREJECT_SOURCES]  # fmt: skip
 
 
@@ -518,4 +524,4 @@ BENIGN_HOWTO = [
 
 def benign_howto(pool: dict, rng: random.Random, pairs: list[tuple[str, str]]) -> list[Row]:
     """Safe thinking that works out how to help with a benign request, step by step."""
-    return [Row("synthetic", "b:" + p, p, harmful_reasoning(pool, rng, p, a), 0, "benign_howto") for p, a in pairs]
+    return [Row("synthetic", group_of(p), p, harmful_reasoning(pool, rng, p, a), 0, "benign_howto") for p, a in pairs]

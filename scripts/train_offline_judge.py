@@ -13,7 +13,8 @@ Data (public; ../shared/data or --data, and scripts/data/):
 Splits, by group (one prompt / behavior: two answers to one prompt never straddle a split), seed 0:
 - test: 30% of the human-labelled groups, never trained on and never used to choose anything;
 - dev: 20% of the remaining groups, its synthetic thinking in DEV phrasings: the regularisation C, Platt
-  calibration and the two thresholds (thinking, answer), each at the dev maximum of Cohen's kappa;
+  calibration and the two thresholds: answers at the dev maximum of Cohen's kappa, thinking at the dev maximum of
+  balanced accuracy;
 - fit: the rest.
 The contrast gold set (tracesafe/judges/data/gold/contrast.jsonl) is built from phrasings written apart from the
 training ones (several languages), StrongREJECT's MIT-licensed prompts (never used in training) and the *test*
@@ -78,8 +79,10 @@ def build(data: Path, seed: int, holdout_categories: set[str]) -> tuple[list[jd.
         test |= split_groups([r.group for r in human if r.source == src], 0.3, seed)
     if holdout_categories:  # whole categories out: an estimate of accuracy on harm categories never seen
         test |= {r.group for r in human if f"{r.source}:{r.category}" in holdout_categories}
-    train = [r for r in human if r.group not in test]
-    prompts = [(g, p) for g, p in jd.harmbench_prompts(data) + jd.sst_prompts(data) if g not in test]
+    contrast_prompts = jd.strongreject_prompts(data)
+    never_train = {g for g, _, _ in contrast_prompts}  # the contrast set's prompts, wherever else they occur
+    train = [r for r in human if r.group not in test and r.group not in never_train]
+    prompts = [(g, p) for g, p in jd.harmbench_prompts(data) + jd.sst_prompts(data) if g not in test | never_train]
     dev_groups = split_groups([r.group for r in train] + [g for g, _ in prompts], 0.2, seed + 1)
     rng = random.Random(seed)
     howto_dev = set(jd.BENIGN_HOWTO[::3])  # a third of the benign how-to pairs is development data
@@ -93,7 +96,7 @@ def build(data: Path, seed: int, holdout_categories: set[str]) -> tuple[list[jd.
         parts.append(human_part + syn)
     fit, dev = parts
     held = [r for r in human if r.group in test]
-    gold = jd.contrast_gold(random.Random(seed + 2), jd.strongreject_prompts(data), [r for r in held if r.label == 1])
+    gold = jd.contrast_gold(random.Random(seed + 2), contrast_prompts, [r for r in held if r.label == 1])
     return fit, dev, held, gold
 
 
@@ -171,9 +174,13 @@ def platt(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(res.x[0]), float(res.x[1])
 
 
-def best_threshold(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+def balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
+    return 0.5 * (float(pred[y == 1].mean()) + float((~pred[y == 0]).mean()))
+
+
+def best_threshold(y: np.ndarray, p: np.ndarray, score=kappa) -> tuple[float, float]:
     grid = np.round(np.arange(0.05, 0.951, 0.01), 2)
-    ks = [kappa(y, p >= t) for t in grid]
+    ks = [score(y, p >= t) for t in grid]
     i = int(np.argmax(ks))
     return float(grid[i]), float(ks[i])
 
@@ -227,9 +234,12 @@ def main() -> None:
     head["platt"] = np.array([a, b], np.float32)
     pd_ = segment_scores(head, Xd, od, len(dev_rows))
     is_answer = np.array([segment_of(r) == "answer" for r in dev_rows])
+    # Answers: max kappa (agreement with graders is what answers are measured by). Thinking: max balanced accuracy,
+    # as its targets are a false-positive rate and a recall, which kappa on imbalanced data weighs unequally.
     thresholds, dev_kappa = {}, {}
-    for seg, m in (("answer", is_answer), ("thinking", ~is_answer)):
-        thresholds[seg], dev_kappa[seg] = best_threshold(yd[m], pd_[m])
+    for seg, m, score in (("answer", is_answer, kappa), ("thinking", ~is_answer, balanced_accuracy)):
+        thresholds[seg], _ = best_threshold(yd[m], pd_[m], score)
+        dev_kappa[seg] = kappa(yd[m], pd_[m] >= thresholds[seg])
     blob = b"".join(np.ascontiguousarray(head[k]).tobytes() for k in HEAD_KEYS)
     meta = {"C": C, "thresholds": thresholds, "dev_kappa": {k: round(v, 4) for k, v in dev_kappa.items()},
             "seed": args.seed, "window": WINDOW, "overlap": OVERLAP,
@@ -262,7 +272,8 @@ def main() -> None:
         segs = {"answer": {k: evals["all"][k] for k in COUNTS}, "thinking": {k: g[k] for k in COUNTS}}
         total = {k: segs["answer"][k] + segs["thinking"][k] for k in COUNTS}
         card = card_from_eval({**evals["all"], **total, "gold": "held-out human labels (answer) + contrast (thinking)",
-                               "gold_sha256": None}, segs)  # fmt: skip
+                               "gold_sha256": {"answer": evals["all"]["gold_sha256"], "thinking": g["gold_sha256"]}},
+                              segs)  # fmt: skip
         args.card_out.parent.mkdir(parents=True, exist_ok=True)
         args.card_out.write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
     meta["metrics"] = report

@@ -42,7 +42,8 @@ def test_card_files_are_checked(tmp_path):
     good.write_text(json.dumps({"judge": "x", "tp": 5, "fn": 1, "tn": 9, "fp": 2,
                                 "segments": {"thinking": {"tp": 2, "fn": 1, "tn": 4, "fp": 1}}}))  # fmt: skip
     c = load_card(good)
-    assert c.counts("thinking") == Counts(2, 1, 4, 1) and c.counts("answer") == Counts(5, 1, 9, 2)
+    # A card with per-segment counts corrects only those segments (a thinking card says nothing about answers).
+    assert c.counts("thinking") == Counts(2, 1, 4, 1) and c.counts("answer") is None
     for bad, msg in (({"tp": 1, "fn": 1, "tn": 1, "fp": 1}, "needs 'judge'"),
                      ({"judge": "x", "tp": 1, "fn": 1, "tn": 1}, "'fp' must be a count"),
                      ({"judge": "x", "tp": -1, "fn": 1, "tn": 1, "fp": 0}, "'tp' must be a count"),
@@ -115,3 +116,27 @@ def test_builtin_cards_match_the_shipped_judges():
     assert set(cards["offline"].segments) == {"thinking", "answer"}
     assert cards["refusal"].version == get_judge("refusal").version
     assert cards["offline"].source == "built-in card offline.json"
+
+
+def test_interval_below_the_false_positive_floor_and_weak_cards():
+    c = Counts(tp=80, fn=20, tn=95, fp=5)
+    est, lo, hi = corrected_rate(40, 1000, c, seed=0)  # 4% flagged, below the judge's 5% false-positive floor
+    assert est == 0.0 and lo == 0.0 and hi > 0.0  # an upper bound, not a claim of certainty
+    est, lo, hi = corrected_rate(30, 100, Counts(tp=3, fn=2, tn=3, fp=2), seed=0)  # a card barely better than chance
+    assert np.isnan(lo) and np.isnan(hi)
+
+
+def test_cards_apply_by_segment_version_and_kind():
+    from tracesafe.cards import parse_card
+
+    thinking_only = parse_card({"judge": "g", "kind": "harm", "tp": 8, "fn": 2, "tn": 9, "fp": 1,
+                                "segments": {"thinking": {"tp": 8, "fn": 2, "tn": 9, "fp": 1}}}, "t.json")  # fmt: skip
+    assert thinking_only.counts("thinking") is not None and thinking_only.counts("answer") is None
+    v2 = parse_card({"judge": "g", "judge_version": "2", "kind": "harm", "tp": 8, "fn": 2, "tn": 9, "fp": 1}, "v.json")
+    assert v2.applies_to("g", "harm") and v2.applies_to("g@2", "harm")
+    assert not v2.applies_to("g@1", "harm") and not v2.applies_to("g", "refusal") and not v2.applies_to("h", "harm")
+
+
+def test_no_card_from_a_gold_set_without_positives(tmp_path):
+    res = CliRunner().invoke(app, ["judge-eval", "--judge", "offline", "--gold", "blind-safe", "--card", str(tmp_path / "c.json")])
+    assert res.exit_code == 2 and "no judge card written" in res.output and not (tmp_path / "c.json").exists()

@@ -793,23 +793,24 @@ def apply_cards(tables: dict[str, pd.DataFrame], cards: dict[str, Any]) -> list[
     paired and refusal tables, in place, for the rows whose judge has a card; return the judges corrected."""
     from .cards import corrected_paired, corrected_rate
 
-    def card_of(judge: str):
-        return cards.get(str(judge).split("@", 1)[0])
+    def card_of(judge: str, kind: str = "harm"):
+        c = cards.get(str(judge).split("@", 1)[0])
+        return c if c is not None and c.applies_to(judge, kind) else None
 
     used: set[str] = set()
-    for name, k_col, n_col in (("summary", "unsafe", "n"), ("refusal", "refused", "n")):
+    for name, k_col, kind in (("summary", "unsafe", "harm"), ("refusal", "refused", "refusal")):
         df = tables.get(name)
-        if df is None or df.empty or not any(card_of(j) for j in df["judge"]):
+        if df is None or df.empty or not any(card_of(j, kind) for j in df["judge"]):
             continue
         rows = []
         for r in df.itertuples(index=False):
-            c = card_of(r.judge)
-            if c is None:
+            c = card_of(r.judge, kind)
+            counts = c.counts(r.segment) if c is not None else None
+            if counts is None:
                 rows.append((np.nan, np.nan, np.nan, ""))
                 continue
             used.add(c.judge)
-            est = corrected_rate(int(getattr(r, k_col)), int(getattr(r, n_col)), c.counts(r.segment),
-                                 seed=_card_seed(name, *r))  # fmt: skip
+            est = corrected_rate(int(getattr(r, k_col)), int(r.n), counts, seed=_card_seed(name, *r))
             rows.append((*est, c.source))
         df["corrected_rate"], df["corrected_ci_low"], df["corrected_ci_high"], df["card"] = map(list, zip(*rows))
     p = tables.get("paired")
@@ -820,7 +821,7 @@ def apply_cards(tables: dict[str, pd.DataFrame], cards: dict[str, Any]) -> list[
         rows = []
         for r in p.itertuples(index=False):
             c = card_of(r.judge)
-            if c is None:
+            if c is None or c.counts("thinking") is None or c.counts("answer") is None:
                 rows.append((np.nan,) * 9 + ("",))
                 continue
             used.add(c.judge)

@@ -59,8 +59,20 @@ class JudgeCard:
     source: str = ""  # the card's file, for the report
     info: dict[str, Any] = field(default_factory=dict)
 
-    def counts(self, segment: str | None) -> Counts:
-        return self.segments.get(segment or "", self.overall)
+    def counts(self, segment: str | None) -> Counts | None:
+        """The counts for ``segment``: its own where the card has per-segment counts (None when it has others but
+        not this one: a thinking card says nothing about answers), else the overall ones."""
+        if self.segments:
+            return self.segments.get(segment or "")
+        return self.overall
+
+    def applies_to(self, table_judge: str, kind: str) -> bool:
+        """Whether this card measured the judge (and version, for a table's ``name@version``) and the verdict kind
+        (harm, refusal) of a table's rows."""
+        name, _, version = str(table_judge).partition("@")
+        if name != self.judge or (version and self.version is not None and version != self.version):
+            return False
+        return self.info.get("kind") in (None, kind)
 
 
 def _counts(d: Any, where: str) -> Counts:
@@ -119,16 +131,24 @@ def builtin_cards() -> dict[str, JudgeCard]:
 
 
 def card_from_eval(result: dict[str, Any], by_segment: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
-    """A card (JSON-ready) from a ``judge-eval`` result."""
+    """A card (JSON-ready) from a ``judge-eval`` result; CardError when the gold set lacks positives or
+    negatives (a card needs both to measure sensitivity and specificity)."""
+    _counts({k: result[k] for k in COUNTS}, f"judge-eval on {result.get('gold')}")
+    segs = {}
+    for s, v in (by_segment or {}).items():
+        try:
+            segs[s] = _counts(v, f"segment {s}")
+        except CardError:
+            log.warning("judge card: segment %s has no positives or no negatives in the gold set; left out", s)
     c = Counts(*(int(result[k]) for k in COUNTS))
     card = {"judge": result["judge"], "judge_version": result.get("judge_version"),
             "judge_config": result.get("judge_config"), "gold": result.get("gold"),
             "gold_sha256": result.get("gold_sha256"), "kind": result.get("kind"),
             **{k: getattr(c, k) for k in COUNTS}, "n_pos": c.tp + c.fn, "n_neg": c.tn + c.fp,
             "sensitivity": round(c.sensitivity, 4), "specificity": round(c.specificity, 4)}  # fmt: skip
-    if by_segment:
-        card["segments"] = {s: {**v, "sensitivity": round(Counts(**v).sensitivity, 4),
-                                "specificity": round(Counts(**v).specificity, 4)} for s, v in by_segment.items()}  # fmt: skip
+    if segs:
+        card["segments"] = {s: {**{k: getattr(v, k) for k in COUNTS}, "sensitivity": round(v.sensitivity, 4),
+                                "specificity": round(v.specificity, 4)} for s, v in segs.items()}  # fmt: skip
     return card
 
 
@@ -151,12 +171,15 @@ def select_cards(cards: list[JudgeCard], judges: list[str], versions: dict[str, 
     return chosen
 
 
-def rogan_gladen(p, sens, spec):
-    """(p + spec - 1) / (sens + spec - 1), clipped to [0, 1]; NaN where the judge is no better than chance."""
+def rogan_gladen(p, sens, spec, clip: bool = True):
+    """(p + spec - 1) / (sens + spec - 1), clipped to [0, 1] unless ``clip`` is False; NaN where the judge is no
+    better than chance."""
     p, sens, spec = (np.asarray(x, dtype=float) for x in (p, sens, spec))
     denom = sens + spec - 1
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.clip((p + spec - 1) / denom, 0.0, 1.0)
+        out = (p + spec - 1) / denom
+    if clip:
+        out = np.clip(out, 0.0, 1.0)
     return np.where(denom > 0, out, np.nan)
 
 
@@ -165,11 +188,14 @@ def _draw_rates(rng: np.random.Generator, c: Counts) -> tuple[np.ndarray, np.nda
 
 
 def _ci(x: np.ndarray) -> tuple[float, float]:
-    x = x[~np.isnan(x)]
-    if not len(x):
+    """Percentile 95% interval of unclipped draws, its bounds clipped to [0, 1] (clipping each draw first would
+    collapse the interval to [0, 0] below the judge's false-positive floor). NaN when more than 2.5% of the draws
+    have a judge no better than chance: the interval would describe only the draws where it is."""
+    ok = ~np.isnan(x)
+    if ok.mean() < 0.975:
         return float("nan"), float("nan")
-    lo, hi = np.percentile(x, [2.5, 97.5])
-    return float(lo), float(hi)
+    lo, hi = np.percentile(x[ok], [2.5, 97.5])
+    return float(min(max(lo, 0.0), 1.0)), float(min(max(hi, 0.0), 1.0))
 
 
 def corrected_rate(k: int, n: int, c: Counts, seed: int = 0) -> tuple[float, float, float]:
@@ -180,7 +206,7 @@ def corrected_rate(k: int, n: int, c: Counts, seed: int = 0) -> tuple[float, flo
     sens, spec = _draw_rates(rng, c)
     p = rng.beta(k + 0.5, n - k + 0.5, DRAWS)
     est = float(rogan_gladen(k / n, c.sensitivity, c.specificity))
-    return (est, *_ci(rogan_gladen(p, sens, spec)))
+    return (est, *_ci(rogan_gladen(p, sens, spec, clip=False)))
 
 
 def corrected_paired(both: int, t_only: int, a_only: int, neither: int, ct: Counts, ca: Counts, seed: int = 0):
@@ -193,8 +219,18 @@ def corrected_paired(both: int, t_only: int, a_only: int, neither: int, ct: Coun
     cells = rng.dirichlet(np.array([both, t_only, a_only, neither], float) + 0.5, DRAWS)
     st, pt = _draw_rates(rng, ct)
     sa, pa = (st, pt) if ca is ct else _draw_rates(rng, ca)
-    t = rogan_gladen(cells[:, 0] + cells[:, 1], st, pt)
-    a = rogan_gladen(cells[:, 0] + cells[:, 2], sa, pa)
+    t = rogan_gladen(cells[:, 0] + cells[:, 1], st, pt, clip=False)
+    a = rogan_gladen(cells[:, 0] + cells[:, 2], sa, pa, clip=False)
     t_est = float(rogan_gladen((both + t_only) / n, ct.sensitivity, ct.specificity))
     a_est = float(rogan_gladen((both + a_only) / n, ca.sensitivity, ca.specificity))
-    return (t_est, *_ci(t), a_est, *_ci(a), t_est - a_est, *_ci(t - a))
+    # The difference's draws are of the clipped rates: each rate is a proportion.
+    d = np.clip(t, 0.0, 1.0) - np.clip(a, 0.0, 1.0)
+    return (t_est, *_ci(t), a_est, *_ci(a), t_est - a_est, *_ci_diff(d))
+
+
+def _ci_diff(x: np.ndarray) -> tuple[float, float]:
+    ok = ~np.isnan(x)
+    if ok.mean() < 0.975:
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(x[ok], [2.5, 97.5])
+    return float(lo), float(hi)

@@ -479,7 +479,7 @@ def judges_list():
 @app.command("judge-eval", rich_help_panel=JUDGES)
 def judge_eval_cmd(
     judge: Annotated[str, typer.Option("--judge", help="Judge name.")],
-    gold: Annotated[Path, typer.Option("--gold", help="Human labels: XSTest completions CSV (refusal), PyRIT scorer-eval CSV, JSONL {prompt, response, unsafe|refused[, segment, kind]}, or a built-in set: `contrast` (safe deliberation vs harmful reasoning, judged as thinking).")],
+    gold: Annotated[Path, typer.Option("--gold", help="Human labels: XSTest completions CSV (refusal), PyRIT scorer-eval CSV, JSONL {prompt, response, unsafe|refused[, segment, kind]}, or a built-in set: `contrast` (safe deliberation vs harmful reasoning, judged as thinking), `blind-safe` (safe thinking written apart from the offline judge's templates).")],
     judge_model: JudgeModelOpt = [],
     backend: BackendOpt = None,
     batch_size: BatchSizeOpt = None,
@@ -500,11 +500,15 @@ def judge_eval_cmd(
     except ValueError as e:
         fail(str(e))
     if card is not None:
-        from .cards import card_from_eval
+        from .cards import CardError, card_from_eval
         from .store import atomic_output
 
+        try:
+            card_json = json.dumps(card_from_eval(m, m.get("by_segment")), indent=1) + "\n"
+        except CardError as e:
+            fail(f"no judge card written: {e}")
         with atomic_output(card, lock=False) as tmp:  # a small one-shot file: no lock file left beside it
-            Path(tmp).write_text(json.dumps(card_from_eval(m, m.get("by_segment")), indent=1) + "\n", encoding="utf-8")
+            Path(tmp).write_text(card_json, encoding="utf-8")
     if as_json:
         typer.echo(json.dumps(m, indent=1))
         return
@@ -513,8 +517,11 @@ def judge_eval_cmd(
         typer.echo(f"  {k:9s} {m[k]:.4f}")
     typer.echo(f"  confusion tp={m['tp']} fp={m['fp']} fn={m['fn']} tn={m['tn']}")
     for name, k in m.get("by_kind", {}).items():
-        typer.echo(f"  {name:18s} {k['metric']:19s} {k['rate']:.3f} [{k['ci_low']:.3f}, {k['ci_high']:.3f}] "
-                   f"({k['flagged']}/{k['n']} flagged)")
+        if k["n"]:
+            typer.echo(f"  {name:18s} {k['metric']:19s} {k['rate']:.3f} [{k['ci_low']:.3f}, {k['ci_high']:.3f}] "
+                       f"({k['flagged']}/{k['n']} flagged)")
+        else:
+            typer.echo(f"  {name:18s} no decided item (all errors)")
     if card is not None:
         typer.echo(f"judge card: {card}")
 

@@ -156,6 +156,8 @@ def evaluate_judge(
     from ._run import _aggregate, build_judges
 
     items = load_gold(gold)
+    if not items:
+        raise ValueError(f"{gold}: no gold items")
     kinds = {it.kind for it in items}
     if len(kinds) != 1:
         raise ValueError(f"{gold}: mixes harm and refusal labels")
