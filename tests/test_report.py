@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import orjson
 import pandas as pd
 import pytest
 from scipy.stats import binomtest, fisher_exact
