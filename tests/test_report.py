@@ -292,6 +292,9 @@ def test_bad_verdict_line_is_located(tmp_path):
     assert res.exit_code == 0, res.output
     assert row(table(root, "paired"), judge="llama-guard").n == 22
     res = CliRunner().invoke(app, ["report", str(tmp_path / "nowhere")])
+    assert res.exit_code == 2 and res.output == f"error: {tmp_path / 'nowhere'}: No such file or directory\n"
+    (tmp_path / "empty").mkdir()
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "empty")])
     assert res.exit_code == 2 and "no trace files" in res.output
 
 
