@@ -294,3 +294,19 @@ def test_run_with_failed_requests_exits_1_and_a_rerun_completes_it(tmp_path):
         assert r.returncode == 0, r.stderr[-2000:]
         assert "incomplete" not in json.loads((tmp_path / "run" / "manifest.json").read_text())
         assert len(srv.requests) == 4  # the rerun sent only the failed request
+
+
+def test_generate_in_process_leaves_the_callers_sigterm_handler(tmp_path, monkeypatch):
+    # generate makes SIGTERM stop like Ctrl-C while it runs; a caller's handler (here pytest's default) must come
+    # back, or processes forked later (split's worker pool) inherit it and survive their pool's SIGTERM.
+    from typer.testing import CliRunner
+
+    from tracesafe.cli import app
+
+    monkeypatch.setenv("TS_KEY", KEY)
+    prompts, out = write_prompts(tmp_path / "p.jsonl", ["good 0"]), tmp_path / "t.jsonl"
+    before = signal.getsignal(signal.SIGTERM)
+    with Loopback(max_requests=4, lifetime=60) as srv:
+        res = CliRunner().invoke(app, generate_cmd(srv.port, prompts, out)[len(CLI):])
+    assert res.exit_code == 0, res.output
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -596,8 +596,12 @@ def generate_cmd(
             max_retries=max_retries, revision=revision, trust_remote_code=trust_remote_code,
         )  # fmt: skip
         prompts = [p for name in suite for p in load_suite(name)]
-        signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl-C: finished traces kept
-        stats = generate(cfg, prompts, output)
+        # SIGTERM stops like Ctrl-C (finished traces kept); the previous handler is restored for whoever called us.
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+        try:
+            stats = generate(cfg, prompts, output)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     except ValueError as e:
         fail(str(e))
     except KeyboardInterrupt:

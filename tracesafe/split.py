@@ -230,8 +230,9 @@ def _split_into(src: str, tmp: str, on_bad_line: str, progress, workers: int | N
         if workers > 1 and len(jobs) > 1:
             import multiprocessing as mp
 
-            # fork: workers need nothing but this module, and start in milliseconds.
-            pool = mp.get_context("fork").Pool(min(workers, len(jobs)))
+            # fork: workers need nothing but this module, and start in milliseconds. A forked worker inherits the
+            # parent's signal handlers; it must die on the pool's SIGTERM whatever the caller installed.
+            pool = mp.get_context("fork").Pool(min(workers, len(jobs)), initializer=_default_sigterm)
             results = pool.imap(_chunk_job, jobs)
         else:
             results = map(_chunk_job, jobs)
@@ -254,6 +255,12 @@ def _split_into(src: str, tmp: str, on_bad_line: str, progress, workers: int | N
             if os.path.exists(part):
                 os.unlink(part)
     return total
+
+
+def _default_sigterm() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _copy(fin, fout) -> None:
