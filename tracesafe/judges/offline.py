@@ -124,18 +124,14 @@ def _refusal():
     return RefusalJudge()
 
 
-def _load_arrays(path: str | None) -> dict[str, Any]:
+@lru_cache(maxsize=4)
+def load_head(path: str | None = None) -> dict[str, Any]:
+    """The head's arrays (mean, std, coef, intercept, platt) and its ``meta`` (data, thresholds, held-out metrics)."""
     blob = resources.files("tracesafe.judges").joinpath("data", HEAD_FILE).read_bytes() if path is None else Path(path).read_bytes()
     z = np.load(io.BytesIO(blob), allow_pickle=False)
     arrays = {k: z[k] for k in z.files}
     arrays["meta"] = json.loads(str(arrays["meta"]))
     return arrays
-
-
-@lru_cache(maxsize=4)
-def load_head(path: str | None = None) -> dict[str, Any]:
-    """The head's arrays (mean, std, coef, intercept, platt) and its ``meta`` (data, thresholds, held-out metrics)."""
-    return _load_arrays(path)
 
 
 def predict(head: dict[str, Any], X: np.ndarray) -> np.ndarray:
