@@ -173,7 +173,7 @@ def _trace_columns(batch) -> dict[str, Any]:
     """Reduce a batch of trace rows to what the report needs; the texts are dropped here (they can be GBs)."""
     import pyarrow.compute as pc
 
-    out = {k: batch.column(k) for k in _TRACE_FIELDS if k not in ("thinking", "answer")}
+    out = {k: batch.column(k) for k in batch.schema.names if k not in ("thinking", "answer", "n_tokens")}
     thinking, answer = batch.column("thinking"), batch.column("answer")
     out["has_thinking"] = pc.and_(pc.is_valid(thinking), pc.greater(pc.fill_null(pc.utf8_length(thinking), 0), 0))
     out["len_thinking"] = pc.fill_null(pc.utf8_length(thinking), 0)
@@ -196,14 +196,14 @@ def _whitespace_tokens(text):
     return pc.fill_null(pc.if_else(pc.equal(pc.utf8_length(trimmed), 0), 0, n), 0)
 
 
-def _trace_columns_py(rows: list[dict[str, Any]]) -> dict[str, list]:
+def _trace_columns_py(rows: list[dict[str, Any]], fields: dict[str, str]) -> dict[str, list]:
     """Slow path (a line pyarrow cannot type): the same columns from parsed dicts."""
-    out: dict[str, list] = {k: [] for k in _TRACE_FIELDS if k not in ("thinking", "answer")}
+    out: dict[str, list] = {k: [] for k in fields if k not in ("thinking", "answer")}
     for k in ("has_thinking", "len_thinking", "tok_thinking", "tok_answer", "tok_counted"):
         out[k] = []
     for r in rows:
         for k in out:
-            if k in _TRACE_FIELDS:
+            if k in fields:
                 v = r.get(k)
                 if k == "sample":
                     v = _as_int(v)
@@ -269,22 +269,24 @@ _check_verdict = _typed(_VERDICT_FIELDS, ("trace_id", "segment", "judge", "statu
 _check_trace_flags = _typed({k: t for k, t in _TRACE_FIELDS.items() if t == "bool"})  # `synthetic` is no Trace field
 
 
-def _check_trace(rec: dict[str, Any]) -> None:
+def _check_trace(rec: dict[str, Any], keep: tuple[str, ...] = ()) -> None:
     from .records import Trace
 
-    Trace.check(rec, _TRACE_CHECKED)
+    Trace.check(rec, _TRACE_CHECKED + keep)
     _check_trace_flags(rec)
     if rec.get("id") is None:
         raise ValueError("trace has no 'id' (is this a trace file?)")
 
 
-def load_traces(paths: list[Path], on_bad_line: str = "error") -> pd.DataFrame:
+def load_traces(paths: list[Path], on_bad_line: str = "error", keep: tuple[str, ...] = ()) -> pd.DataFrame:
     """One row per trace (first record of each id kept) with prompt metadata, token lengths and
-    ``tok_counted`` (True: lengths from the trace's ``n_tokens``; False: whitespace-token estimate)."""
+    ``tok_counted`` (True: lengths from the trace's ``n_tokens``; False: whitespace-token estimate).
+    ``keep``: further string fields of the trace record to keep as columns (``prompt``, ``split_rule``)."""
     import pyarrow as pa
     import pyarrow.json as pj
 
-    schema = _arrow_schema(_TRACE_FIELDS, [("n_tokens", pa.struct([("thinking", pa.int64()), ("answer", pa.int64())]))])
+    fields = {**_TRACE_FIELDS, **dict.fromkeys(keep, "string")}
+    schema = _arrow_schema(fields, [("n_tokens", pa.struct([("thinking", pa.int64()), ("answer", pa.int64())]))])
     opts = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore", newlines_in_values=False)
 
     def one(path: Path) -> pd.DataFrame | None:
@@ -299,7 +301,8 @@ def load_traces(paths: list[Path], on_bad_line: str = "error") -> pd.DataFrame:
                 raise ValueError("a line lacks id")
         except (pa.ArrowInvalid, ValueError):
             # pyarrow cannot say which line is bad; the line-by-line reader raises FILE:LINE (or skips).
-            df = pd.DataFrame(_trace_columns_py(_slow_rows(path, on_bad_line, _check_trace)))
+            rows = _slow_rows(path, on_bad_line, lambda rec: _check_trace(rec, keep))
+            df = pd.DataFrame(_trace_columns_py(rows, fields))
         df["file"] = str(path)
         return df
 
@@ -309,7 +312,7 @@ def load_traces(paths: list[Path], on_bad_line: str = "error") -> pd.DataFrame:
     with ThreadPoolExecutor(max_workers=max(1, min(len(paths), os.cpu_count() or 1))) as pool:
         frames = [f for f in pool.map(one, paths) if f is not None]
     if not frames:
-        return _empty_traces()
+        return _empty_traces(keep)
     t = pd.concat(frames, ignore_index=True)
     t["sample"] = t["sample"].fillna(0).astype("int64")
     for k in ("model", "suite", "category", "harm_area", "label", "split_status"):
@@ -319,8 +322,8 @@ def load_traces(paths: list[Path], on_bad_line: str = "error") -> pd.DataFrame:
     return t
 
 
-def _empty_traces() -> pd.DataFrame:
-    cols = [k for k in _TRACE_FIELDS if k not in ("thinking", "answer")] + [
+def _empty_traces(keep: tuple[str, ...] = ()) -> pd.DataFrame:
+    cols = [k for k in _TRACE_FIELDS if k not in ("thinking", "answer")] + [*keep,
         "has_thinking", "len_thinking", "tok_thinking", "tok_answer", "tok_counted", "file"]
     return pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
 

@@ -217,17 +217,38 @@ def import_cmd(
     typer.echo(f"imported {n} traces -> {output}", err=True)
 
 
+class ExportAs(str, Enum):
+    parquet = "parquet"
+    datasets = "datasets"
+
+
 @app.command("export", rich_help_panel=DATA)
 def export_cmd(
-    input: Annotated[Path, typer.Argument(help="Any tracesafe JSONL record file.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Parquet file to write.")],
+    inputs: Annotated[list[Path], typer.Argument(help="A run directory, or trace files and one verdict file: one row per trace x segment x judge. One record file alone is exported as it is.", show_default=False)],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Parquet file; with --as datasets, a folder.")],
+    as_: Annotated[ExportAs, typer.Option("--as", help="parquet: one file; datasets: a Hugging Face save_to_disk folder (needs `pip install datasets`).")] = ExportAs.parquet,
     on_bad_line: BadLineOpt = OnBadLine.error,
 ):
-    """Export a record file (prompts, traces, verdicts) to Parquet."""
-    from .store import export_parquet
+    """A whole run as one tidy table for pandas or a hub: prompt, model, category, segment, judge, verdict, score,
+    spans (errors stay rows). `tracesafe export RUN_DIR -o run.parquet`."""
+    from .export import export_records, export_run
+    from .report import resolve_inputs
 
-    n = export_parquet(input, output, on_bad_line=on_bad_line.value)
-    typer.echo(f"exported {n} rows -> {output}", err=True)
+    try:
+        if len(inputs) == 1 and not inputs[0].is_dir():
+            n = export_records(inputs[0], output, as_=as_.value, on_bad_line=on_bad_line.value)
+            typer.echo(f"exported {n} rows -> {output}", err=True)
+            return
+        traces, verdicts, _ = resolve_inputs(inputs)
+        if not traces or verdicts is None:
+            fail("give RUN_DIR, or trace files and one verdict file")
+        c = export_run(traces, verdicts, output, as_=as_.value, on_bad_line=on_bad_line.value)
+    except ValueError as e:
+        fail(str(e))
+    notes = [f"{c[k]} {what}" for k, what in (("errors", "error verdicts (kept as rows)"),
+             ("duplicates", "repeated verdicts (the last kept)"), ("orphans", "verdicts without their trace (kept)"),
+             ("unjudged", "traces without a verdict (not in the table)")) if c[k]]  # fmt: skip
+    typer.echo(f"exported {c['rows']} rows -> {output}" + (f" ({'; '.join(notes)})" if notes else ""), err=True)
 
 
 @app.command("merge", rich_help_panel=DATA)
@@ -679,21 +700,11 @@ def report_cmd(
     """Tables (CSV, Parquet), figures (PNG, SVG), report.md and a self-contained report.html.
 
     `tracesafe report RUN_DIR`, or `tracesafe report traces*.jsonl verdicts.jsonl -o OUT` (like `judge`)."""
-    from .report import build_report, run_inputs, sort_inputs
+    from .report import build_report, resolve_inputs
 
-    inputs = inputs or []
     try:
-        if len(inputs) == 1 and inputs[0].is_dir():
-            if traces or verdicts:
-                fail("give RUN_DIR or trace/verdict files, not both")
-            traces, verdicts = run_inputs(inputs[0])
-            output = output or inputs[0] / "report"
-        elif inputs:
-            found_traces, found_verdicts = sort_inputs(inputs)
-            traces = [*traces, *found_traces]
-            if found_verdicts and verdicts is not None or len(found_verdicts) > 1:
-                fail(f"give one verdict file; got {', '.join(map(str, [*found_verdicts, *([verdicts] if verdicts else [])]))}")
-            verdicts = verdicts or (found_verdicts[0] if found_verdicts else None)
+        traces, verdicts, run_dir = resolve_inputs(inputs or [], traces, verdicts)
+        output = output or (run_dir / "report" if run_dir else None)
         if not traces or verdicts is None or output is None:
             fail("give RUN_DIR, or trace files and one verdict file with -o OUT (or --traces T ... --verdicts V -o OUT)")
         html = build_report(traces, verdicts, output, title=title, on_bad_line=on_bad_line.value,

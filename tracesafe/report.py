@@ -359,6 +359,22 @@ def sort_inputs(paths: list[Path]) -> tuple[list[Path], list[Path]]:
     return traces, verdicts
 
 
+def resolve_inputs(inputs: list[Path], traces: list[Path] = (), verdicts: Path | None = None
+                   ) -> tuple[list[Path], Path | None, Path | None]:
+    """(trace files, verdict file, run directory) from a command's positional ``inputs`` (one RUN_DIR, or trace
+    files and one verdict file told apart by ``sort_inputs``) and the files given by option."""
+    inputs = list(inputs)
+    if len(inputs) == 1 and inputs[0].is_dir():
+        if traces or verdicts:
+            raise ValueError("give RUN_DIR or trace/verdict files, not both")
+        return *run_inputs(inputs[0]), inputs[0]
+    found_traces, found_verdicts = sort_inputs(inputs)
+    if found_verdicts and verdicts is not None or len(found_verdicts) > 1:
+        given = [*found_verdicts, *([verdicts] if verdicts else [])]
+        raise ValueError(f"give one verdict file; got {', '.join(map(str, given))}")
+    return [*traces, *found_traces], verdicts or (found_verdicts[0] if found_verdicts else None), None
+
+
 def load(traces: list[Path], verdicts: Path, on_bad_line: str = "error") -> A.Data:
     for p in [*traces, verdicts]:
         if not Path(p).exists():

@@ -415,12 +415,23 @@ def _columnar(records: list[dict[str, Any]]) -> dict[str, list[Any]]:
                 cols[k] = [None] * i
         for k, col in cols.items():
             col.append(r.get(k))
-    # Free-form dicts (params, meta, n_tokens) differ in keys from line to line; Parquet wants one
-    # struct type per column, so such columns are stored as JSON text.
+    # Free-form dicts (params, meta, n_tokens) differ in keys from line to line, and a list may mix types
+    # (the refusal judge's match: ["cannot", 0, 12]); Parquet wants one type per column, so such columns
+    # are stored as JSON text.
     for k, col in cols.items():
-        if any(isinstance(v, dict) for v in col):
+        if any(isinstance(v, dict) for v in col) or any(isinstance(v, list) for v in col) and not _typed_list(col):
             cols[k] = [None if v is None else orjson.dumps(v).decode() for v in col]
     return cols
+
+
+def _typed_list(col: list[Any]) -> bool:
+    import pyarrow as pa
+
+    try:
+        pa.array(col)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return False
+    return True
 
 
 def export_parquet(

@@ -1,0 +1,226 @@
+"""`tracesafe export`: a whole run as one tidy table, one row per trace x segment x judge, written as Parquet or
+as a Hugging Face ``datasets`` folder (``save_to_disk``): the table a researcher loads into pandas or pushes to
+a hub. One record file alone is exported as it is (``store.export_parquet``).
+
+Rows come from the verdicts, each joined to its trace's prompt and metadata (``COLUMNS`` lists them). Nothing
+is dropped: an error verdict is a row with ``status = "error"``, ``verdict = "error"`` and its error text (never
+safe); a verdict whose trace is not among the inputs keeps null trace columns. As in the report, a verdict
+repeated for the same trace, segment, judge and judge version counts once: the last one wins.
+
+Streaming: traces are read once into a compact metadata table (no thinking or answer text), verdicts are read
+line by line into batches of ``batch_rows`` joined in Arrow and written as Parquet row groups, so memory grows
+with the number of traces, not of verdicts. Measured on 2 cores with the run of benchmarks/report_scale.py
+(1,000,000 verdicts on 200,000 traces, 580 MB of JSONL): Parquet 13 s wall, peak RSS 0.5 GB, 13 MB
+written; ``--as datasets`` 14 s, 0.5 GB.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from .store import atomic_output, read_jsonl
+
+As = Literal["parquet", "datasets"]
+TRACE_COLUMNS = ("sample", "model", "prompt_id", "prompt", "suite", "category", "harm_area", "label", "synthetic",
+                 "split_status", "split_rule", "split_format")  # fmt: skip
+_KEYS = ("trace_id", "segment", "judge", "judge_version")  # a verdict's identity, as the report dedupes
+
+
+def _schema():
+    import pyarrow as pa
+
+    s, f, b = pa.string(), pa.float64(), pa.bool_()
+    return pa.schema([
+        ("trace_id", s), ("sample", pa.int64()), ("model", s), ("prompt_id", s), ("prompt", s), ("suite", s),
+        ("category", s), ("harm_area", s), ("label", s), ("synthetic", b), ("segment", s), ("split_status", s),
+        ("split_rule", s), ("split_format", s), ("judge", s), ("judge_version", s), ("judge_kind", s),
+        ("judge_config_hash", s), ("status", s), ("verdict", s), ("unsafe", b), ("refused", b), ("score", f),
+        ("harmfulness", f), ("categories", pa.list_(s)), ("spans", pa.list_(pa.list_(f))), ("error", s),
+        ("raw_output", s), ("verdict_id", s),
+    ])  # fmt: skip
+
+
+def export_run(traces: list[Path], verdicts: Path, output: Path, *, as_: As = "parquet", on_bad_line: str = "error",
+               batch_rows: int = 65_536) -> dict[str, int]:
+    """Write the run's table to ``output`` (a Parquet file, or a ``datasets`` folder); return counts: ``rows``,
+    ``errors`` (error verdicts, kept as rows), ``duplicates`` (repeated verdicts left out), ``orphans`` (verdicts
+    whose trace is missing, kept), ``unjudged`` (traces without any verdict, not in the table)."""
+    if as_ == "datasets":
+        import datasets  # noqa: F401  fail before any work when it is not installed
+
+    output = Path(output)
+    with atomic_output(output, [*traces, verdicts], folder=as_ == "datasets") as tmp, \
+            tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.name}.") as work:
+        rows = Path(work) / "rows.parquet"
+        counts = _write_rows(traces, verdicts, rows, Path(work), on_bad_line, batch_rows)
+        if as_ == "datasets":
+            _save_datasets(rows, tmp, Path(work) / "cache")
+        else:
+            os.replace(rows, tmp)
+    return counts
+
+
+def export_records(path: Path, output: Path, *, as_: As = "parquet", on_bad_line: str = "error") -> int:
+    """One record file (prompts, traces or verdicts) as it is, one row per record; returns the row count."""
+    from .store import export_parquet
+
+    if as_ == "parquet":
+        return export_parquet(path, output, on_bad_line=on_bad_line)
+    import datasets  # noqa: F401
+
+    output = Path(output)
+    with atomic_output(output, [path], folder=True) as tmp, \
+            tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.name}.") as work:
+        rows = Path(work) / "rows.parquet"
+        n = export_parquet(path, rows, on_bad_line=on_bad_line)
+        _save_datasets(rows, tmp, Path(work) / "cache")
+    return n
+
+
+def _save_datasets(parquet: Path, folder: Path, cache: Path) -> None:
+    import datasets
+
+    quiet = datasets.utils.are_progress_bars_disabled()
+    datasets.disable_progress_bars()  # stderr keeps the one summary line
+    try:
+        # from_parquet converts row group by row group into a memory-mapped Arrow cache: memory stays flat.
+        datasets.Dataset.from_parquet(str(parquet), cache_dir=str(cache)).save_to_disk(str(folder))
+    finally:
+        if not quiet:
+            datasets.enable_progress_bars()
+
+
+def _write_rows(traces: list[Path], verdicts: Path, out: Path, work: Path, on_bad_line: str,
+                batch_rows: int) -> dict[str, int]:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    schema = _schema()
+    meta, ids = _trace_table(traces, on_bad_line)
+    first = work / "pass1.parquet"
+    keys: dict[str, list] = {k: [] for k in _KEYS}
+    counts = {"rows": 0, "errors": 0, "duplicates": 0, "orphans": 0, "unjudged": 0}
+    with pq.ParquetWriter(str(first), schema, compression="zstd") as writer:
+        for batch in _verdict_batches(verdicts, on_bad_line, batch_rows):
+            idx = pc.index_in(batch.column("trace_id"), value_set=ids)
+            counts["orphans"] += idx.null_count
+            joined = meta.take(idx)
+            cols = {c: joined.column(c) if c in TRACE_COLUMNS else batch.column(c) for c in schema.names}
+            writer.write_table(pa.table(cols, schema=schema), row_group_size=batch_rows)
+            for k in _KEYS:
+                keys[k].append(batch.column(k))
+            counts["errors"] += pc.sum(pc.equal(batch.column("status"), "error")).as_py() or 0
+    key_table = pa.table({k: pa.chunked_array(v, pa.string()) for k, v in keys.items()})
+    n = key_table.num_rows
+    judged = pc.unique(key_table.column("trace_id"))
+    counts["unjudged"] = len(ids) - (pc.sum(pc.is_in(ids, value_set=judged)).as_py() or 0)
+    last = key_table.append_column("i", pa.array(np.arange(n))).group_by(list(_KEYS)).aggregate([("i", "max")])
+    if last.num_rows == n:
+        os.replace(first, out)
+        counts["rows"] = n
+        return counts
+    keep = np.zeros(n, dtype=bool)
+    keep[last.column("i_max").to_numpy()] = True
+    counts["duplicates"] = n - last.num_rows
+    counts["rows"] = last.num_rows
+    counts["errors"] = 0  # recounted on the rows kept
+    start = 0
+    with pq.ParquetWriter(str(out), schema, compression="zstd") as writer:
+        for b in pq.ParquetFile(first).iter_batches(batch_size=batch_rows):
+            kept = b.filter(pa.array(keep[start:start + len(b)]))
+            start += len(b)
+            counts["errors"] += pc.sum(pc.equal(kept.column("status"), "error")).as_py() or 0
+            writer.write_table(pa.Table.from_batches([kept], schema), row_group_size=batch_rows)
+    return counts
+
+
+def _trace_table(paths: list[Path], on_bad_line: str):
+    """(metadata table aligned with ``ids``, ids) of the traces: the report's loader, keeping the prompt text
+    and split rule; the report's "(none)" placeholder back to null."""
+    import pyarrow as pa
+
+    from .analysis import NONE, load_traces
+
+    t = load_traces(paths, on_bad_line, keep=("prompt", "split_rule", "split_format"))
+    cols = {}
+    for c in TRACE_COLUMNS:
+        s = t[c].astype(object)
+        if c in ("model", "suite", "category", "harm_area", "label", "split_status"):
+            s = s.where(s != NONE, None)
+        cols[c] = pa.array(s.where(s.notna(), None).tolist(), _schema().field(c).type)
+    return pa.table(cols), pa.array(t["id"].astype(object).tolist(), pa.string())
+
+
+def _verdict_batches(path: Path, on_bad_line: str, batch_rows: int) -> Iterator[Any]:
+    """The verdict columns of ``_schema`` in tables of ``batch_rows`` rows; a bad line is FILE:LINE (or
+    skipped) as in the report, which reads the same fields with the same checks."""
+    import orjson
+    import pyarrow as pa
+
+    from .analysis import _check_verdict
+    from .judges import list_judges
+    from .records import Verdict, stable_id
+
+    kinds = {j.name: j.kind for j in list_judges()}
+    schema = _schema()
+    names = [f.name for f in schema if f.name not in TRACE_COLUMNS]
+    vschema = pa.schema([schema.field(c) for c in names])
+    hashes: dict[bytes, str] = {}
+
+    def check(rec: dict[str, Any]) -> None:
+        _check_verdict(rec)
+        Verdict.check(rec, ("categories", "spans", "error", "raw_output"))
+
+    def text(v: Any) -> str | None:  # coerced as the report's reader does
+        return None if v is None else str(v)
+
+    def config_hash(cfg: Any) -> str | None:
+        if cfg is None:
+            return None
+        blob = orjson.dumps(cfg, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+        h = hashes.get(blob)
+        if h is None:
+            h = hashes[blob] = stable_id(cfg)
+        return h
+
+    cols: dict[str, list] = {c: [] for c in names}
+    for rec in read_jsonl(path, on_bad_line=on_bad_line, check=check):
+        status, unsafe, refused = text(rec.get("status")), rec.get("unsafe"), rec.get("refused")
+        judge = text(rec.get("judge"))
+        for k in ("trace_id", "segment", "judge_version", "error", "raw_output"):
+            cols[k].append(text(rec.get(k)))
+        cols["judge"].append(judge)
+        cols["judge_kind"].append(kinds.get(judge))
+        cols["judge_config_hash"].append(config_hash(rec.get("judge_config")))
+        cols["status"].append(status)
+        cols["verdict"].append(_label(status, unsafe, refused))
+        cols["unsafe"].append(unsafe)
+        cols["refused"].append(refused)
+        cols["score"].append(rec.get("score"))
+        cols["harmfulness"].append(rec.get("harmfulness"))
+        cols["categories"].append(rec.get("categories"))
+        cols["spans"].append(rec.get("spans"))
+        cols["verdict_id"].append(text(rec.get("id")))
+        if len(cols["trace_id"]) >= batch_rows:
+            yield pa.table(cols, schema=vschema)
+            cols = {c: [] for c in names}
+    if cols["trace_id"]:
+        yield pa.table(cols, schema=vschema)
+
+
+def _label(status: str | None, unsafe: bool | None, refused: bool | None) -> str | None:
+    if status == "error":
+        return "error"
+    if status != "ok":
+        return None
+    if unsafe is not None:
+        return "unsafe" if unsafe else "safe"
+    if refused is not None:
+        return "refused" if refused else "not_refused"
+    return None
