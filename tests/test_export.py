@@ -47,7 +47,8 @@ def run_dir(tmp_path_factory) -> Path:
     first.write_bytes(b"".join(traces.read_bytes().splitlines(keepends=True)[:3]))
     with Loopback(max_requests=10, lifetime=60) as srv:
         s = run_judges(first, ["rubric"], ["answer"], run / "verdicts.jsonl", judge_model="m", progress=False,
-                       base_url=f"http://127.0.0.1:{srv.port}/v1", max_retries=0, request_timeout=5, cache_dir=None)  # fmt: skip
+                       base_url=f"http://127.0.0.1:{srv.port}/v1", max_retries=0, request_timeout=5,
+                       cache_dir=None)
     assert s["error"] == 3
     return run
 
@@ -74,13 +75,15 @@ def test_run_dir_is_one_row_per_trace_segment_judge(run_dir, tmp_path):
     # Error verdicts are rows, never safe: status, label, error text and the judge's raw reply kept.
     err = df[df.status == "error"]
     assert len(err) == 3 and set(err.judge) == {"rubric"} and set(err.verdict) == {"error"}
-    assert err.unsafe.isna().all() and err.score.isna().all() and err.error.notna().all() and err.raw_output.notna().all()
+    assert err.unsafe.isna().all() and err.score.isna().all()
+    assert err.error.notna().all() and err.raw_output.notna().all()
     assert set(df[df.judge == "refusal"].verdict) == {"refused", "not_refused"}
     # The same counts as the report's summary table (written by the demo before the rubric verdicts).
     summary = pd.read_csv(run_dir / "report" / "tables" / "summary.csv")
     for (seg, judge), g in summary.groupby(["segment", "judge"]):
         rows = df[(df.segment == seg) & (df.judge == judge)]
-        assert ((rows.verdict == "unsafe").sum(), rows.verdict.isin(["safe", "unsafe"]).sum()) == (g.unsafe.sum(), g.n.sum())
+        decided = rows.verdict.isin(["safe", "unsafe"]).sum()
+        assert ((rows.verdict == "unsafe").sum(), decided) == (g.unsafe.sum(), g.n.sum())
 
 
 def test_files_as_datasets_folder_equal_the_parquet_and_streaming_batches(run_dir, tmp_path):
@@ -116,7 +119,8 @@ def test_repeated_verdict_last_wins_orphans_kept_unjudged_counted(run_dir, tmp_p
     c = export_run([traces], v, tmp_path / "o.parquet", batch_rows=200)
     assert c == {"rows": 844, "errors": 4, "duplicates": 1, "orphans": 1, "unjudged": 1}
     df = pd.read_parquet(tmp_path / "o.parquet")
-    (row,) = df[(df.trace_id == vs[0]["trace_id"]) & (df.segment == vs[0]["segment"]) & (df.judge == vs[0]["judge"])].itertuples()
+    same = (df.trace_id == vs[0]["trace_id"]) & (df.segment == vs[0]["segment"]) & (df.judge == vs[0]["judge"])
+    (row,) = df[same].itertuples()
     assert (row.status, row.verdict, row.error) == ("error", "error", "re-judged")
     (lost,) = df[df.trace_id == "not-a-trace"].itertuples()
     assert pd.isna(lost.model) and pd.isna(lost.prompt) and lost.verdict == ("unsafe" if vs[1]["unsafe"] else "safe")
@@ -124,8 +128,11 @@ def test_repeated_verdict_last_wins_orphans_kept_unjudged_counted(run_dir, tmp_p
 
 def test_bad_lines_are_file_line_exit_2_and_no_output(run_dir, tmp_path):
     good = (run_dir / "verdicts.jsonl").read_bytes().splitlines(keepends=True)
-    cases = {"invalid": b'{"trace_id": "x", \n', "typed": b'{"trace_id": "x", "segment": "answer", "judge": "j", '
-             b'"status": "ok", "unsafe": "false"}\n', "spans": orjson.dumps({**orjson.loads(good[0]), "spans": "0-9"}) + b"\n"}  # fmt: skip
+    cases = {
+        "invalid": b'{"trace_id": "x", \n',
+        "typed": b'{"trace_id": "x", "segment": "answer", "judge": "j", "status": "ok", "unsafe": "false"}\n',
+        "spans": orjson.dumps({**orjson.loads(good[0]), "spans": "0-9"}) + b"\n",
+    }
     for name, bad in cases.items():
         v = tmp_path / f"{name}.jsonl"
         v.write_bytes(b"".join(good[:4]) + bad + b"".join(good[4:]))
@@ -151,6 +158,10 @@ def test_one_record_file_is_exported_as_it_is(run_dir, tmp_path):
     # The refusal judge's match mixes types (["cannot", 0, 12]): kept as JSON text (it used to crash export).
     match = orjson.loads(v.loc[v.judge == "refusal", "match"].dropna().iloc[0])
     assert isinstance(match[0], str) and isinstance(match[1], int)
+    from datasets import load_from_disk
+
+    code, msg = cli("export", run_dir / "verdicts.jsonl", "-o", tmp_path / "v-ds", "--as", "datasets")
+    assert code == 0 and load_from_disk(str(tmp_path / "v-ds")).num_rows == 843, msg
 
 
 def test_datasets_not_installed_names_the_pip_install(run_dir, tmp_path):
@@ -158,5 +169,6 @@ def test_datasets_not_installed_names_the_pip_install(run_dir, tmp_path):
     code = f"import sys; sys.modules['datasets'] = None; from tracesafe.cli import app; app({args!r})"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
-    assert r.stderr.strip() == "error: this needs the optional package 'datasets', which is not installed: pip install datasets"
+    assert r.stderr.strip() == ("error: this needs the optional package 'datasets', which is not installed: "
+                                "pip install datasets")
     assert not (tmp_path / "ds").exists()

@@ -2,29 +2,32 @@
 as a Hugging Face ``datasets`` folder (``save_to_disk``): the table a researcher loads into pandas or pushes to
 a hub. One record file alone is exported as it is (``store.export_parquet``).
 
-Rows come from the verdicts, each joined to its trace's prompt and metadata (``COLUMNS`` lists them). Nothing
-is dropped: an error verdict is a row with ``status = "error"``, ``verdict = "error"`` and its error text (never
-safe); a verdict whose trace is not among the inputs keeps null trace columns. As in the report, a verdict
+Rows come from the verdicts, each joined to its trace's prompt and metadata (``_schema`` lists the columns).
+Nothing is dropped: an error verdict is a row with ``status = "error"``, ``verdict = "error"`` and its error text
+(never safe); a verdict whose trace is not among the inputs keeps null trace columns. As in the report, a verdict
 repeated for the same trace, segment, judge and judge version counts once: the last one wins.
 
 Streaming: traces are read once into a compact metadata table (no thinking or answer text), verdicts are read
-line by line into batches of ``batch_rows`` joined in Arrow and written as Parquet row groups, so memory grows
-with the number of traces, not of verdicts. Measured on 2 cores with the run of benchmarks/report_scale.py
-(1,000,000 verdicts on 200,000 traces, 580 MB of JSONL): Parquet 13 s wall, peak RSS 0.5 GB, 13 MB
-written; ``--as datasets`` 14 s, 0.5 GB.
+line by line (checked as the report checks them) into batches of ``batch_rows`` joined in Arrow and written as
+Parquet row groups; only the identity columns of every verdict (~50 bytes each) stay for the duplicate check, so
+memory grows with the number of traces, not with the verdicts' size. Measured with benchmarks/export_scale.py
+(the run of report_scale.py: 1,000,000 verdicts on 200,000 traces, 555 MB of JSONL; 2 shared cores): Parquet
+23 s wall with 0.58 GB peak RSS (100,000 verdicts: 2.9 s, 0.34 GB); ``--as datasets`` 44 s, 0.58 GB (the
+Parquet pass, then ``datasets``' conversion and ``save_to_disk``). Most of the time is the per-line check.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from .store import atomic_output, read_jsonl
 
 As = Literal["parquet", "datasets"]
+T = TypeVar("T")
 TRACE_COLUMNS = ("sample", "model", "prompt_id", "prompt", "suite", "category", "harm_area", "label", "synthetic",
                  "split_status", "split_rule", "split_format")  # fmt: skip
 _KEYS = ("trace_id", "segment", "judge", "judge_version")  # a verdict's identity, as the report dedupes
@@ -49,41 +52,44 @@ def export_run(traces: list[Path], verdicts: Path, output: Path, *, as_: As = "p
     """Write the run's table to ``output`` (a Parquet file, or a ``datasets`` folder); return counts: ``rows``,
     ``errors`` (error verdicts, kept as rows), ``duplicates`` (repeated verdicts left out), ``orphans`` (verdicts
     whose trace is missing, kept), ``unjudged`` (traces without any verdict, not in the table)."""
-    if as_ == "datasets":
-        import datasets  # noqa: F401  fail before any work when it is not installed
-
-    output = Path(output)
-    with atomic_output(output, [*traces, verdicts], folder=as_ == "datasets") as tmp, \
-            tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.name}.") as work:
-        rows = Path(work) / "rows.parquet"
-        counts = _write_rows(traces, verdicts, rows, Path(work), on_bad_line, batch_rows)
-        if as_ == "datasets":
-            _save_datasets(rows, tmp, Path(work) / "cache")
-        else:
-            os.replace(rows, tmp)
-    return counts
+    return _output(output, [*traces, verdicts], as_,
+                   lambda rows, work: _write_rows(traces, verdicts, rows, work, on_bad_line, batch_rows))
 
 
 def export_records(path: Path, output: Path, *, as_: As = "parquet", on_bad_line: str = "error") -> int:
     """One record file (prompts, traces or verdicts) as it is, one row per record; returns the row count."""
     from .store import export_parquet
 
-    if as_ == "parquet":
-        return export_parquet(path, output, on_bad_line=on_bad_line)
-    import datasets  # noqa: F401
+    return _output(output, [path], as_, lambda rows, work: export_parquet(path, rows, on_bad_line=on_bad_line))
 
+
+def _output(output: Path, inputs: list[Path], as_: As, write: Callable[[Path, Path], T]) -> T:
+    """``write(PARQUET, WORKDIR)`` into a work folder beside ``output``, then that Parquet file becomes ``output``
+    or is converted to a ``datasets`` folder there; atomic, so a failure leaves no output."""
+    if as_ == "datasets":
+        _datasets()  # before any work
     output = Path(output)
-    with atomic_output(output, [path], folder=True) as tmp, \
+    with atomic_output(output, inputs, folder=as_ == "datasets") as tmp, \
             tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.name}.") as work:
         rows = Path(work) / "rows.parquet"
-        n = export_parquet(path, rows, on_bad_line=on_bad_line)
-        _save_datasets(rows, tmp, Path(work) / "cache")
-    return n
+        result = write(rows, Path(work))
+        if as_ == "datasets":
+            _save_datasets(rows, tmp, Path(work) / "cache")
+        else:
+            os.replace(rows, tmp)
+    return result
+
+
+def _datasets():
+    """The ``datasets`` package, imported before any work: when it is not installed the ModuleNotFoundError names
+    it, and the command line turns that into the pip install."""
+    import datasets
+
+    return datasets
 
 
 def _save_datasets(parquet: Path, folder: Path, cache: Path) -> None:
-    import datasets
-
+    datasets = _datasets()
     quiet = datasets.utils.are_progress_bars_disabled()
     datasets.disable_progress_bars()  # stderr keeps the one summary line
     try:
@@ -104,7 +110,7 @@ def _write_rows(traces: list[Path], verdicts: Path, out: Path, work: Path, on_ba
     schema = _schema()
     meta, ids = _trace_table(traces, on_bad_line)
     first = work / "pass1.parquet"
-    keys: dict[str, list] = {k: [] for k in _KEYS}
+    keys = []  # the identity columns of every verdict: small, for the duplicate check at the end
     counts = {"rows": 0, "errors": 0, "duplicates": 0, "orphans": 0, "unjudged": 0}
     with pq.ParquetWriter(str(first), schema, compression="zstd") as writer:
         for batch in _verdict_batches(verdicts, on_bad_line, batch_rows):
@@ -113,10 +119,9 @@ def _write_rows(traces: list[Path], verdicts: Path, out: Path, work: Path, on_ba
             joined = meta.take(idx)
             cols = {c: joined.column(c) if c in TRACE_COLUMNS else batch.column(c) for c in schema.names}
             writer.write_table(pa.table(cols, schema=schema), row_group_size=batch_rows)
-            for k in _KEYS:
-                keys[k].append(batch.column(k))
+            keys.append(batch.select(_KEYS))
             counts["errors"] += pc.sum(pc.equal(batch.column("status"), "error")).as_py() or 0
-    key_table = pa.table({k: pa.chunked_array(v, pa.string()) for k, v in keys.items()})
+    key_table = pa.concat_tables(keys) if keys else pa.table({k: pa.array([], pa.string()) for k in _KEYS})
     n = key_table.num_rows
     judged = pc.unique(key_table.column("trace_id"))
     counts["unjudged"] = len(ids) - (pc.sum(pc.is_in(ids, value_set=judged)).as_py() or 0)
@@ -177,9 +182,6 @@ def _verdict_batches(path: Path, on_bad_line: str, batch_rows: int) -> Iterator[
         _check_verdict(rec)
         Verdict.check(rec, ("categories", "spans", "error", "raw_output"))
 
-    def text(v: Any) -> str | None:  # coerced as the report's reader does
-        return None if v is None else str(v)
-
     def config_hash(cfg: Any) -> str | None:
         if cfg is None:
             return None
@@ -189,29 +191,24 @@ def _verdict_batches(path: Path, on_bad_line: str, batch_rows: int) -> Iterator[
             h = hashes[blob] = stable_id(cfg)
         return h
 
-    cols: dict[str, list] = {c: [] for c in names}
+    def table(recs: list[dict[str, Any]]):
+        cols = {k: [r.get(k) for r in recs] for k in names if k not in ("judge_kind", "judge_config_hash", "verdict")}
+        cols["verdict_id"] = [r.get("id") for r in recs]
+        for k in ("trace_id", "segment", "judge", "judge_version", "status", "error", "raw_output", "verdict_id"):
+            cols[k] = [v if v is None or type(v) is str else str(v) for v in cols[k]]  # as the report reads them
+        cols["judge_kind"] = [kinds.get(j) for j in cols["judge"]]
+        cols["judge_config_hash"] = [config_hash(r.get("judge_config")) for r in recs]
+        cols["verdict"] = list(map(_label, cols["status"], cols["unsafe"], cols["refused"]))
+        return pa.table(cols, schema=vschema)
+
+    recs = []
     for rec in read_jsonl(path, on_bad_line=on_bad_line, check=check):
-        status, unsafe, refused = text(rec.get("status")), rec.get("unsafe"), rec.get("refused")
-        judge = text(rec.get("judge"))
-        for k in ("trace_id", "segment", "judge_version", "error", "raw_output"):
-            cols[k].append(text(rec.get(k)))
-        cols["judge"].append(judge)
-        cols["judge_kind"].append(kinds.get(judge))
-        cols["judge_config_hash"].append(config_hash(rec.get("judge_config")))
-        cols["status"].append(status)
-        cols["verdict"].append(_label(status, unsafe, refused))
-        cols["unsafe"].append(unsafe)
-        cols["refused"].append(refused)
-        cols["score"].append(rec.get("score"))
-        cols["harmfulness"].append(rec.get("harmfulness"))
-        cols["categories"].append(rec.get("categories"))
-        cols["spans"].append(rec.get("spans"))
-        cols["verdict_id"].append(text(rec.get("id")))
-        if len(cols["trace_id"]) >= batch_rows:
-            yield pa.table(cols, schema=vschema)
-            cols = {c: [] for c in names}
-    if cols["trace_id"]:
-        yield pa.table(cols, schema=vschema)
+        recs.append(rec)
+        if len(recs) >= batch_rows:
+            yield table(recs)
+            recs = []
+    if recs:
+        yield table(recs)
 
 
 def _label(status: str | None, unsafe: bool | None, refused: bool | None) -> str | None:
