@@ -3,6 +3,7 @@ offline and refusal judges, plus rubric-judge error verdicts from a loopback ser
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -172,3 +173,16 @@ def test_datasets_not_installed_names_the_pip_install(run_dir, tmp_path):
     assert r.stderr.strip() == ("error: this needs the optional package 'datasets', which is not installed: "
                                 "pip install datasets")
     assert not (tmp_path / "ds").exists()
+
+
+def test_run_without_verdicts_is_an_empty_table(run_dir, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(run_dir / "traces", run / "traces")
+    (run / "verdicts.jsonl").write_bytes(b"")
+    code, msg = cli("export", run, "-o", tmp_path / "e.parquet")
+    assert code == 0 and "exported 0 rows" in msg and "240 traces without a verdict" in msg, msg
+    assert list(pd.read_parquet(tmp_path / "e.parquet").columns) == COLUMNS
+    code, msg = cli("export", run, "-o", tmp_path / "e-ds", "--as", "datasets")
+    assert code == 2 and msg.strip() == (f"error: {tmp_path / 'e-ds'}: no rows to export; "
+                                         "a datasets folder cannot be empty (use -o FILE.parquet)")
+    assert not (tmp_path / "e-ds").exists()

@@ -74,6 +74,11 @@ def _output(output: Path, inputs: list[Path], as_: As, write: Callable[[Path, Pa
         rows = Path(work) / "rows.parquet"
         result = write(rows, Path(work))
         if as_ == "datasets":
+            import pyarrow.parquet as pq
+
+            if pq.ParquetFile(rows).metadata.num_rows == 0:  # datasets saves such a folder but cannot load it
+                raise ValueError(f"{output}: no rows to export; a datasets folder cannot be empty "
+                                 "(use -o FILE.parquet)")
             _save_datasets(rows, tmp, Path(work) / "cache")
         else:
             os.replace(rows, tmp)
