@@ -12,8 +12,9 @@ line by line (checked as the report checks them) into batches of ``batch_rows`` 
 Parquet row groups; only the identity columns of every verdict (~50 bytes each) stay for the duplicate check, so
 memory grows with the number of traces, not with the verdicts' size. Measured with benchmarks/export_scale.py
 (the run of report_scale.py: 1,000,000 verdicts on 200,000 traces, 555 MB of JSONL; 2 shared cores): Parquet
-23 s wall with 0.58 GB peak RSS (100,000 verdicts: 2.9 s, 0.34 GB); ``--as datasets`` 44 s, 0.58 GB (the
-Parquet pass, then ``datasets``' conversion and ``save_to_disk``). Most of the time is the per-line check.
+18 s of CPU and 0.56 GB peak RSS (23 s wall at load 5; 100,000 verdicts: 2.9 s, 0.34 GB); ``--as datasets``
+22 s of CPU, 0.57 GB (the Parquet pass, then ``datasets``' conversion and ``save_to_disk``). Most of the time
+is the per-line check of the verdicts.
 """
 
 from __future__ import annotations
@@ -115,39 +116,41 @@ def _write_rows(traces: list[Path], verdicts: Path, out: Path, work: Path, on_ba
     schema = _schema()
     meta, ids = _trace_table(traces, on_bad_line)
     first = work / "pass1.parquet"
-    keys = []  # the identity columns of every verdict: small, for the duplicate check at the end
-    counts = {"rows": 0, "errors": 0, "duplicates": 0, "orphans": 0, "unjudged": 0}
+    # Per verdict, its identity and two flags: small, kept for the duplicate check and the counts at the end.
+    marks = pa.schema([*(schema.field(k) for k in _KEYS), ("orphan", pa.bool_()), ("error", pa.bool_())])
+    parts = []
     with pq.ParquetWriter(str(first), schema, compression="zstd") as writer:
         for batch in _verdict_batches(verdicts, on_bad_line, batch_rows):
             idx = pc.index_in(batch.column("trace_id"), value_set=ids)
-            counts["orphans"] += idx.null_count
             joined = meta.take(idx)
             cols = {c: joined.column(c) if c in TRACE_COLUMNS else batch.column(c) for c in schema.names}
             writer.write_table(pa.table(cols, schema=schema), row_group_size=batch_rows)
-            keys.append(batch.select(_KEYS))
-            counts["errors"] += pc.sum(pc.equal(batch.column("status"), "error")).as_py() or 0
-    key_table = pa.concat_tables(keys) if keys else pa.table({k: pa.array([], pa.string()) for k in _KEYS})
-    n = key_table.num_rows
-    judged = pc.unique(key_table.column("trace_id"))
-    counts["unjudged"] = len(ids) - (pc.sum(pc.is_in(ids, value_set=judged)).as_py() or 0)
-    last = key_table.append_column("i", pa.array(np.arange(n))).group_by(list(_KEYS)).aggregate([("i", "max")])
+            parts.append(pa.table([*(batch.column(k) for k in _KEYS), pc.is_null(idx),
+                                   pc.fill_null(pc.equal(batch.column("status"), "error"), False)], schema=marks))
+    flags = pa.concat_tables(parts) if parts else marks.empty_table()
+    n = flags.num_rows
+    last = flags.append_column("i", pa.array(np.arange(n))).group_by(list(_KEYS)).aggregate([("i", "max")])
     if last.num_rows == n:
         os.replace(first, out)
-        counts["rows"] = n
-        return counts
-    keep = np.zeros(n, dtype=bool)
-    keep[last.column("i_max").to_numpy()] = True
-    counts["duplicates"] = n - last.num_rows
-    counts["rows"] = last.num_rows
-    counts["errors"] = 0  # recounted on the rows kept
-    start = 0
-    with pq.ParquetWriter(str(out), schema, compression="zstd") as writer:
-        for b in pq.ParquetFile(first).iter_batches(batch_size=batch_rows):
-            kept = b.filter(pa.array(keep[start:start + len(b)]))
-            start += len(b)
-            counts["errors"] += pc.sum(pc.equal(kept.column("status"), "error")).as_py() or 0
-            writer.write_table(pa.Table.from_batches([kept], schema), row_group_size=batch_rows)
-    return counts
+    else:
+        keep = np.zeros(n, dtype=bool)
+        keep[last.column("i_max").to_numpy()] = True
+        flags = flags.filter(keep)
+        start = 0
+        with pq.ParquetWriter(str(out), schema, compression="zstd") as writer:
+            for b in pq.ParquetFile(first).iter_batches(batch_size=batch_rows):
+                writer.write_table(pa.Table.from_batches([b.filter(keep[start:start + len(b)])], schema),
+                                   row_group_size=batch_rows)
+                start += len(b)
+    judged = pc.is_in(ids, value_set=pc.unique(flags.column("trace_id")))
+    return {"rows": flags.num_rows, "errors": _count(flags.column("error")), "duplicates": n - flags.num_rows,
+            "orphans": _count(flags.column("orphan")), "unjudged": len(ids) - _count(judged)}
+
+
+def _count(mask) -> int:
+    import pyarrow.compute as pc
+
+    return pc.sum(mask).as_py() or 0
 
 
 def _trace_table(paths: list[Path], on_bad_line: str):
@@ -197,9 +200,10 @@ def _verdict_batches(path: Path, on_bad_line: str, batch_rows: int) -> Iterator[
         return h
 
     def table(recs: list[dict[str, Any]]):
-        cols = {k: [r.get(k) for r in recs] for k in names if k not in ("judge_kind", "judge_config_hash", "verdict")}
+        derived = ("judge_kind", "judge_config_hash", "verdict", "verdict_id")
+        cols = {k: [r.get(k) for r in recs] for k in names if k not in derived}
         cols["verdict_id"] = [r.get("id") for r in recs]
-        for k in ("trace_id", "segment", "judge", "judge_version", "status", "error", "raw_output", "verdict_id"):
+        for k in ("trace_id", "segment", "judge", "judge_version", "status", "verdict_id"):
             cols[k] = [v if v is None or type(v) is str else str(v) for v in cols[k]]  # as the report reads them
         cols["judge_kind"] = [kinds.get(j) for j in cols["judge"]]
         cols["judge_config_hash"] = [config_hash(r.get("judge_config")) for r in recs]
