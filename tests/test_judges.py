@@ -23,6 +23,7 @@ from tracesafe.judges import (
     run_judges,
 )
 from tracesafe.judges._chunk import token_windows
+from tracesafe.records import Verdict
 from tracesafe.store import BadLineError, read_jsonl
 
 REPO = Path(__file__).resolve().parent.parent
@@ -254,7 +255,7 @@ def test_harmbench_uses_the_pipeline_prompt_and_clips_to_512_tokens(tmp_path):
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    from tracesafe.judges._run import build_judges
+    from tracesafe.judges._batch import build_judges
     from tracesafe.judges.harmbench import HarmBenchJudge
 
     # A word-level tokenizer that adds a BOS, as the classifier's Llama-2 tokenizer does.
@@ -322,6 +323,26 @@ def test_resume_and_cache_make_zero_calls_on_rerun(tmp_path):
     assert s3["judge_calls"] == 15 and s3["already_done"] == 25
     vs = verdicts(out)
     assert len(vs) == 40 and len({v["id"] for v in vs}) == 40
+
+
+def test_verdicts_are_schema_2_with_grade_and_kind_and_a_schema_1_output_resumes(tmp_path):
+    rows = [{"id": f"t{i}", "prompt": "p", "answer": "HARM" if i else "I can't help with that."} for i in range(3)]
+    traces = write_traces(tmp_path / "traces.jsonl", rows)
+    out = tmp_path / "verdicts.jsonl"
+    run_judges(traces, ["test-words", "refusal", "offline"], ["answer"], out, progress=False, cache_dir=None)
+    vs = verdicts(out)
+    assert {v["schema"] for v in vs} == {"tracesafe.verdict/2"}
+    assert {(v["judge"], v["grade"], v["kind"]) for v in vs} == {
+        ("test-words", "standard", "harm"), ("refusal", "standard", "refusal"), ("offline", "screening", "harm")}
+    for v in vs:
+        typed = Verdict.from_dict(v)
+        assert typed.id and typed.key and typed.judge_config == v["judge_config"] and "id" not in typed.extra
+    # The same verdicts as tracesafe 0.x wrote them (schema 1: no grade or kind) are reused, not re-judged.
+    old = [{k: x for k, x in v.items() if k not in ("grade", "kind")} | {"schema": "tracesafe.verdict/1"} for v in vs]
+    out.write_bytes(b"".join(orjson.dumps(v) + b"\n" for v in old))
+    WordsJudge.calls = 0
+    s = run_judges(traces, ["test-words", "refusal", "offline"], ["answer"], out, progress=False, cache_dir=None)
+    assert s["already_done"] == 9 and s["judge_calls"] == 0 and WordsJudge.calls == 0 and verdicts(out) == old
 
 
 def test_errors_are_verdicts_counted_never_safe_and_retryable(tmp_path):

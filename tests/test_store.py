@@ -37,8 +37,23 @@ def test_records_round_trip_and_keep_unknown_fields():
     with pytest.raises(ValueError, match="lacks required field.*raw"):
         Trace.from_dict({"id": "x", "prompt_id": "p"})
     v = Verdict(trace_id="t1", segment="thinking", judge="j", judge_version="1", status="error", error="unparseable")
-    assert Verdict.from_dict(v.to_dict()) == v
+    assert Verdict.from_dict(v.to_dict()) == v and v.to_dict()["schema"] == "tracesafe.verdict/2"
     assert Prompt.from_dict(Prompt(id="a", text="b").to_dict()).text == "b"
+
+
+def test_verdict_schema_1_reads_into_the_typed_fields_and_misfits_are_file_line(tmp_path):
+    v1 = {"schema": "tracesafe.verdict/1", "trace_id": "t1", "segment": "answer", "judge": "rubric",
+          "judge_version": "2", "status": "ok", "unsafe": True, "id": "abc", "key": "k" * 64, "harmfulness": 4,
+          "usage": {"prompt_tokens": 3}, "judge_config": {"model": "m"}}  # fmt: skip
+    v = Verdict.from_dict(v1)
+    assert (v.id, v.key, v.harmfulness, v.judge_config) == ("abc", "k" * 64, 4, {"model": "m"})
+    assert (v.grade, v.kind) == (None, None) and v.extra == {"usage": {"prompt_tokens": 3}}
+    path = tmp_path / "v.jsonl"
+    path.write_bytes(orjson.dumps(v1) + b"\n" + orjson.dumps({**v1, "harmfulness": "high"}) + b"\n")
+    with pytest.raises(BadLineError, match=r"v\.jsonl:2: field 'harmfulness' must be a number or null, got string"):
+        list(read_jsonl(path, check=Verdict.check))
+    with pytest.raises(ValueError, match="field 'grade' must be a string or null, got boolean"):
+        Verdict.check({**v1, "grade": True})
 
 
 def test_trace_id_depends_on_every_input():

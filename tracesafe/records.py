@@ -17,13 +17,16 @@ from typing import Any, ClassVar, Literal
 
 import orjson
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # of every record but Verdict (2: typed id, key, harmfulness, judge_config, grade, kind)
 
 Label = Literal["harmful", "benign"]
 SplitStatus = Literal["complete", "unterminated", "no_thinking"]
 SplitRule = Literal["api_field", "tag", "template_forced", "bare_close", "harmony", "thinking_off", "none"]
 Segment = Literal["thinking", "answer", "full"]
 VerdictStatus = Literal["ok", "error"]
+JudgeKind = Literal["harm", "refusal"]
+# standard: a validated classifier; screening: a fast triage judge, never a headline number without saying so
+JudgeGrade = Literal["standard", "screening"]
 
 
 def stable_id(*parts: Any, n: int = 16) -> str:
@@ -107,17 +110,18 @@ def _spec(tp: Any) -> tuple[frozenset[type], Deep | None]:
 
 
 class _Record:
-    kind: ClassVar[str]
+    record_kind: ClassVar[str]  # the <kind> of the schema name
+    schema_version: ClassVar[int] = SCHEMA_VERSION
     _prefix: ClassVar[str]
     _specs: ClassVar[dict[str, tuple[frozenset[type], Deep | None]]]
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
-        cls._prefix = f"tracesafe.{cls.kind}/"
+        cls._prefix = f"tracesafe.{cls.record_kind}/"
 
     @classmethod
     def schema_name(cls) -> str:
-        return f"tracesafe.{cls.kind}/{SCHEMA_VERSION}"
+        return f"tracesafe.{cls.record_kind}/{cls.schema_version}"
 
     @classmethod
     def check(cls, d: dict[str, Any], fields: tuple[str, ...] | None = None) -> None:
@@ -133,7 +137,7 @@ class _Record:
             cls._specs = specs
         schema = d.get("schema")
         if schema is not None and not str(schema).startswith(cls._prefix):
-            raise ValueError(f"expected a {cls.kind} record, got schema {schema!r}")
+            raise ValueError(f"expected a {cls.record_kind} record, got schema {schema!r}")
         if fields is None:
             get = specs.get
             for k, v in d.items():
@@ -175,13 +179,13 @@ class _Record:
             and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
         ]
         if missing:
-            raise ValueError(f"{cls.kind} record lacks required field(s): {', '.join(missing)}")
+            raise ValueError(f"{cls.record_kind} record lacks required field(s): {', '.join(missing)}")
         return cls(**known, extra=extra)
 
 
 @dataclass
 class Prompt(_Record):
-    kind: ClassVar[str] = "prompt"
+    record_kind: ClassVar[str] = "prompt"
     id: str
     text: str
     suite: str = "custom"
@@ -194,7 +198,7 @@ class Prompt(_Record):
 
 @dataclass
 class Trace(_Record):
-    kind: ClassVar[str] = "trace"
+    record_kind: ClassVar[str] = "trace"
     id: str
     prompt_id: str
     raw: str
@@ -222,7 +226,12 @@ class Trace(_Record):
 
 @dataclass
 class Verdict(_Record):
-    kind: ClassVar[str] = "verdict"
+    """One judge's reading of one trace segment. Schema 2 types the fields every reader relies on (in
+    schema 1 files they are untyped extras, ``grade`` and ``kind`` absent: readers fall back to the judge's
+    name); both versions are read."""
+
+    record_kind: ClassVar[str] = "verdict"
+    schema_version: ClassVar[int] = 2
     trace_id: str
     segment: Segment
     judge: str
@@ -235,6 +244,12 @@ class Verdict(_Record):
     spans: list[list[float]] = field(default_factory=list)
     raw_output: str | None = None
     error: str | None = None
+    id: str | None = None  # stable over reruns: (trace, segment, judge)
+    key: str | None = None  # cache key: judge, version, config, prompt and text; a rerun with the same key reuses it
+    harmfulness: float | None = None  # 1-5 (rubric judge)
+    judge_config: dict[str, Any] | None = None
+    grade: JudgeGrade | None = None
+    kind: JudgeKind | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

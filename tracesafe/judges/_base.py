@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Callable, ClassVar, Literal, Protocol, runtime_checkable
 
-JudgeKind = Literal["harm", "refusal"]
+from ..records import JudgeGrade, JudgeKind
 
 # Built-in judge modules, imported on first registry use (each registers its class).
 BUILTIN_MODULES = (
@@ -64,7 +64,8 @@ class Judge(Protocol):
 
     name: ClassVar[str]
     version: ClassVar[str]
-    kind: ClassVar[JudgeKind]
+    kind: ClassVar[JudgeKind]  # harm: sets ``unsafe``; refusal: sets ``refused``
+    grade: ClassVar[JudgeGrade]  # written onto each verdict; the report flags screening-grade numbers
 
     def config(self) -> dict[str, Any]:
         """Everything besides name and version that a verdict depends on (model identity, template,
@@ -88,6 +89,7 @@ class BaseJudge:
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1"
     kind: ClassVar[JudgeKind] = "harm"
+    grade: ClassVar[JudgeGrade] = "standard"
     description: ClassVar[str] = ""
     needs_model: ClassVar[bool] = False  # True: --judge-model / a default model id is used
 
@@ -109,6 +111,7 @@ class JudgeInfo:
     name: str
     cls: type
     kind: str
+    grade: str
     version: str
     description: str
     needs_model: bool
@@ -130,6 +133,7 @@ def register_judge(name: str) -> Callable[[type], type]:
             name=name,
             cls=cls,
             kind=getattr(cls, "kind", "harm"),
+            grade=getattr(cls, "grade", "standard"),
             version=getattr(cls, "version", "1"),
             description=getattr(cls, "description", "") or (doc[0] if doc else ""),
             needs_model=getattr(cls, "needs_model", False),

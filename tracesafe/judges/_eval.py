@@ -153,7 +153,7 @@ def evaluate_judge(
     """Run ``judge`` on every gold item (as the ``segment`` text, prompt as context) and compare with the
     human label: ``refused`` for refusal gold, ``unsafe`` for harm gold."""
     from ._base import JudgeItem
-    from ._run import _aggregate, build_judges
+    from ._batch import build_judges, judge_texts, release_models
 
     items = load_gold(gold)
     if not items:
@@ -169,20 +169,9 @@ def evaluate_judge(
         errors = 0
         error_examples: list[str] = []
         for start in range(0, len(items), batch_size):
-            batch = items[start : start + batch_size]
-            texts = [it.response for it in batch]
-            spans = j.chunk(texts)
-            flat, owner = [], []
-            for i, (it, sp) in enumerate(zip(batch, spans)):
-                for a, b in sp:
-                    flat.append(JudgeItem(text=it.response[a:b], prompt=it.prompt, segment=it.segment or segment))
-                    owner.append(i)
-            results = j.judge(flat)
-            grouped: list[list] = [[] for _ in batch]
-            for i, r in zip(owner, results):
-                grouped[i].append(r)
-            for rs, sp in zip(grouped, spans):
-                r = _aggregate(rs, sp)
+            batch = [JudgeItem(text=it.response, prompt=it.prompt, segment=it.segment or segment)
+                     for it in items[start : start + batch_size]]  # fmt: skip
+            for r in judge_texts(j, batch).results:
                 value = (r.refused if kind == "refusal" else r.unsafe) if r.status == "ok" else None
                 if r.status != "ok":
                     errors += 1
@@ -193,9 +182,7 @@ def evaluate_judge(
                 preds.append(value)
     finally:
         j.close()
-        from ._run import _release_models
-
-        _release_models()
+        release_models()
     pairs = [(it.label, p) for it, p in zip(items, preds) if p is not None]
     out = {"judge": judge, "judge_version": j.version, "judge_config": j.config(), "gold": str(gold),
            "gold_sha256": _sha256(gold_path(gold)), "kind": kind, "segment": segment}  # fmt: skip

@@ -86,6 +86,8 @@ class ModelJudge(BaseJudge):
         raise NotImplementedError
 
     def judge(self, items: list[JudgeItem]) -> list[JudgeResult]:
+        if not items:  # transformers' tokenizer fails on an empty batch
+            return []
         gens = self.lm.generate([self.render(it) for it in items], self.max_tokens)
         out = []
         for g in gens:

@@ -90,6 +90,7 @@ class HarmBenchJudge(ModelJudge):
 
     version = "2"  # 2: HarmBench's pipeline prompt and 512-token clip by default
     kind = "harm"
+    grade = "standard"
     default_model = "cais/HarmBench-Llama-2-13b-cls"
     max_tokens = 1
     default_chunk_tokens = NUM_TOKENS

@@ -72,6 +72,7 @@ class LlamaGuardJudge(ModelJudge):
 
     version = "2"  # 2: codes case-sensitive, from the rendered category list; "unsafe" needs a code
     kind = "harm"
+    grade = "standard"
     default_model = "meta-llama/Llama-Guard-3-8B"
     max_tokens = 20  # Meta's example uses max_new_tokens=20
     default_chunk_tokens = 2048

@@ -147,6 +147,7 @@ class OfflineJudge(BaseJudge):
 
     version = "2"
     kind = "harm"
+    grade = "screening"  # a fast triage classifier (README, ## Judges); the report marks its numbers
 
     def __init__(self, window: int = 256, overlap: int = 32, threshold: float | None = None, head_path: str | None = None):
         self.window, self.overlap, self.head_path = window, overlap, head_path

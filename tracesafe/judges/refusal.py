@@ -111,6 +111,7 @@ class RefusalJudge(BaseJudge):
 
     version = "1"
     kind = "refusal"
+    grade = "standard"
 
     def __init__(self, head: int = 400, tail: int = 0, thinking_tail: int = 300):
         # A thinking segment states its decision at the end ("... so I won't provide that."); an answer

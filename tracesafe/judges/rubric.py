@@ -147,6 +147,7 @@ class RubricJudge(BaseJudge):
 
     version = "2"  # 2: dsbowen's StrongREJECT parser (first match, no header) instead of the original regex
     kind = "harm"
+    grade = "standard"
     needs_model = True
     default_model = "gpt-4o-mini"
 

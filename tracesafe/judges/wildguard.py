@@ -53,6 +53,7 @@ class WildGuardJudge(ModelJudge):
 
     version = "1"
     kind = "harm"
+    grade = "standard"
     default_model = "allenai/wildguard"
     max_tokens = 64  # the answer is three short lines (~20 tokens); the repo allows 128
     default_chunk_tokens = 2048

@@ -1,0 +1,129 @@
+"""Judging a batch of whole texts, shared by the judge stage and ``judge-eval``: build the judges from
+options, chunk each text to the judge's context, call the judge once for all chunks, and aggregate the
+chunk results into one result per text."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections import Counter
+from typing import Any, NamedTuple
+
+from ._base import Judge, JudgeItem, JudgeResult, get_judge, list_judges
+
+
+class Judged(NamedTuple):
+    results: list[JudgeResult]  # one per text, in order
+    calls: int  # items the judge was called on (chunks)
+
+
+def judge_texts(judge: Judge, items: list[JudgeItem]) -> Judged:
+    """One aggregated result per item (each item a whole text; long ones are judged in chunks)."""
+    spans = judge.chunk([it.text for it in items])
+    chunks, owner = [], []
+    for i, (it, sp) in enumerate(zip(items, spans)):
+        for a, b in sp:
+            chunks.append(JudgeItem(text=it.text[a:b], prompt=it.prompt, segment=it.segment))
+            owner.append(i)
+    results = judge.judge(chunks)
+    if len(results) != len(chunks):
+        raise RuntimeError(f"judge {judge.name} returned {len(results)} results for {len(chunks)} items")
+    by_item: list[list[JudgeResult]] = [[] for _ in items]
+    for i, r in zip(owner, results):
+        by_item[i].append(r)
+    out = []
+    for rs, sp in zip(by_item, spans):
+        agg = aggregate(rs, sp)
+        if len(sp) > 1:
+            agg.extra["n_chunks"] = len(sp)
+        out.append(agg)
+    return Judged(out, len(chunks))
+
+
+def aggregate(results: list[JudgeResult], spans: list[tuple[int, int]]) -> JudgeResult:
+    """Segment verdict from its chunks: unsafe if any chunk is unsafe, else error if any chunk failed;
+    score and harmfulness are the max; refusal is read from the opening chunk."""
+    if len(results) == 1:
+        r = results[0]
+        if "spans" not in r.extra and r.score is not None:
+            r.extra["spans"] = [[spans[0][0], spans[0][1], r.score]]
+        return r
+    ok = [r for r in results if r.status == "ok"]
+    errors = [r for r in results if r.status != "ok"]
+    chunk_spans = []
+    for (a, b), r in zip(spans, results):
+        chunk_spans.extend(r.extra.get("spans") or [[a, b, r.score]])
+    scores = [r.score for r in ok if r.score is not None]
+    harms = [r.harmfulness for r in ok if r.harmfulness is not None]
+    any_unsafe = any(r.unsafe for r in ok)
+    cats = list(dict.fromkeys(c for r in ok for c in r.categories))
+    chunks = [{"span": [a, b], "status": r.status, "unsafe": r.unsafe, "score": r.score, "refused": r.refused,
+               "raw_output": r.raw_output, "error": r.error} for (a, b), r in zip(spans, results)]  # fmt: skip
+    extra: dict[str, Any] = {"spans": chunk_spans, "chunks": chunks}
+    usage: Counter = Counter()
+    for r in results:
+        usage.update(r.extra.get("usage") or {})
+    if usage:
+        extra["usage"] = dict(usage)
+    if errors and not any_unsafe:
+        return JudgeResult(status="error", error=f"{len(errors)} of {len(results)} chunks failed: {errors[0].error}",
+                           raw_output=errors[0].raw_output, extra=extra)  # fmt: skip
+    if errors:
+        extra["chunk_errors"] = len(errors)
+    top = max(ok, key=lambda r: (bool(r.unsafe), r.score if r.score is not None else -1.0))
+    unsafe = any_unsafe if any(r.unsafe is not None for r in ok) else None
+    return JudgeResult(
+        status="ok", unsafe=unsafe, score=max(scores) if scores else None, categories=cats,
+        refused=results[0].refused, harmfulness=max(harms) if harms else None, raw_output=top.raw_output, extra=extra,
+    )  # fmt: skip
+
+
+def _accepted(cls: type) -> set[str] | None:
+    """Keyword options a judge class accepts (None: it takes **kwargs)."""
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return None
+    return {n for n in params if n != "self"}
+
+
+def build_judges(
+    names: list[str],
+    judge_model: str | dict[str, str] | None = None,
+    backend: str | None = None,
+    **options: Any,
+) -> list:
+    """Instantiate judges: an option goes to every judge that accepts it, ``options[NAME]`` (a dict) to
+    one judge only, ``judge_model`` (one path/id, or {judge: path}) to judges that need a model."""
+    infos = {i.name: i for i in list_judges()}
+    unknown = [n for n in names if n not in infos]
+    if unknown:
+        raise ValueError(f"unknown judge(s) {unknown}; known: {', '.join(sorted(infos))}")
+    per_judge = {k: options.pop(k) for k in list(options) if k in infos and isinstance(options[k], dict)}
+    used: set[str] = set()
+    judges = []
+    for name in names:
+        info = infos[name]
+        acc = _accepted(info.cls)
+        kw: dict[str, Any] = {}
+        for k, v in options.items():
+            if acc is None or k in acc:
+                kw[k] = v
+                used.add(k)
+        model = judge_model.get(name) if isinstance(judge_model, dict) else judge_model
+        if model is not None and info.needs_model:
+            kw["model"] = model
+        if backend is not None and (acc is None or "backend" in acc):
+            kw["backend"] = backend
+        kw.update(per_judge.get(name, {}))
+        judges.append(get_judge(name, **kw))
+    unused = sorted(set(options) - used)
+    if unused:
+        raise ValueError(f"option(s) {unused} are not accepted by any of the judges {names}")
+    return judges
+
+
+def release_models() -> None:
+    """Free the judge engines loaded in this process (only if any was)."""
+    mod = sys.modules.get("tracesafe.judges._models")
+    if mod is not None:
+        mod.release_all()
