@@ -304,7 +304,7 @@ def _worker(conn, src: str, fd: int, spans: list[tuple[int, int]], on_bad_line: 
         conn.send(None)
     except EOFError:  # the parent stopped
         pass
-    except BaseException as e:  # an OSError writing (disk full): the parent raises it
+    except BaseException as e:  # noqa: BLE001 - an OSError writing (disk full), Ctrl-C: the parent raises it
         conn.send(e)
 
 
