@@ -257,3 +257,65 @@ def test_positional_signature_and_resplit_replaces_fields(tmp_path):
     split_file(src, tmp_path / "o.jsonl")
     out = orjson.loads((tmp_path / "o.jsonl").read_bytes())
     assert (out["thinking"], out["split_rule"], "split_opener_mid_text" in out) == ("x", "bare_close", False)
+
+
+def _odd_lines() -> bytes:
+    """Lines as other writers leave them: ASCII escapes and spaces, CRLF and trailing blanks, indentation,
+    blank lines, records split before (their fields are replaced), duplicate keys, no final newline."""
+    lines = []
+    for i, c in enumerate(c for c in CASES if "format" not in c):
+        rec = {"id": c["name"], **{k: c[k] for k in ("raw", "reasoning", "prompt_rendered") if k in c}}
+        lines += [
+            json.dumps(rec).encode(),
+            orjson.dumps(rec) + b" \t\r",
+            b"  " + orjson.dumps({**rec, "thinking": "old", "split_opener_mid_text": True, "n": [i, 2.5, None]}),
+            b"",
+            b'{"raw": "dup</think>x", ' + orjson.dumps(rec)[1:],
+        ]
+    return b"\n".join(lines)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_split_file_output_is_each_line_spliced(tmp_path, workers):
+    # The output is the input line with the split fields appended, whatever the line's spacing; a record
+    # split before is written anew; one process or several write the same bytes.
+    src = tmp_path / "odd.jsonl"
+    src.write_bytes(_odd_lines())
+    split_file(src, tmp_path / "o.jsonl", workers=workers, chunk_bytes=2048)
+    got = (tmp_path / "o.jsonl").read_bytes().splitlines(keepends=True)
+    want = []
+    for line in src.read_bytes().splitlines():
+        if line.strip():
+            rec = orjson.loads(line)
+            added = ("thinking", "answer", "split_status", "split_rule", "split_format", "split_opener_mid_text")
+            if any(k in rec for k in added):
+                want.append(orjson.dumps(split_record({k: v for k, v in rec.items() if k not in added}), option=orjson.OPT_APPEND_NEWLINE))
+            else:
+                fields = {k: v for k, v in split_record(dict(rec)).items() if k not in rec}
+                want.append(line.rstrip(b" \t\r")[:-1] + b"," + orjson.dumps(fields, option=orjson.OPT_APPEND_NEWLINE)[1:])
+    assert got == want
+
+
+def test_split_file_worker_that_dies_is_an_error_not_a_hang(tmp_path):
+    # A worker killed mid-file (the kernel's out-of-memory killer) used to leave the process pool waiting
+    # forever for its result.
+    script = """
+import importlib, os, sys
+S = importlib.import_module("tracesafe.split")
+real = S.split_of
+def dies_on_one(rec, format=None):
+    if rec["raw"] == "die":
+        os._exit(9)
+    return real(rec, format)
+S.split_of = dies_on_one
+try:
+    S.split_file(sys.argv[1], sys.argv[2], workers=2, chunk_bytes=4096)
+except ChildProcessError as e:
+    print(e)
+"""
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b"".join(orjson.dumps({"id": i, "raw": "die" if i == 2000 else f"<think>t{i}</think>a"}) + b"\n" for i in range(3000)))
+    r = subprocess.run([sys.executable, "-c", script, str(src), str(tmp_path / "o.jsonl")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"{src}: a split worker process stopped (exit code 9)"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".lock") == ["in.jsonl"]

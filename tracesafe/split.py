@@ -115,34 +115,42 @@ def split(records: Iterable[dict[str, Any]], format: str | None = None) -> Itera
 
 
 _ADDED = ("thinking", "answer", "split_status", "split_rule", "split_format", "split_opener_mid_text")
+_ADDED_KEYS = frozenset(_ADDED)
 _WS = b" \t\r\n"
 
 
-def _write_spliced(write, line: bytes, rec: dict[str, Any], s: Split) -> None:
-    """Write the input line with the split fields appended to its object: the (large) input fields are
-    copied as bytes, not re-encoded. Falls back to a full re-encode when a split field exists already."""
-    end = len(line)
-    while end and line[end - 1] in _WS:
-        end -= 1
-    if line[end - 1 : end] == b"}" and not any(k in rec for k in _ADDED):
-        tail = orjson.dumps(_fields(s), option=orjson.OPT_APPEND_NEWLINE)
-        mv = memoryview(line)
-        write(mv[: end - 1])
-        write(b",")
-        write(memoryview(tail)[1:])
-        return
-    for k in _ADDED:  # a re-split replaces every split field, including a stale flag
-        rec.pop(k, None)
-    rec.update(_fields(s))
-    write(orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE))
+class _Spool:
+    """A worker's output for one span, held until its offset in the output is known. The buffer only ever
+    grows, so its pages are touched once per process, not once per span."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.size = 0
+
+    def write(self, piece) -> None:
+        end = self.size + len(piece)
+        self.buf[self.size : end] = piece  # past the end, this grows the buffer
+        self.size = end
+
+    def pwrite(self, fd: int, offset: int) -> None:
+        with memoryview(self.buf) as view:
+            done = 0
+            while done < self.size:  # a short write (a signal, a file size limit) goes on where it stopped
+                done += os.pwrite(fd, view[done : self.size], offset + done)
+        self.size = 0
 
 
-def _split_range(src: str, start: int, stop: int, out, on_bad_line: str, format: str | None = None) -> tuple[dict[str, int], int, tuple[int, str] | None]:
-    """Split the lines that begin in [start, stop) of ``src`` into the open binary file ``out``.
-    Returns counts, the number of lines read, and the first bad line (local line number, reason)
-    when ``on_bad_line`` is "error"."""
+def _split_range(src: str, start: int, stop: int, write, on_bad_line: str, format: str | None = None) -> tuple[dict[str, int], int, tuple[int, str] | None]:
+    """Split the lines that begin in bytes [start, stop) of ``src``, passing the output to ``write``
+    piece by piece. Returns counts, the number of lines read, and the first bad line (local
+    line number, reason) when ``on_bad_line`` is "error".
+
+    Each output line is the input line with the split fields spliced in before its closing brace: the
+    (large) input fields are copied as bytes, never re-encoded. A record that has split fields already
+    is re-encoded whole, since a re-split replaces them all (a stale flag included)."""
     counts = {"complete": 0, "unterminated": 0, "no_thinking": 0, "skipped": 0}
-    loads, write = orjson.loads, out.write
+    loads, dumps, newline = orjson.loads, orjson.dumps, orjson.OPT_APPEND_NEWLINE
+    fresh = _ADDED_KEYS.isdisjoint
     lineno = 0
     with open(src, "rb", buffering=1 << 20) as fin:
         fin.seek(start)
@@ -152,7 +160,7 @@ def _split_range(src: str, start: int, stop: int, out, on_bad_line: str, format:
                 break
             pos += len(line)
             lineno += 1
-            if line[0] in _WS and not line.strip():  # blank line; avoid copying every line to test
+            if line[0] in _WS and not line.strip():  # a blank line (tested only when it starts blank)
                 continue
             try:
                 rec = loads(line)
@@ -165,16 +173,19 @@ def _split_range(src: str, start: int, stop: int, out, on_bad_line: str, format:
                 counts["skipped"] += 1
                 continue
             counts[s.status] += 1
-            _write_spliced(write, line, rec, s)
+            if fresh(rec):
+                brace = len(line) - 2  # the object's closing brace, before the newline as writers put it
+                if line[brace + 1] != 10 or line[brace] != 125:  # other trailing blanks, or no newline at the end
+                    brace = len(line.rstrip(_WS)) - 1
+                write(memoryview(line)[:brace])
+                write(b",")
+                write(memoryview(dumps(_fields(s), option=newline))[1:])
+            else:
+                for k in _ADDED:
+                    rec.pop(k, None)
+                rec.update(_fields(s))
+                write(dumps(rec, option=newline))
     return counts, lineno, None
-
-
-def _chunk_job(args: tuple[str, str, int, int, str, str | None]):
-    src, part, start, stop, on_bad_line, format = args
-    # Large buffer: per-batch joins would allocate fresh pages each time and cost more in page
-    # faults than the splitting itself.
-    with open(part, "wb", buffering=1 << 22) as out:
-        return _split_range(src, start, stop, out, on_bad_line, format)
 
 
 def _boundaries(src: str, size: int, chunk: int) -> list[int]:
@@ -222,55 +233,87 @@ def _split_into(src: str, tmp: str, on_bad_line: str, progress, workers: int | N
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     cuts = _boundaries(src, size, chunk_bytes)
-    jobs = [(src, f"{tmp}.{i}", a, b, on_bad_line, format) for i, (a, b) in enumerate(zip(cuts, cuts[1:]))]
+    spans = list(zip(cuts, cuts[1:]))
     total = {"complete": 0, "unterminated": 0, "no_thinking": 0, "skipped": 0}
     lines_before = 0
-    pool = None
+
+    def add(counts: dict[str, int], nlines: int, bad: tuple[int, str] | None, nbytes: int) -> None:
+        nonlocal lines_before
+        if bad is not None:
+            raise BadLineError(src, lines_before + bad[0], bad[1])
+        for k, v in counts.items():
+            total[k] += v
+        lines_before += nlines
+        if progress is not None:
+            progress(nbytes)
+
+    if workers < 2 or len(spans) < 2:  # one process: straight into the output, a span at a time (for progress)
+        # A large buffer, filled and written again and again: its pages stay mapped.
+        with open(tmp, "wb", buffering=1 << 22) as out:
+            for a, b in spans:
+                add(*_split_range(src, a, b, out.write, on_bad_line, format), b - a)
+        return total
+    fd = os.open(tmp, os.O_WRONLY)
     try:
-        if workers > 1 and len(jobs) > 1:
-            import multiprocessing as mp
+        # Worker w splits spans w, w + n, ... into memory, reports each one's size, and writes it at the
+        # offset this process answers once every earlier span's size is known: each byte is written once,
+        # by the worker that made it, and no lock is shared, so stopping a worker can never hang this one.
+        import multiprocessing as mp
 
-            # fork: workers need nothing but this module, and start in milliseconds. A forked worker inherits the
-            # parent's signal handlers; it must die on the pool's SIGTERM whatever the caller installed.
-            pool = mp.get_context("fork").Pool(min(workers, len(jobs)), initializer=_default_sigterm)
-            results = pool.imap(_chunk_job, jobs)
-        else:
-            results = map(_chunk_job, jobs)
-        with open(tmp, "wb") as out:
-            for (_, part, a, b, *_), (counts, nlines, bad) in zip(jobs, results):
-                if bad is not None:
-                    raise BadLineError(src, lines_before + bad[0], bad[1])
-                for k, v in counts.items():
-                    total[k] += v
-                lines_before += nlines
-                with open(part, "rb") as f:
-                    _copy(f, out)
-                os.unlink(part)
-                if progress is not None:
-                    progress(b - a)
+        ctx = mp.get_context("fork")  # workers need nothing but this module, and start in milliseconds
+        n = min(workers, len(spans))
+        conns, procs = [], []
+        try:
+            for w in range(n):
+                mine, theirs = ctx.Pipe()
+                conns.append(mine)
+                p = ctx.Process(target=_worker, args=(theirs, src, fd, spans[w::n], on_bad_line, format), daemon=True)
+                p.start()
+                procs.append(p)
+                theirs.close()
+            offset = 0
+            for i, (a, b) in enumerate(spans):
+                counts, nlines, bad, nbytes = _receive(src, conns[i % n], procs[i % n])
+                add(counts, nlines, bad, b - a)
+                conns[i % n].send(offset)
+                offset += nbytes
+            for c, p in zip(conns, procs):  # each has written all its spans
+                _receive(src, c, p)
+        finally:
+            for p in procs:
+                p.kill()  # SIGKILL: a no-op for a worker that is done
+                p.join()
+        return total
     finally:
-        if pool is not None:
-            pool.terminate()
-        for _, part, *_ in jobs:
-            if os.path.exists(part):
-                os.unlink(part)
-    return total
+        os.close(fd)
 
 
-def _default_sigterm() -> None:
+def _worker(conn, src: str, fd: int, spans: list[tuple[int, int]], on_bad_line: str, format: str | None) -> None:
     import signal
 
+    # A forked worker inherits the parent's signal handlers; a SIGTERM meant for the job must end it.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        spool = _Spool()
+        for a, b in spans:
+            counts, nlines, bad = _split_range(src, a, b, spool.write, on_bad_line, format)
+            conn.send((counts, nlines, bad, spool.size))
+            if bad is not None:
+                return
+            spool.pwrite(fd, conn.recv())
+        conn.send(None)
+    except EOFError:  # the parent stopped
+        pass
+    except BaseException as e:  # noqa: BLE001 - an OSError writing (disk full), Ctrl-C: the parent raises it
+        conn.send(e)
 
 
-def _copy(fin, fout) -> None:
-    try:  # kernel-side copy where the filesystem allows it
-        n = os.fstat(fin.fileno()).st_size
-        off = 0
-        while off < n:
-            off += os.copy_file_range(fin.fileno(), fout.fileno(), n - off)
-    except (AttributeError, OSError):
-        import shutil
-
-        fin.seek(0)
-        shutil.copyfileobj(fin, fout, 1 << 22)
+def _receive(src: str, conn, proc):
+    try:
+        msg = conn.recv()
+    except EOFError:  # killed (out of memory?) or crashed: say so rather than wait for it
+        proc.join()
+        raise ChildProcessError(f"{src}: a split worker process stopped (exit code {proc.exitcode})") from None
+    if isinstance(msg, BaseException):
+        raise msg
+    return msg
