@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import orjson
 import pytest
@@ -76,3 +77,15 @@ def test_run_dry_run_names_a_missing_local_suite_in_one_line(tmp_path):
                        capture_output=True, text=True)  # fmt: skip
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "airbench: not shipped" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_reproduction_driver_fills_in_local_copies(tmp_path, capsys):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    from _reproduce import _suites
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[run]\nsuites = ["airbench", "xstest-safe", "wildjailbreak:/given"]\n')
+    assert _suites(cfg, {"airbench": "/data/air"}, smoke=False) == ["airbench:/data/air", "xstest-safe", "wildjailbreak:/given"]
+    assert _suites(cfg, {}, smoke=False) is None  # a full run keeps the bare name and fails on it with what to download
+    assert _suites(cfg, {}, smoke=True) == ["xstest-safe", "wildjailbreak:/given"]
+    assert "no copy of airbench" in capsys.readouterr().out
