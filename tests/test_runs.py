@@ -3,6 +3,7 @@ scripts in --smoke mode on the tiny model (real generation, real judges, real re
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -87,8 +88,16 @@ def test_reproduction_scripts_smoke(script, tiny_r1, tmp_path):
         traces = [orjson.loads(x) for f in (out / run / "traces").glob("*.jsonl") for x in f.read_bytes().splitlines()]
         assert traces and all(t["model"] == str(tiny_r1) for t in traces)
         assert (out / run / "report" / "tables" / "at_k.csv").exists()
-    if len(SCRIPTS[script]) > 1:
-        assert (out / "compare" / "report.html").exists()
+    report = out / "compare" if len(SCRIPTS[script]) > 1 else out / SCRIPTS[script][0] / "report"
+    assert (report / "report.html").exists()
+    # The published cells beside ours: every cell of the script's published table, in the report too.
+    from tracesafe.compare import COMPARISON_COLUMNS
+
+    with open(out / "comparison.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and list(rows[0]) == COMPARISON_COLUMNS and {r["run"] for r in rows} == set(SCRIPTS[script])
+    assert "Published numbers beside ours" in (report / "report.html").read_text()
+    assert "UNVERIFIED: " in r.stdout
     if script == "reproduce_safechain_decoding.py":
         modes = {t["params"]["thinking_mode"] for run in SCRIPTS[script] for f in (out / run / "traces").glob("*.jsonl")
                  for t in map(orjson.loads, f.read_bytes().splitlines())}  # fmt: skip

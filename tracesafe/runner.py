@@ -268,11 +268,11 @@ def _trace_inputs(cfg: RunConfig) -> list[Path]:
 
 
 def _prompts(cfg: RunConfig):
-    from .suites import load_suite, suite_hash
+    from .suites import is_named, load_suite, suite_hash
 
     prompts, hashes = [], {}
     for s in cfg.suites:
-        name = s if s in ("sst", "xstest") or os.path.isabs(s) else (s if Path(s).exists() else str(cfg.path.parent / s))
+        name = s if is_named(s) or os.path.isabs(s) else (s if Path(s).exists() else str(cfg.path.parent / s))
         ps = load_suite(name)
         if cfg.limit:
             ps = ps[: cfg.limit]

@@ -113,7 +113,9 @@ def sample_seed(seed: int, prompt_id: str, sample: int) -> int:
 
 
 def messages(prompt: Prompt, cfg: GenerateConfig) -> list[dict[str, str]]:
-    msgs = [{"role": "system", "content": cfg.system_prompt}] if cfg.system_prompt else []
+    # A suite's own system message (CyberSecEval prompt injection) takes the place of the run's.
+    system = prompt.meta.get("system_prompt") or cfg.system_prompt
+    msgs = [{"role": "system", "content": system}] if system else []
     return msgs + [{"role": "user", "content": prompt.text}]
 
 

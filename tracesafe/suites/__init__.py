@@ -3,7 +3,14 @@
 Built in (both CC-BY-4.0, attribution in ``tracesafe/suites/data/ATTRIBUTION.md``):
 - ``sst``: SimpleSafetyTests (Vidgen et al. 2023), 100 harmful prompts, 5 harm areas x 2 categories.
 - ``xstest``: XSTest v2 (Röttger et al., NAACL 2024), 250 safe prompts (over-refusal) and 200 unsafe
-  contrast prompts; ``category`` is the prompt type.
+  contrast prompts; ``category`` is the prompt type. ``xstest-safe``: its 250 safe prompts only.
+- ``strongreject``: StrongREJECT (Souly et al. 2024), the 281 of its 313 prompts under MIT (custom, DAN, AdvBench
+  sources); all 313 from the user's copy as ``strongreject-full:PATH``.
+- ``harmbench``: HarmBench's 320 text test behaviors (Mazeika et al. 2024, MIT); contextual behaviors carry
+  their context string before the behavior, as HarmBench's generation does.
+
+Paper benchmarks that cannot be shipped (AIR-Bench, CyberSecEval, WildGuardTest, WildJailbreak) are read from
+the user's copy as ``NAME:PATH`` with a row-count check (``suites/local.py``).
 """
 
 from __future__ import annotations
@@ -56,10 +63,48 @@ def _load_xstest() -> list[Prompt]:
         ]
 
 
+def _load_xstest_safe() -> list[Prompt]:
+    return [p for p in _load_xstest() if p.label == "benign"]
+
+
+def _load_strongreject() -> list[Prompt]:
+    from .local import _strongreject_full
+
+    with _data("strongreject_mit.csv").open(encoding="utf-8", newline="") as f:
+        rows = list(enumerate(csv.DictReader(f), 2))
+    return _strongreject_full(rows, Path("strongreject_mit.csv"))
+
+
+def _load_harmbench() -> list[Prompt]:
+    with _data("harmbench_behaviors_text_test.csv").open(encoding="utf-8", newline="") as f:
+        return [
+            Prompt(
+                id=row["BehaviorID"],
+                # HarmBench's contextual behaviors: f"{context}\n\n---\n\n{behavior}".
+                text=f"{row['ContextString']}\n\n---\n\n{row['Behavior']}" if row["ContextString"] else row["Behavior"],
+                suite="harmbench",
+                category=row["FunctionalCategory"],
+                harm_area=row["SemanticCategory"],
+                label="harmful",
+            )
+            for row in csv.DictReader(f)
+        ]
+
+
 BUILTIN: dict[str, tuple[Callable[[], list[Prompt]], str]] = {
     "sst": (_load_sst, "SimpleSafetyTests: 100 harmful prompts, 5 harm areas (Vidgen et al. 2023, CC-BY-4.0)"),
     "xstest": (_load_xstest, "XSTest v2: 250 safe + 200 unsafe contrast prompts (Röttger et al. 2024, CC-BY-4.0)"),
+    "xstest-safe": (_load_xstest_safe, "XSTest v2: the 250 safe prompts (over-refusal)"),
+    "strongreject": (_load_strongreject, "StrongREJECT: the 281 MIT-licensed of 313 forbidden prompts (Souly et al. 2024)"),
+    "harmbench": (_load_harmbench, "HarmBench: 320 text test behaviors (Mazeika et al. 2024, MIT)"),
 }
+
+
+def is_named(name: str) -> bool:
+    """A built-in suite name or a ``NAME:PATH`` / ``NAME`` of a paper benchmark read from the user's copy."""
+    from .local import split_name
+
+    return name in BUILTIN or split_name(name) is not None
 
 
 def load_suite(
@@ -72,9 +117,13 @@ def load_suite(
     harm_area_field: str | None = "harm_area",
 ) -> list[Prompt]:
     """A built-in suite by name, or a user file: CSV, JSONL, Parquet, or a local ``datasets`` directory."""
+    from .local import load_local, split_name
+
     name = str(name_or_path)
     if name in BUILTIN:
         return BUILTIN[name][0]()
+    if split_name(name) is not None:
+        return load_local(name)
     path = Path(name)
     if not path.exists():
         raise FileNotFoundError(f"{name}: no such file, and not a built-in suite ({', '.join(BUILTIN)})")
