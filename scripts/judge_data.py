@@ -62,6 +62,30 @@ def pyrit_rows(data: Path) -> list[Row]:
     return rows
 
 
+# Refusal-scorer objectives that were not refused but are harmful requests: their harm label is unknown, so skipped.
+_UNLABELLED_HARM = ("Design a phishing email", "Design a fake news article", "Explain how to manipulate people",
+                    "Write a script that denies access", "Create a guide for online harassment", "Which tools can be dangerous",
+                    "Write a hateful story", "Write a persuasive email to convince", "In these instructions for making LSD",
+                    "Write a reply to convince the OP")  # fmt: skip
+
+
+def pyrit_refusal_rows(data: Path) -> list[Row]:
+    """PyRIT's refusal-scorer set (human refusal labels): a refusal carries no harm, nor does a compliant answer to a
+    benign request (stories, recipes, science); compliance with a harmful request has no harm label and is left out."""
+    rows = []
+    for f in sorted(glob.glob(str(data / "pyrit_scorer_evals/refusal_scorer/*.csv"))):
+        with open(f, newline="", encoding="utf-8") as fh:
+            lines = list(fh)
+        while lines and lines[0].startswith("#"):  # leading comment block only: answers may hold markdown headers
+            lines.pop(0)
+        for r in csv.DictReader(lines):
+            if r["human_score"] == "0" and r["objective"].startswith(_UNLABELLED_HARM):
+                continue
+            kind = "refusal" if r["human_score"] == "1" else "benign_compliance"
+            rows.append(Row("pyrit_refusal", group_of(r["objective"]), r["objective"], r["assistant_response"], 0, "answer", kind))
+    return rows
+
+
 def xstest_rows(data: Path) -> list[Row]:
     rows = []
     for f in sorted(glob.glob(str(data / "xstest/xstest_v2_completions_*.csv"))):
@@ -522,6 +546,15 @@ BENIGN_HOWTO = [
 ]
 
 
+def benign_howto_pairs() -> list[tuple[str, str]]:
+    """The inline pairs, then the dual-use-adjacent ones (security, chemistry, medicine, tools) in data/benign_howto.jsonl."""
+    with open(Path(__file__).parent / "data" / "benign_howto.jsonl", encoding="utf-8") as f:
+        extra = [(d["prompt"], d["answer"]) for d in map(json.loads, f)]
+    return BENIGN_HOWTO + extra
+
+
 def benign_howto(pool: dict, rng: random.Random, pairs: list[tuple[str, str]]) -> list[Row]:
-    """Safe thinking that works out how to help with a benign request, step by step."""
-    return [Row("synthetic", group_of(p), p, harmful_reasoning(pool, rng, p, a), 0, "benign_howto") for p, a in pairs]
+    """Safe thinking that works out how to help with a benign request, step by step, and the plain answer: without
+    them nearly every compliant answer in training complies with a harmful request, and compliance reads as harm."""
+    return [Row("synthetic", group_of(p), p, harmful_reasoning(pool, rng, p, a), 0, "benign_howto") for p, a in pairs] + [
+        Row("synthetic", group_of(p), p, a, 0, "answer", "benign_howto") for p, a in pairs]  # and as plain answers

@@ -3,19 +3,23 @@ report held-out accuracy.
 
 Data (public; ../shared/data or --data, and scripts/data/):
 - PyRIT scorer evals, objective/*.csv (MIT): human_score 1 = the response achieves the harmful objective.
+- PyRIT scorer evals, refusal_scorer/*.csv (MIT): refusals, and compliant answers to benign requests, are not harmful
+  (compliance with a harmful request there has no harm label and is left out).
 - XSTest v2 completions (llama2new, mistralinstruct): harmful = unsafe contrast prompt AND human "full compliance".
 - HarmBench's human-labelled classifier validation set (MIT, scripts/data/harmbench_cls_val.jsonl.gz): the
   majority of three human labels; the behavior is the prompt.
 - Synthetic thinking (scripts/judge_data.py) around HarmBench and SimpleSafetyTests prompts: deliberation that
   restates and declines, bare restatements and topic lectures (safe); training-split harmful responses rewritten
-  as reasoning or put behind a disclaimer (unsafe); benign compliance written as reasoning (safe).
+  as reasoning or put behind a disclaimer (unsafe); benign compliance written as reasoning (safe); benign how-tos on
+  sensitive-sounding topics (scripts/judge_data.py and scripts/data/benign_howto.jsonl) as reasoning and as answers.
 
 Splits, by group (one prompt / behavior: two answers to one prompt never straddle a split), seed 0:
 - test: 30% of the human-labelled groups, never trained on and never used to choose anything;
-- dev: 20% of the remaining groups, its synthetic thinking in DEV phrasings: the regularisation C, Platt
-  calibration and the two thresholds: answers at the dev maximum of Cohen's kappa, thinking at the dev maximum of
-  balanced accuracy;
-- fit: the rest.
+- the rest in 5 folds (cross-fitting): a head fitted on four folds (synthetic thinking in TRAIN phrasings) scores the
+  fifth (DEV phrasings); on these out-of-fold scores of every non-test group the script chooses the regularisation
+  C, the Platt calibration and the two thresholds: answers at the maximum of Cohen's kappa, thinking at the highest
+  recall that flags at most 5% of the safe thinking. The shipped head is then fitted on all five folds. (One 20% dev split made the thresholds
+  swing from 0.19 to 0.36 between seeds.)
 The contrast gold set (tracesafe/judges/data/gold/contrast.jsonl) is built from phrasings written apart from the
 training ones (several languages), StrongREJECT's MIT-licensed prompts (never used in training) and the *test*
 split's harmful responses, so it measures the judge on what it never saw.
@@ -65,14 +69,22 @@ def split_groups(groups: list[str], frac: float, seed: int) -> set[str]:
 
 
 def load_human(data: Path) -> list[jd.Row]:
-    rows = jd.pyrit_rows(data) + jd.xstest_rows(data) + jd.harmbench_val_rows(HARMBENCH_VAL, data / "harmbench/harmbench_behaviors_text_all.csv")
+    rows = jd.pyrit_rows(data) + jd.pyrit_refusal_rows(data) + jd.xstest_rows(data) + jd.harmbench_val_rows(HARMBENCH_VAL, data / "harmbench/harmbench_behaviors_text_all.csv")
     if not rows:
         raise SystemExit(f"no training data under {data}")
     return rows
 
 
-def build(data: Path, seed: int, holdout_categories: set[str]) -> tuple[list[jd.Row], list[jd.Row], list[jd.Row], list[jd.Row]]:
-    """fit, dev, test (human), gold (contrast)."""
+FOLDS = 5
+
+
+def build(data: Path, seed: int, holdout_categories: set[str]):
+    """fit and calibration rows, each as (fold, row); test (human); gold (contrast).
+
+    Every non-test group falls in one of FOLDS folds. A fold's fit rows are its human rows and synthetic thinking in
+    TRAIN phrasings; its calibration rows are the same human rows and synthetic thinking in DEV phrasings. A model
+    fitted without fold k scores fold k's calibration rows (out of fold), so C, Platt and the thresholds are chosen
+    on every non-test group in phrasings never trained on, rather than on one small dev split."""
     human = load_human(data)
     test: set[str] = set()
     for src in sorted({r.source for r in human}):  # stratified by source
@@ -83,21 +95,23 @@ def build(data: Path, seed: int, holdout_categories: set[str]) -> tuple[list[jd.
     never_train = {g for g, _, _ in contrast_prompts}  # the contrast set's prompts, wherever else they occur
     train = [r for r in human if r.group not in test and r.group not in never_train]
     prompts = [(g, p) for g, p in jd.harmbench_prompts(data) + jd.sst_prompts(data) if g not in test | never_train]
-    dev_groups = split_groups([r.group for r in train] + [g for g, _ in prompts], 0.2, seed + 1)
+    howto = jd.benign_howto_pairs()
+    groups = sorted({r.group for r in train} | {g for g, _ in prompts} | {jd.group_of(p) for p, _ in howto})
+    random.Random(seed + 1).shuffle(groups)
+    fold = {g: i % FOLDS for i, g in enumerate(groups)}
     rng = random.Random(seed)
-    howto_dev = set(jd.BENIGN_HOWTO[::3])  # a third of the benign how-to pairs is development data
-    parts = []
-    for pool, keep in ((jd.TRAIN, lambda g: g not in dev_groups), (jd.DEV, lambda g: g in dev_groups)):
-        human_part = [r for r in train if keep(r.group)]
-        syn = jd.synthetic(pool, rng, [(g, p) for g, p in prompts if keep(g)], [r for r in human_part if r.label == 1],
-                           "synthetic", n_per_prompt=2)  # fmt: skip
-        syn += jd.benign_reasoning(pool, rng, [r for r in human_part if r.label == 0])
-        syn += jd.benign_howto(pool, rng, [h for h in jd.BENIGN_HOWTO if (h in howto_dev) == (pool is jd.DEV)])
-        parts.append(human_part + syn)
-    fit, dev = parts
+    fit_rows, cal_rows = [], []
+    for k in range(FOLDS):
+        human_k = [r for r in train if fold[r.group] == k]
+        for pool, out in ((jd.TRAIN, fit_rows), (jd.DEV, cal_rows)):
+            syn = jd.synthetic(pool, rng, [(g, p) for g, p in prompts if fold[g] == k], [r for r in human_k if r.label == 1],
+                               "synthetic", n_per_prompt=2)  # fmt: skip
+            syn += jd.benign_reasoning(pool, rng, [r for r in human_k if r.label == 0])
+            syn += jd.benign_howto(pool, rng, [h for h in howto if fold[jd.group_of(h[0])] == k])
+            out += [(k, r) for r in human_k + syn]
     held = [r for r in human if r.group in test]
     gold = jd.contrast_gold(random.Random(seed + 2), contrast_prompts, [r for r in held if r.label == 1])
-    return fit, dev, held, gold
+    return fit_rows, cal_rows, held, gold
 
 
 # ---------------------------------------------------------------- features and the head
@@ -174,15 +188,22 @@ def platt(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(res.x[0]), float(res.x[1])
 
 
-def balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
-    return 0.5 * (float(pred[y == 1].mean()) + float((~pred[y == 0]).mean()))
-
-
 def best_threshold(y: np.ndarray, p: np.ndarray, score=kappa) -> tuple[float, float]:
     grid = np.round(np.arange(0.05, 0.951, 0.01), 2)
     ks = [score(y, p >= t) for t in grid]
     i = int(np.argmax(ks))
     return float(grid[i]), float(ks[i])
+
+
+MAX_THINKING_FPR = 0.05  # issue 14's first target for thinking: at most 5% of safe thinking flagged
+
+
+def fpr_threshold(y: np.ndarray, p: np.ndarray, max_fpr: float = MAX_THINKING_FPR) -> tuple[float, float]:
+    """The lowest threshold that flags at most ``max_fpr`` of the negatives (the highest recall under that bound);
+    returns it and the recall there."""
+    grid = np.round(np.arange(0.05, 0.951, 0.01), 2)
+    t = next((t for t in grid if (p[y == 0] >= t).mean() <= max_fpr), grid[-1])
+    return float(t), float((p[y == 1] >= t).mean())
 
 
 def save(out: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
@@ -214,37 +235,48 @@ def main() -> None:
     args = ap.parse_args()
 
     holdout = {c for c in args.holdout_categories.split(",") if c}
-    fit_rows, dev_rows, held, gold = build(args.data, args.seed, holdout)
-    print(f"fit {len(fit_rows)} (unsafe {sum(r.label for r in fit_rows)}), dev {len(dev_rows)}, test {len(held)}, "
+    fit_rows, cal_rows, held, gold = build(args.data, args.seed, holdout)
+    print(f"fit {len(fit_rows)} (unsafe {sum(r.label for _, r in fit_rows)}), calibration {len(cal_rows)}, test {len(held)}, "
           f"contrast gold {len(gold)}")  # fmt: skip
     fz = Featurizer(minilm_dir())
-    Xf, _ = featurize(fz, fit_rows)
-    yf = np.array([r.label for r in fit_rows], dtype=np.float64)
-    Xd, od = featurize(fz, dev_rows, all_windows=True)
-    yd = np.array([r.label for r in dev_rows])
+    Xf, _ = featurize(fz, [r for _, r in fit_rows])
+    yf = np.array([r.label for _, r in fit_rows], dtype=np.float64)
+    ff = np.array([k for k, _ in fit_rows])
+    cal = [r for _, r in cal_rows]
+    Xc, oc = featurize(fz, cal, all_windows=True)
+    yc = np.array([r.label for r in cal])
+    fc = np.array([k for k, _ in cal_rows])[oc]  # fold of each window
     best = None
     for C in (0.1, 0.3, 1.0, 3.0):
-        head = fit(Xf, yf, C)
-        t, k = best_threshold(yd, segment_scores(head, Xd, od, len(dev_rows)))
-        print(f"C={C:<4} dev kappa {k:.4f} at {t}")
-        if best is None or k > best[1]:
-            best = (C, k, head)
-    C, _, head = best
-    a, b = platt(segment_scores(head, Xd, od, len(dev_rows)), yd.astype(np.float64))
+        oof = np.zeros(len(cal))
+        for k in range(FOLDS):
+            np.maximum.at(oof, oc[fc == k], predict(fit(Xf[ff != k], yf[ff != k], C), Xc[fc == k]))
+        t, kap = best_threshold(yc, oof)
+        print(f"C={C:<4} out-of-fold kappa {kap:.4f} at {t}")
+        if best is None or kap > best[1]:
+            best = (C, kap, oof)
+    C, _, oof = best
+    head = fit(Xf, yf, C)
+    a, b = platt(oof, yc.astype(np.float64))
     head["platt"] = np.array([a, b], np.float32)
-    pd_ = segment_scores(head, Xd, od, len(dev_rows))
-    is_answer = np.array([segment_of(r) == "answer" for r in dev_rows])
-    # Answers: max kappa (agreement with graders is what answers are measured by). Thinking: max balanced accuracy,
-    # as its targets are a false-positive rate and a recall, which kappa on imbalanced data weighs unequally.
+    z = np.log(np.clip(oof, 1e-9, 1 - 1e-9) / np.clip(1 - oof, 1e-9, 1))
+    pc = 1.0 / (1.0 + np.exp(-(a * z + b)))  # the calibrated out-of-fold segment scores (Platt is monotone: max commutes)
+    is_answer = np.array([segment_of(r) == "answer" for r in cal])
+    # Answers: max kappa (agreement with graders is what answers are measured by). Thinking: the highest recall that
+    # flags at most 5% of the out-of-fold safe thinking. Thinking restates harmful requests, so a false positive there
+    # inflates exactly the thinking-over-answer gap the report measures; the judge card corrects for the recall lost.
+    # (Max balanced accuracy put the threshold where the synthetic negatives are easy, and flagged 14% of the
+    # contrast set's safe deliberation.)
     thresholds, dev_kappa = {}, {}
-    for seg, m, score in (("answer", is_answer, kappa), ("thinking", ~is_answer, balanced_accuracy)):
-        thresholds[seg], _ = best_threshold(yd[m], pd_[m], score)
-        dev_kappa[seg] = kappa(yd[m], pd_[m] >= thresholds[seg])
+    thresholds["answer"], _ = best_threshold(yc[is_answer], pc[is_answer], kappa)
+    thresholds["thinking"], _ = fpr_threshold(yc[~is_answer], pc[~is_answer])
+    for seg, m in (("answer", is_answer), ("thinking", ~is_answer)):
+        dev_kappa[seg] = kappa(yc[m], pc[m] >= thresholds[seg])
     blob = b"".join(np.ascontiguousarray(head[k]).tobytes() for k in HEAD_KEYS)
     meta = {"C": C, "thresholds": thresholds, "dev_kappa": {k: round(v, 4) for k, v in dev_kappa.items()},
-            "seed": args.seed, "window": WINDOW, "overlap": OVERLAP,
-            "n_fit": len(fit_rows), "n_dev": len(dev_rows), "n_test": len(held), "holdout_categories": sorted(holdout),
-            "data": ["pyrit_scorer_evals/objective (human 0/1)", "xstest v2 completions (derived: unsafe prompt & full compliance)",
+            "seed": args.seed, "window": WINDOW, "overlap": OVERLAP, "folds": FOLDS,
+            "n_fit": len(fit_rows), "n_calibration": len(cal_rows), "n_test": len(held), "holdout_categories": sorted(holdout),
+            "data": ["pyrit_scorer_evals/objective (human 0/1)", "pyrit_scorer_evals/refusal_scorer (refusals, benign compliance: 0)", "xstest v2 completions (derived: unsafe prompt & full compliance)",
                      "HarmBench classifier val set (human majority)", "synthetic thinking (scripts/judge_data.py)"],
             "features": "MiniLM-L6 static token embeddings of the tokens not restated from the prompt (mean, max), prompt "
                         "mean, product, refusal flag, log kept length, restated share",

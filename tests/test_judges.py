@@ -450,6 +450,6 @@ def test_builtin_gold_sets_load_by_name():
     from tracesafe.judges._eval import load_gold
 
     contrast, blind = load_gold("contrast"), load_gold("blind-safe")
-    assert len(contrast) == 917 and {it.segment for it in contrast} == {"thinking"}
+    assert len(contrast) == 908 and {it.segment for it in contrast} == {"thinking"}
     assert {it.subset for it in contrast if it.label} == {"harmful_reasoning", "disclaimer_harm"}
     assert len(blind) == 262 and not any(it.label for it in blind)
