@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +45,9 @@ class Format:
     # The family's chat template writes the opening marker into the prompt, so when the format is known
     # (named, or recognised from the prompt) text without an opener starts inside the thought.
     forced_open: bool = False
+    # For a family whose template opens the thought only under some switches (Solar-Open2's
+    # reasoning_effort, DeepSeek-V3.1's thinking): whether the recorded chat_template_kwargs did.
+    forced_when: Callable[[Mapping[str, Any]], bool] | None = None
     # The family's parser treats text before a mid-text opener as answer even when the thought closes.
     prefix_is_content: bool = False
     # Detected from the text alone by its markers (False for families that share <think> with others).
@@ -67,6 +70,10 @@ class Format:
         if self.answer_block:
             out += self.answer_block
         return tuple(out)
+
+    def forced_by(self, kwargs: Mapping[str, Any] | None) -> bool:
+        """Whether the template opened the thought, given the switches the prompt was rendered with."""
+        return self.forced_when is None or self.forced_when(kwargs or {})
 
     def split(self, raw: str, known: bool = False) -> Split:
         """Split ``raw`` by this family's markers. ``known``: the family is certain (named or recognised
