@@ -56,6 +56,9 @@ class Format:
     prompt_signatures: tuple[str, ...] = ()
     # Openers recognised by auto-detection only at the start of the text (plain-language markers).
     start_only: bool = False
+    # A rendered prompt ending with one of its markers opened or closed the thought (False where every
+    # prompt ends that way: HyperCLOVAX 14B's closing marker is the ChatML assistant header).
+    prompt_tail: bool = True
     vllm: str = ""  # the vLLM reasoning parser(s) this mirrors
     _scan: Scanner = field(default=None, init=False, repr=False, compare=False)  # type: ignore[assignment]
     _tools: Scanner = field(default=None, init=False, repr=False, compare=False)  # type: ignore[assignment]
@@ -219,7 +222,7 @@ def _auto() -> dict[str, Any]:
         _AUTO["custom"] = {f.name for f in _REGISTRY.values() if type(f).split is not Format.split}
         tails: dict[str, list[tuple[str, Format, Pair, bool]]] = {}  # by last character: one dict look-up per prompt
         for f in _REGISTRY.values():
-            if type(f).split is Format.split:
+            if type(f).split is Format.split and f.prompt_tail:
                 for p in f.pairs:
                     for m in (*p.opens, *p.closes):
                         tails.setdefault(m[-1], []).append((m, f, p, m in p.opens))
