@@ -17,7 +17,7 @@ from ._base import Format, Pair, Split, all_formats, get, register, thinking_off
 
 # Import order is auto-detection priority for markers at the same position (none overlap today).
 FAMILIES = ("think", "harmony", "sky_t1", "seed_oss", "magistral", "granite", "cohere", "apertus", "hunyuan",
-            "kimi", "glm", "minimax", "ernie", "step", "qwen", "olmo", "gemma4", "plamo", "solar", "hyperclovax", "nemotron")  # fmt: skip
+            "kimi", "glm", "minimax", "ernie", "step", "qwen", "olmo", "gemma4", "plamo", "solar", "hyperclovax", "nemotron", "k2_horizon")  # fmt: skip
 for _family in FAMILIES:
     import_module(f"{__name__}.{_family}")
 
