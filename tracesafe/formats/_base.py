@@ -267,7 +267,7 @@ def detect_split(raw: str) -> Split:
 
 
 _OFF: dict[str, tuple[str, ...]] = {"enable_thinking": (), "thinking": (), "thinking_mode": ("off", "none", "no_think"),
-                                    "reasoning_effort": ("none",)}  # fmt: skip
+                                    "reasoning_effort": ("none", "no_think")}  # fmt: skip
 
 
 def thinking_off(kwargs: Mapping[str, Any] | None) -> bool:
