@@ -156,13 +156,16 @@ def _unwrap(answer: str, block: tuple[str, str]) -> str:
 
 class Scanner:
     """Finds the first of many markers in one pass per leading character: markers start with a
-    character that is rare in prose ("<", "["), so each pass is a memchr over the text and a
-    ``startswith`` at each hit."""
+    character that is rare in prose ("<", "["), so each pass is a memchr over the text and, at each hit,
+    a dict look-up of the next two characters (so "</b>" in prose costs no ``startswith``) before the
+    ``startswith`` checks. Markers are at least three characters long."""
 
     def __init__(self, entries) -> None:
         self.by_first: dict[str, dict[str, list[tuple[str, Any]]]] = {}
         for marker, payload in entries:
-            self.by_first.setdefault(marker[0], {}).setdefault(marker[1:2], []).append((marker, payload))
+            if len(marker) < 3:
+                raise ValueError(f"marker {marker!r} is shorter than three characters")
+            self.by_first.setdefault(marker[0], {}).setdefault(marker[1:3], []).append((marker, payload))
         for groups in self.by_first.values():
             for group in groups.values():  # longest first: "<think>" must not shadow a longer marker
                 group.sort(key=lambda e: -len(e[0]))
@@ -173,7 +176,7 @@ class Scanner:
         for c, groups in self.by_first.items():
             i = text.find(c, start, limit)
             while i != -1:
-                group = groups.get(text[i + 1 : i + 2])
+                group = groups.get(text[i + 1 : i + 3])
                 if group:
                     for m, p in group:
                         if text.startswith(m, i):
