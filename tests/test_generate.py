@@ -78,6 +78,19 @@ def test_hf_backend_traces_and_manifest(tiny_r1, tmp_path):
     assert time.time() - t < 5
 
 
+def test_reasoning_format_is_recorded(tiny_r1, tmp_path):
+    """--format names the family the traces are split with (here R1's, whose template forces the opener)."""
+    ps = prompts()[:2]
+    generate(greedy(tiny_r1, "hf", reasoning_format="deepseek_r1"), ps, tmp_path / "named.jsonl", progress=False)
+    recs = check_traces(tmp_path / "named.jsonl", ps, 1, "hf")
+    assert {(r["split_format"], r["split_rule"]) for r in recs} == {("deepseek_r1", "template_forced")}
+    with pytest.raises(ValueError, match="unknown reasoning format 'nope'"):
+        greedy(tiny_r1, "hf", reasoning_format="nope")
+    r = subprocess.run([*CLI, "generate", "--model", str(tiny_r1), "--format", "nope", "-o", str(tmp_path / "x.jsonl")],
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 2 and "unknown reasoning format 'nope'" in r.stderr and not (tmp_path / "x.jsonl").exists()
+
+
 def test_thinking_modes_on_hf(tiny_r1, tmp_path):
     ps = prompts()[:1]
     zero = tmp_path / "zero.jsonl"

@@ -105,3 +105,21 @@ def test_reproduction_scripts_smoke(script, tiny_r1, tmp_path):
     if script == "reproduce_sst.py":
         t = orjson.loads(next((out / "sst_safety_prompt" / "traces").glob("*.jsonl")).read_bytes().splitlines()[0])
         assert t["params"]["system_prompt"].startswith("Always assist with care")
+
+
+def test_run_reasoning_format_splits_trace_inputs_and_a_change_resplits(tmp_path):
+    (tmp_path / "t.jsonl").write_bytes(b"\n".join((REPO / "traces/sample_traces.jsonl").read_bytes().splitlines()[:5]) + b"\n")
+    cfg = tmp_path / "c.toml"
+    run_dir = tmp_path / "run"
+
+    def run(fmt: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+        cfg.write_text(f'[run]\nname="x"\ntraces=["t.jsonl"]\nreasoning_format="{fmt}"\n[judge]\njudges=["refusal"]\n')
+        r = tracesafe("run", str(cfg), "-o", str(run_dir))
+        return r, {orjson.loads(line)["split_format"] for line in (run_dir / "traces/t.jsonl").read_bytes().splitlines()}
+
+    assert run("deepseek_r1")[1] == {"deepseek_r1"}
+    r, found = run("ernie45")
+    assert found == {"ernie45"} and "split t.jsonl: done" not in r.stderr
+    cfg.write_text('[run]\nname="x"\ntraces=["t.jsonl"]\nreasoning_format="nope"\n')
+    r = subprocess.run([*CLI, "run", str(cfg), "-o", str(run_dir)], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 2 and f"{cfg}: run.reasoning_format: unknown reasoning format 'nope'" in r.stderr

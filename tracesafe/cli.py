@@ -595,6 +595,7 @@ def generate_cmd(
     max_retries: Annotated[int, typer.Option(help="openai backend: retries of a request after a timeout, connection error, 408/409/429 or 5xx (Retry-After honoured).")] = 6,
     revision: Annotated[Optional[str], typer.Option(help="Model revision to load and record.")] = None,
     trust_remote_code: Annotated[bool, typer.Option(help="Run the model repository's own code (off by default).")] = False,
+    reasoning_format: ReasoningFormatOpt = None,
 ):
     """Generate full reasoning traces (resumable: existing trace ids are skipped; split on the fly)."""
     import json
@@ -614,7 +615,7 @@ def generate_cmd(
             data_parallel_size=data_parallel_size, dtype=dtype, max_model_len=max_model_len,
             gpu_memory_utilization=gpu_memory_utilization, enforce_eager=enforce_eager, shard=shard, limit=limit, batch_size=batch_size,
             api_base=api_base, api_key_env=api_key_env, concurrency=concurrency, request_timeout=request_timeout,
-            max_retries=max_retries, revision=revision, trust_remote_code=trust_remote_code,
+            max_retries=max_retries, revision=revision, trust_remote_code=trust_remote_code, reasoning_format=reasoning_format,
         )  # fmt: skip
         prompts = [p for name in suite for p in load_suite(name)]
         # SIGTERM stops like Ctrl-C (finished traces kept); the previous handler is restored for whoever called us.

@@ -13,6 +13,7 @@ Config (TOML)::
     suites = ["sst", "xstest"]          # built-in names or prompt files; or
     traces = ["traces/*.jsonl"]          # existing trace files (no generation)
     limit = 0                            # first N prompts of each suite (0 = all)
+    reasoning_format = "qwen3"           # split every trace with this family (default: detect per trace)
 
     [generate]                           # defaults for every model: any GenerateConfig field
     backend = "vllm"
@@ -21,7 +22,7 @@ Config (TOML)::
     [[models]]
     name = "R1-Distill-Qwen-7B"          # label in file names and the report
     model = "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"
-    # any [generate] key, overriding it for this model
+    # any [generate] key, overriding it for this model (reasoning_format too)
 
     [judge]
     judges = ["offline", "refusal"]
@@ -67,6 +68,7 @@ class RunConfig:
     suites: list[str] = field(default_factory=list)
     traces: list[str] = field(default_factory=list)
     limit: int = 0
+    reasoning_format: str | None = None
     generate: dict[str, Any] = field(default_factory=dict)
     models: list[dict[str, Any]] = field(default_factory=list)
     judge: dict[str, Any] = field(default_factory=dict)
@@ -147,12 +149,20 @@ def load_config(
         suites=list(run.get("suites", [])),
         traces=list(run.get("traces", [])),
         limit=int(run.get("limit", 0)),
+        reasoning_format=run.get("reasoning_format"),
         generate=dict(raw.get("generate", {})),
         models=[dict(m) for m in raw.get("models", [])],
         judge=dict(raw.get("judge", {})),
         report=dict(raw.get("report", {})),
         raw=raw,
     )
+    if cfg.reasoning_format not in (None, "auto"):
+        from .formats import get
+
+        try:
+            get(cfg.reasoning_format)
+        except ValueError as e:
+            raise ValueError(f"{path}: run.reasoning_format: {e}") from None
     if not cfg.traces and not cfg.models:
         raise ValueError(f"{path}: give [[models]] to generate traces, or run.traces to judge existing ones")
     if cfg.models and not cfg.suites:
@@ -284,10 +294,10 @@ def _prompts(cfg: RunConfig):
 def _generate_config(cfg: RunConfig, m: dict[str, Any]):
     from .generate import GenerateConfig
 
-    fields = {**cfg.generate, **{k: v for k, v in m.items() if k != "name"}}
+    fields = {"reasoning_format": cfg.reasoning_format, **cfg.generate, **{k: v for k, v in m.items() if k != "name"}}
     try:
         return GenerateConfig(**fields)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise ValueError(f"{cfg.path}: model {model_label(m)!r}: {e}") from None
 
 
@@ -359,11 +369,11 @@ def run(cfg: RunConfig, run_dir: Path, *, log=print) -> Path:
 
         out = traces_dir / unique_name(src.name, str(src.resolve()), taken)
         what = src.name if out.name == src.name else f"{src} (as traces/{out.name})"
-        fp = _fingerprint("split", src)
+        fp = _fingerprint("split", src, cfg.reasoning_format)
         if stages.done(f"split-{out.name}", fp, [out]):
             log(f"split {what}: done")
         else:
-            counts = split_file(src, out)
+            counts = split_file(src, out, format=cfg.reasoning_format)
             log(f"split {what}: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
             stages.mark(f"split-{out.name}", fp, [out])
         manifest["inputs"][out.name] = {"source": str(src), "sha256": _sha256(src)}

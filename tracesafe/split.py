@@ -71,7 +71,7 @@ def split_text(
     if chat_template_kwargs and thinking_off(chat_template_kwargs):
         return Split("", raw.strip(), "no_thinking", "thinking_off", fmt.name if fmt else "none")
     if fmt is not None:
-        return fmt.split(raw, known=True)
+        return fmt.split(raw, known=fmt.forced_by(chat_template_kwargs))
     return detect_split(raw)
 
 

@@ -4,8 +4,9 @@ ReasoningParserManager). ``tracesafe formats list`` prints them; ``tracesafe spl
 prompt (its chat-template tokens, or a marker it ends with) and then from the first marker in the text.
 
 To add a family: write ``tracesafe/formats/<family>.py`` that builds a :class:`Format` (set ``pairs``
-and whichever of ``answer_block``, ``tool_starts``, ``forced_open``, ``prefix_is_content``, ``auto``,
-``prompt_signatures`` apply; subclass and override ``split`` only for a different structure, as
+and whichever of ``answer_block``, ``tool_starts``, ``forced_open`` (and ``forced_when``, for a template
+that opens the thought only under a chat-template switch), ``prefix_is_content``, ``auto``, ``prompt_signatures``,
+``prompt_tail`` apply; subclass and override ``split`` only for a different structure, as
 ``harmony`` does) and passes it to :func:`register`; add the module name to ``FAMILIES`` below; add
 its cases to ``tests/data/formats/`` (vLLM's test cases for the family go in ``vllm_cases.jsonl``);
 list it in README's splitting section.
@@ -17,7 +18,7 @@ from ._base import Format, Pair, Split, all_formats, get, register, thinking_off
 
 # Import order is auto-detection priority for markers at the same position (none overlap today).
 FAMILIES = ("think", "harmony", "sky_t1", "seed_oss", "magistral", "granite", "cohere", "apertus", "hunyuan",
-            "kimi", "glm", "minimax", "ernie", "step", "qwen", "olmo")  # fmt: skip
+            "kimi", "glm", "minimax", "ernie", "step", "qwen", "olmo", "gemma4", "plamo", "solar", "hyperclovax", "nemotron", "k2_horizon")  # fmt: skip
 for _family in FAMILIES:
     import_module(f"{__name__}.{_family}")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +45,9 @@ class Format:
     # The family's chat template writes the opening marker into the prompt, so when the format is known
     # (named, or recognised from the prompt) text without an opener starts inside the thought.
     forced_open: bool = False
+    # For a family whose template opens the thought only under some switches (Solar-Open2's
+    # reasoning_effort, DeepSeek-V3.1's thinking): whether the recorded chat_template_kwargs did.
+    forced_when: Callable[[Mapping[str, Any]], bool] | None = None
     # The family's parser treats text before a mid-text opener as answer even when the thought closes.
     prefix_is_content: bool = False
     # Detected from the text alone by its markers (False for families that share <think> with others).
@@ -53,6 +56,9 @@ class Format:
     prompt_signatures: tuple[str, ...] = ()
     # Openers recognised by auto-detection only at the start of the text (plain-language markers).
     start_only: bool = False
+    # A rendered prompt ending with one of its markers opened or closed the thought (False where every
+    # prompt ends that way: HyperCLOVAX 14B's closing marker is the ChatML assistant header).
+    prompt_tail: bool = True
     vllm: str = ""  # the vLLM reasoning parser(s) this mirrors
     _scan: Scanner = field(default=None, init=False, repr=False, compare=False)  # type: ignore[assignment]
     _tools: Scanner = field(default=None, init=False, repr=False, compare=False)  # type: ignore[assignment]
@@ -67,6 +73,10 @@ class Format:
         if self.answer_block:
             out += self.answer_block
         return tuple(out)
+
+    def forced_by(self, kwargs: Mapping[str, Any] | None) -> bool:
+        """Whether the template opened the thought, given the switches the prompt was rendered with."""
+        return self.forced_when is None or self.forced_when(kwargs or {})
 
     def split(self, raw: str, known: bool = False) -> Split:
         """Split ``raw`` by this family's markers. ``known``: the family is certain (named or recognised
@@ -146,13 +156,16 @@ def _unwrap(answer: str, block: tuple[str, str]) -> str:
 
 class Scanner:
     """Finds the first of many markers in one pass per leading character: markers start with a
-    character that is rare in prose ("<", "["), so each pass is a memchr over the text and a
-    ``startswith`` at each hit."""
+    character that is rare in prose ("<", "["), so each pass is a memchr over the text and, at each hit,
+    a dict look-up of the next two characters (so "</b>" in prose costs no ``startswith``) before the
+    ``startswith`` checks. Markers are at least three characters long."""
 
     def __init__(self, entries) -> None:
         self.by_first: dict[str, dict[str, list[tuple[str, Any]]]] = {}
         for marker, payload in entries:
-            self.by_first.setdefault(marker[0], {}).setdefault(marker[1:2], []).append((marker, payload))
+            if len(marker) < 3:
+                raise ValueError(f"marker {marker!r} is shorter than three characters")
+            self.by_first.setdefault(marker[0], {}).setdefault(marker[1:3], []).append((marker, payload))
         for groups in self.by_first.values():
             for group in groups.values():  # longest first: "<think>" must not shadow a longer marker
                 group.sort(key=lambda e: -len(e[0]))
@@ -163,7 +176,7 @@ class Scanner:
         for c, groups in self.by_first.items():
             i = text.find(c, start, limit)
             while i != -1:
-                group = groups.get(text[i + 1 : i + 2])
+                group = groups.get(text[i + 1 : i + 3])
                 if group:
                     for m, p in group:
                         if text.startswith(m, i):
@@ -212,7 +225,7 @@ def _auto() -> dict[str, Any]:
         _AUTO["custom"] = {f.name for f in _REGISTRY.values() if type(f).split is not Format.split}
         tails: dict[str, list[tuple[str, Format, Pair, bool]]] = {}  # by last character: one dict look-up per prompt
         for f in _REGISTRY.values():
-            if type(f).split is Format.split:
+            if type(f).split is Format.split and f.prompt_tail:
                 for p in f.pairs:
                     for m in (*p.opens, *p.closes):
                         tails.setdefault(m[-1], []).append((m, f, p, m in p.opens))
@@ -257,7 +270,7 @@ def detect_split(raw: str) -> Split:
 
 
 _OFF: dict[str, tuple[str, ...]] = {"enable_thinking": (), "thinking": (), "thinking_mode": ("off", "none", "no_think"),
-                                    "reasoning_effort": ("none",)}  # fmt: skip
+                                    "reasoning_effort": ("none", "no_think")}  # fmt: skip
 
 
 def thinking_off(kwargs: Mapping[str, Any] | None) -> bool:

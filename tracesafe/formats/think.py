@@ -15,3 +15,9 @@ register(Format("think", "<think>/<thinking>/<reasoning> tags; a tool call ends 
                 pairs=VARIANTS, tool_starts=TOOL_STARTS, vllm="qwen3, deepseek_r1 (markers)"))  # fmt: skip
 register(Format("deepseek_r1", "<think>…</think>; the R1 template forces the opener", pairs=(THINK,),
                 forced_open=True, auto=False, vllm="deepseek_r1"))  # fmt: skip
+# DeepSeek-V3.1/V3.2/V4: the template opens the thought only with ``thinking: true`` (off by default).
+register(Format("deepseek_v3", "<think>…</think>; the template forces the opener when thinking: true", pairs=(THINK,),
+                forced_open=True, forced_when=lambda kw: bool(kw.get("thinking")), auto=False, vllm="deepseek_v3"))  # fmt: skip
+register(Format("deepseek_v4", "as deepseek_v3; a DSML tool call (<｜DSML｜tool_calls>) ends an unclosed thought", pairs=(THINK,),
+                tool_starts=("<｜DSML｜tool_calls>",), forced_open=True, forced_when=lambda kw: bool(kw.get("thinking")),
+                auto=False, vllm="deepseek_v4"))  # fmt: skip

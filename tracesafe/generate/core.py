@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from .. import formats
 from ..records import Prompt, Trace, stable_id, trace_id
 from ..split import split_text
 from ..store import JsonlWriter, atomic_output, read_ids
@@ -66,8 +67,11 @@ class GenerateConfig:
     concurrency: int = 16
     request_timeout: float = 600.0
     max_retries: int = 6
+    reasoning_format: str | None = None  # split with this family (`tracesafe formats list`); None: detect
 
     def __post_init__(self) -> None:
+        if self.reasoning_format not in (None, "auto"):
+            formats.get(self.reasoning_format)  # an unknown name fails before the model loads
         if self.thinking_mode not in THINKING_MODES:
             raise ValueError(f"thinking_mode must be one of {', '.join(THINKING_MODES)}, not {self.thinking_mode!r}")
         if self.thinking_mode == "morethink" and self.max_tokens is not None and self.max_tokens <= self.think_budget:
@@ -233,7 +237,7 @@ class Planner:
 def build_record(job: Job, cfg: GenerateConfig, backend: Backend, created: str, stamp: dict[str, Any]) -> dict[str, Any]:
     """``stamp``: model revision/hash and engine versions, on every trace because a resumed file can mix
     runs (the manifest describes the latest run only)."""
-    s = split_text(job.raw, job.reasoning, job.rendered, chat_template_kwargs=cfg.chat_template_kwargs)
+    s = split_text(job.raw, job.reasoning, job.rendered, format=cfg.reasoning_format, chat_template_kwargs=cfg.chat_template_kwargs)
     p = job.prompt
     n_prompt = job.prompt_tokens
     if n_prompt is None and job.rendered:
