@@ -10,7 +10,6 @@ HarmBench run on the same tiny test model) share one engine; ``release_all`` fre
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -27,18 +26,6 @@ class Generation:
     top: list[dict[str, float]] = field(default_factory=list)  # per generated token: decoded -> logprob
     error: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
-
-
-def model_fingerprint(path: str) -> str:
-    """Identity of local weights: config.json plus the names and sizes of the weight files."""
-    p = Path(path)
-    h = hashlib.sha256()
-    cfg = p / "config.json"
-    if cfg.exists():
-        h.update(cfg.read_bytes())
-    for f in sorted(p.glob("*.safetensors")) + sorted(p.glob("*.bin")):
-        h.update(f"{f.name}:{f.stat().st_size}".encode())
-    return h.hexdigest()[:16]
 
 
 def default_backend() -> str:
