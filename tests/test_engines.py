@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
+import sys
+
+import pytest
+
 from tracesafe.generate import GenerateConfig, generate
 from tracesafe.judges import run_judges
 from tracesafe.records import Prompt
@@ -17,3 +23,17 @@ def test_a_trace_and_a_verdict_from_the_same_weights_carry_the_same_fingerprint(
     run_judges(traces, ["harmbench-cls"], ["full"], verdicts, judge_model=str(tiny_r1), backend="hf", progress=False)
     (verdict,) = read_jsonl(verdicts)
     assert verdict["judge_config"]["weights"] == trace["model_hash"]
+
+
+@pytest.mark.parametrize(("backend", "missing", "pip"), [("vllm", "vllm", "tracesafe[vllm]"), ("hf", "transformers", "tracesafe[models]"),
+                                                          ("ray", "ray", "tracesafe[ray]")])  # fmt: skip
+def test_a_missing_optional_package_names_the_pip_command(tiny_r1, tmp_path, monkeypatch, backend, missing, pip):
+    monkeypatch.setitem(sys.modules, missing, None)  # as if not installed: importing it raises ImportError
+    cfg = GenerateConfig(model=str(tiny_r1), backend=backend, max_tokens=8)
+    with pytest.raises(ValueError, match=re.escape(f"the {missing} package is not installed: pip install '{pip}'")):
+        generate(cfg, [Prompt(id="p", text="hi")], tmp_path / "t.jsonl", progress=False)
+    traces = tmp_path / "traces.jsonl"
+    traces.write_text(json.dumps({"id": "t", "prompt": "p", "thinking": "x", "answer": "y"}) + "\n")
+    with pytest.raises(ValueError, match=re.escape(f"pip install '{pip}'")):
+        run_judges(traces, ["harmbench-cls"], ["answer"], tmp_path / "v.jsonl", judge_model=str(tiny_r1), backend=backend,
+                   progress=False)  # fmt: skip

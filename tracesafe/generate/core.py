@@ -391,7 +391,7 @@ def _write_manifest(output: Path, cfg: GenerateConfig, identity: dict[str, Any],
     if cfg.api_key_env:
         data["config"]["api_key_env"] = cfg.api_key_env  # the variable's name only, never its value
     if cfg.api_base:
-        from ..openai_client import redact
+        from ..engines.openai_client import redact
 
         data["config"]["api_base"] = redact(cfg.api_base)  # credentials in a URL are never written
     with atomic_output(manifest_path(output), lock=False) as tmp:  # the traces' writer holds their lock

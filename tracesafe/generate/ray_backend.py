@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..engines.packages import require
 from .core import Completion, GenerateConfig, Request
 from .vllm_backend import engine_args
 
@@ -69,6 +70,9 @@ class RayBackend:
     name = "ray"
 
     def __init__(self, cfg: GenerateConfig, *, batch_size: int = 64, cpu_only: bool | None = None):
+        require("ray")
+        require("vllm")
+        require("transformers")
         from transformers import AutoConfig, AutoTokenizer
 
         self.cfg = cfg

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..engines.packages import require
 from .core import Completion, GenerateConfig, Request
 
 
@@ -48,6 +49,7 @@ class VLLMBackend:
     name = "vllm"
 
     def __init__(self, cfg: GenerateConfig, **engine_kwargs: Any):
+        require("vllm")
         from vllm import LLM
 
         self.cfg = cfg

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..engines.packages import require
+
 BACKENDS = ("vllm", "hf", "openai", "ray")
 
 
@@ -56,6 +58,7 @@ class LocalLM:
     @property
     def tokenizer(self):
         if self._tokenizer is None:
+            require("transformers")
             from transformers import AutoTokenizer
 
             self._tokenizer = AutoTokenizer.from_pretrained(self.path, trust_remote_code=self.trust_remote_code)
@@ -64,6 +67,10 @@ class LocalLM:
     def _load(self):
         if self._engine is not None:
             return self._engine
+        require({"vllm": "vllm", "ray": "ray", "hf": "torch"}[self.backend])
+        if self.backend == "ray":
+            require("vllm")
+        require("transformers")
         if self.backend == "vllm":
             from vllm import LLM
 
@@ -204,7 +211,7 @@ class RemoteLM:
     def __init__(self, model: str, *, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
                  tokenizer: str | None = None, top_logprobs: int = 20, request_timeout: float = 120.0,
                  max_retries: int = 4, concurrency: int = 8):  # fmt: skip
-        from ..openai_client import Endpoint
+        from ..engines.openai_client import Endpoint
 
         self.model = model
         self.endpoint = Endpoint(base_url or os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:8000/v1",
@@ -224,7 +231,7 @@ class RemoteLM:
         return self._tokenizer
 
     def generate(self, prompts: list[str], max_tokens: int) -> list[Generation]:
-        from ..openai_client import ReplyError, first_choice
+        from ..engines.openai_client import ReplyError, first_choice
 
         bodies = [{"model": self.model, "prompt": p, "max_tokens": max_tokens, "temperature": 0.0,
                    "logprobs": self.top_logprobs, "add_special_tokens": False} for p in prompts]  # fmt: skip
