@@ -37,3 +37,19 @@ def test_a_missing_optional_package_names_the_pip_command(tiny_r1, tmp_path, mon
     with pytest.raises(ValueError, match=re.escape(f"pip install '{pip}'")):
         run_judges(traces, ["harmbench-cls"], ["answer"], tmp_path / "v.jsonl", judge_model=str(tiny_r1), backend=backend,
                    progress=False)  # fmt: skip
+
+
+def test_one_vllm_argument_builder_for_generation_and_judges():
+    from tracesafe.engines.config import EngineConfig, vllm_engine_args
+    from tracesafe.judges._models import LocalLM
+
+    gen = GenerateConfig(model="m", dtype="float32", max_model_len=2048, enforce_eager=True, seed=0, temperature=0.0)
+    judge = LocalLM("m", "vllm", dtype="float32", max_model_len=2048, enforce_eager=True)
+    assert gen.engine_config() == judge.engine_config() == EngineConfig(dtype="float32", max_model_len=2048, enforce_eager=True)
+    args = vllm_engine_args(gen.engine_config(), on_cpu=True, sampled=False)
+    assert args["gpu_memory_utilization"] == 0.2 and args["max_model_len"] == 2048 and "enable_chunked_prefill" not in args
+    # Seeded sampling on vLLM-CPU cannot chunk a prefill; on a GPU it can, with 0.9 of its memory.
+    assert vllm_engine_args(gen.engine_config(), on_cpu=True, sampled=True)["enable_chunked_prefill"] is False
+    gpu = vllm_engine_args(EngineConfig(revision="abc", tensor_parallel_size=2), on_cpu=False, sampled=True)
+    assert gpu["gpu_memory_utilization"] == 0.9 and gpu["revision"] == "abc" and gpu["tensor_parallel_size"] == 2
+    assert "enable_chunked_prefill" not in gpu and "max_model_len" not in gpu

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..engines.config import EngineConfig
 from ..engines.weights import model_hash, model_identity, resolve_weights
 from ..records import Prompt, Trace, trace_id
 from ..split import split_text
@@ -78,6 +79,9 @@ class GenerateConfig:
             raise ValueError("samples must be >= 1")
         if self.shard is not None:
             parse_shard(self.shard)
+
+    def engine_config(self) -> EngineConfig:
+        return EngineConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(EngineConfig)})
 
     def sampling_params(self) -> dict[str, Any]:
         """The parameters a trace id depends on (thinking mode is hashed separately)."""

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..engines.config import EngineConfig, vllm_engine_args, vllm_on_cpu
 from ..engines.packages import require
 
 BACKENDS = ("vllm", "hf", "openai", "ray")
@@ -55,6 +56,11 @@ class LocalLM:
         self._tokenizer = None
         self._engine = None
 
+    def engine_config(self) -> EngineConfig:
+        return EngineConfig(dtype=self.dtype, max_model_len=self.max_model_len, gpu_memory_utilization=self.gpu_memory_utilization,
+                            enable_prefix_caching=self.enable_prefix_caching, enforce_eager=self.enforce_eager,
+                            trust_remote_code=self.trust_remote_code)  # fmt: skip
+
     @property
     def tokenizer(self):
         if self._tokenizer is None:
@@ -74,29 +80,17 @@ class LocalLM:
         if self.backend == "vllm":
             from vllm import LLM
 
-            from ..generate.vllm_backend import memory_share, vllm_on_cpu
-
-            gmu = memory_share(self.gpu_memory_utilization, vllm_on_cpu())
-            kw: dict[str, Any] = {}
-            if self.max_model_len:
-                kw["max_model_len"] = self.max_model_len
-            self._engine = LLM(model=self.path, dtype=self.dtype, gpu_memory_utilization=gmu, seed=0,
-                               enable_prefix_caching=self.enable_prefix_caching,
-                               trust_remote_code=self.trust_remote_code, enforce_eager=self.enforce_eager, **kw)  # fmt: skip
+            self._engine = LLM(model=self.path, **vllm_engine_args(self.engine_config(), on_cpu=vllm_on_cpu(), sampled=False))
             self.max_len = self._engine.llm_engine.model_config.max_model_len
         elif self.backend == "ray":
             from transformers import AutoConfig
 
             from ..generate.ray_backend import cluster_is_cpu_only, vllm_processor
-            from ..generate.vllm_backend import memory_share
-
             cpu_only = cluster_is_cpu_only()
             cfg = AutoConfig.from_pretrained(self.path, trust_remote_code=self.trust_remote_code)
             self.max_len = self.max_model_len or getattr(cfg, "max_position_embeddings", 4096)
-            gmu = memory_share(self.gpu_memory_utilization, cpu_only)
-            engine_kwargs = dict(dtype=self.dtype, max_model_len=self.max_len, gpu_memory_utilization=gmu, seed=0,
-                                 enable_prefix_caching=self.enable_prefix_caching, enforce_eager=self.enforce_eager,
-                                 trust_remote_code=self.trust_remote_code)  # fmt: skip
+            engine_cfg = replace(self.engine_config(), max_model_len=self.max_len)
+            engine_kwargs = vllm_engine_args(engine_cfg, on_cpu=cpu_only, sampled=False)
             self._engine = vllm_processor(self.path, engine_kwargs, replicas=self.replicas, batch_size=64, cpu_only=cpu_only)
         else:
             import torch
