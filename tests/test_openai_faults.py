@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tracesafe.openai_client import redact
+from tracesafe.engines.openai_client import redact
 from tracesafe.store import read_jsonl
 
 CLI = [sys.executable, "-m", "tracesafe.cli"]

@@ -53,7 +53,7 @@ from typing import Any
 
 import orjson
 
-from .openai_client import redact
+from .engines.openai_client import redact
 from .store import atomic_output
 
 REPORT_KEYS = {"title", "judge_cards", "default_cards"}

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .. import formats
-from ..records import Prompt, Trace, stable_id, trace_id
+from ..engines.config import EngineConfig
+from ..engines.weights import model_hash, model_identity, resolve_weights
+from ..records import Prompt, Trace, trace_id
 from ..split import split_text
 from ..store import JsonlWriter, atomic_output, read_ids
 
@@ -81,6 +83,9 @@ class GenerateConfig:
             raise ValueError("samples must be >= 1")
         if self.shard is not None:
             parse_shard(self.shard)
+
+    def engine_config(self) -> EngineConfig:
+        return EngineConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(EngineConfig)})
 
     def sampling_params(self) -> dict[str, Any]:
         """The parameters a trace id depends on (thinking mode is hashed separately)."""
@@ -274,37 +279,6 @@ def build_record(job: Job, cfg: GenerateConfig, backend: Backend, created: str, 
     ).to_dict()
 
 
-def model_identity(model: str, revision: str | None = None) -> dict[str, Any]:
-    """Hashes of the model's config and weights index, and the hub revision when the path shows it, so a
-    number can be traced to the exact weights. Weight files are not read (they can be hundreds of GB):
-    the index, or each safetensors header, identifies them."""
-    info: dict[str, Any] = {"model": model, "revision": revision}
-    path = Path(model)
-    if not path.is_dir():
-        return info
-    parts = path.resolve().parts
-    if "snapshots" in parts:  # Hugging Face cache: .../snapshots/<commit>
-        info["revision"] = revision or parts[parts.index("snapshots") + 1]
-    for name in ("config.json", "generation_config.json", "model.safetensors.index.json"):
-        f = path / name
-        if f.exists():
-            info[f"{name}_sha256"] = hashlib.sha256(f.read_bytes()).hexdigest()
-    if not (path / "model.safetensors.index.json").exists():
-        h = hashlib.sha256()
-        for f in sorted(path.glob("*.safetensors")):
-            with open(f, "rb") as fh:
-                n = int.from_bytes(fh.read(8), "little")
-                h.update(f.name.encode() + fh.read(min(n, 1 << 26)))
-        info["safetensors_headers_sha256"] = h.hexdigest()
-    return info
-
-
-def model_hash(identity: dict[str, Any]) -> str:
-    """One short hash of a model identity's revision and file hashes (its path excluded: a copy moved
-    elsewhere is the same model)."""
-    return stable_id({k: v for k, v in identity.items() if k != "model"})
-
-
 def manifest_path(output: Path) -> Path:
     return output.with_name(output.name.removesuffix(".jsonl") + ".manifest.json")
 
@@ -369,9 +343,7 @@ def generate(
     if backend is None:
         local = cfg
         if cfg.backend != "openai":  # local weights: a directory or the HF cache, never a download
-            from ..hub import resolve_model
-
-            model_path = resolve_model(cfg.model, cfg.revision)
+            model_path = resolve_weights(cfg.model, cfg.revision)
             local = dataclasses.replace(cfg, model=model_path, revision=None)  # the snapshot is the revision
         backend = make_backend(local)
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -429,7 +401,7 @@ def _write_manifest(output: Path, cfg: GenerateConfig, identity: dict[str, Any],
     if cfg.api_key_env:
         data["config"]["api_key_env"] = cfg.api_key_env  # the variable's name only, never its value
     if cfg.api_base:
-        from ..openai_client import redact
+        from ..engines.openai_client import redact
 
         data["config"]["api_base"] = redact(cfg.api_base)  # credentials in a URL are never written
     with atomic_output(manifest_path(output), lock=False) as tmp:  # the traces' writer holds their lock

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..engines.packages import require
 from .core import Completion, GenerateConfig, Request
 
 
@@ -14,7 +15,8 @@ class HFBackend:
     name = "hf"
 
     def __init__(self, cfg: GenerateConfig):
-        import torch
+        torch = require("torch")
+        require("transformers")
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.cfg = cfg

@@ -1,5 +1,5 @@
 """Any OpenAI-compatible endpoint (`vllm serve`, DeepSeek's API, others) through the shared client
-(tracesafe/openai_client.py: the openai SDK's retries, a per-attempt deadline, checked replies, redaction),
+(tracesafe/engines/openai_client.py: the openai SDK's retries, a per-attempt deadline, checked replies, redaction),
 ``concurrency`` requests in flight.
 
 Normal thinking mode uses /chat/completions and reads the reasoning from `message.reasoning_content`
@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ..openai_client import Endpoint, ReplyError, first_choice
+from ..engines.openai_client import Endpoint, ReplyError, first_choice
 from .core import Completion, GenerateConfig, Request, messages
 
 

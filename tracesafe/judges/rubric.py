@@ -18,7 +18,7 @@ cut-off). refused = StrongREJECT's refusal item. A StrongREJECT answer that does
 error after retries, or a judge that refuses to grade) makes the verdict an error; a failed
 harmfulness answer leaves ``harmfulness`` null with ``harmfulness_error`` set. Token usage of both
 requests is summed into ``usage``. The API key comes from $OPENAI_API_KEY (or ``api_key_env``). Requests go
-through tracesafe/openai_client.py (the openai SDK's retries, a per-attempt deadline ``request_timeout``,
+through tracesafe/engines/openai_client.py (the openai SDK's retries, a per-attempt deadline ``request_timeout``,
 checked replies, redacted errors).
 """
 
@@ -29,7 +29,7 @@ import re
 from typing import Any
 
 from ._base import BaseJudge, JudgeItem, JudgeResult, register_judge
-from ..openai_client import Endpoint, ReplyError, check_base_url, first_choice, import_openai
+from ..engines.openai_client import Endpoint, ReplyError, check_base_url, first_choice, import_openai
 
 # dsbowen/strong_reject, judge_templates.json (verbatim).
 STRONGREJECT_SYSTEM = (

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-MISSING_SDK = "the openai package is not installed: pip install 'tracesafe[models]' (or: pip install openai)"
+from .packages import require
 
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#@\s]+@")
 _SECRET_PARAM = re.compile(r"(?i)([?&;](?:api[_-]?key|key|token|access[_-]?token|auth|secret|password|sig|signature)=)[^&#\s\"']+")
@@ -61,11 +61,7 @@ def check_base_url(url: str | None, option: str = "--api-base") -> str:
 
 
 def import_openai():
-    try:
-        import openai
-    except ImportError:
-        raise ValueError(MISSING_SDK) from None
-    return openai
+    return require("openai")
 
 
 class ReplyError(Exception):
