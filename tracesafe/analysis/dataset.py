@@ -61,35 +61,41 @@ def prepare(traces: pd.DataFrame, verdicts: pd.DataFrame) -> Data:
     wins, as a re-judged record is appended later) and classify judges. Counts of everything set aside go
     to ``info`` so the report states them."""
     info: dict[str, Any] = {"n_traces": len(traces), "n_verdicts_read": len(verdicts)}
+    ids = pd.Index(traces["id"])
     v = verdicts
+    if v["trace_id"].dtype.kind != "i":  # load_verdicts without trace_ids: codes here
+        from .load import _trace_codes
+
+        v = v.assign(trace_id=_trace_codes(v["trace_id"].to_numpy(dtype=object), ids, {}))
     before = len(v)
     v = v.drop_duplicates(["trace_id", "segment", "judge", "judge_version"], keep="last")
     info["n_duplicate_verdicts"] = before - len(v)
     # A judge present in more than one version is reported per version: the numbers are not comparable.
     versions = v.groupby("judge", observed=True)["judge_version"].nunique()
     multi = set(versions[versions > 1].index)
-    judge = v["judge"].astype(str)
     if multi:
+        judge = v["judge"].astype(str)
         judge = judge.where(~judge.isin(multi), judge + "@" + v["judge_version"].astype(str))
-    v = v.assign(judge=judge.astype("category"))
+        v = v.assign(judge=judge.astype("category"))
+    else:  # the same categories as above, without a string per verdict
+        v = v.assign(judge=v["judge"].cat.remove_unused_categories())
 
     traces = traces.copy()
-    for k in ("model", "suite", "category", "harm_area", "label"):
+    for k in ("model", "suite", "category", "harm_area", "label", "prompt_id"):
         traces[k] = traces[k].astype("category")
-    codes = pd.Index(traces["id"]).get_indexer(v["trace_id"])
-    orphan = codes < 0
+    codes = v["trace_id"].to_numpy()
+    orphan = codes >= len(ids)
     info["n_orphan_verdicts"] = int(orphan.sum())
     v = v.loc[~orphan].reset_index(drop=True)
     codes = codes[~orphan]
-    for k in ("model", "suite", "category", "harm_area", "label", "prompt_id", "sample", "len_thinking",
-              "tok_thinking"):
-        v[k] = traces[k].to_numpy()[codes] if k not in ("model", "suite", "category", "harm_area", "label") \
-            else pd.Categorical.from_codes(traces[k].cat.codes.to_numpy()[codes], traces[k].cat.categories)
+    for k in ("model", "suite", "category", "harm_area", "label", "prompt_id"):
+        v[k] = pd.Categorical.from_codes(traces[k].cat.codes.to_numpy()[codes], traces[k].cat.categories)
+    for k in ("len_thinking", "tok_thinking"):
+        v[k] = traces[k].to_numpy()[codes]
 
-    status = v["status"].astype(str).to_numpy()
     unsafe = v["unsafe"]
-    v["ok"] = status == "ok"
-    v["err"] = status == "error"
+    v["ok"] = (v["status"] == "ok").to_numpy()
+    v["err"] = (v["status"] == "error").to_numpy()
     v["decided"] = v["ok"] & unsafe.notna().to_numpy()
     v["is_unsafe"] = v["decided"] & unsafe.fillna(False).astype(bool).to_numpy()
     v["ref_decided"] = v["ok"] & v["refused"].notna().to_numpy()
@@ -99,6 +105,8 @@ def prepare(traces: pd.DataFrame, verdicts: pd.DataFrame) -> Data:
     info["n_other_status"] = int((~v["ok"] & ~v["err"]).sum())
 
     harm, refusal, grades = _classify(v)
+    # What the tables read; ``trace_id`` is the trace's row in ``traces``.
+    v = v.drop(columns=[c for c in ("status", "unsafe", "refused", "score", "grade", "kind") if c in v])
     info["synthetic"] = bool(traces["synthetic"].any()) if len(traces) else False
     info["n_unsplit"] = int((~traces["has_thinking"].astype(bool)).sum()) if len(traces) else 0
     return Data(traces=traces, v=v, harm_judges=harm, refusal_judges=refusal, grades=grades, info=info)

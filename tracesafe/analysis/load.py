@@ -214,31 +214,71 @@ def _onset_chars(spans) -> np.ndarray:
     return np.where(np.isinf(onset), np.nan, onset)
 
 
-def load_verdicts(path: Path, on_bad_line: str = "error") -> pd.DataFrame:
-    """One row per verdict with ``onset_char`` (first unsafe span start, thinking chunks) and ``n_spans``."""
+def load_verdicts(path: Path, on_bad_line: str = "error", trace_ids: pd.Index | None = None) -> pd.DataFrame:
+    """One row per verdict with ``onset_char`` (first unsafe span start, thinking chunks) and ``n_spans``.
+
+    The file is read block by block and each block reduced to compact columns (categories, nullable booleans),
+    so memory grows with the verdict count, not the file size. With ``trace_ids`` (the traces' ids),
+    ``trace_id`` comes back as an int32 code: the position in ``trace_ids``, or a code past its end (one per
+    distinct unknown id) for a verdict whose trace is not there; ids are then never held as Python strings."""
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.json as pj
 
     schema = _arrow_schema(_VERDICT_FIELDS, [("spans", pa.list_(pa.list_(pa.float64())))])
     opts = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore", newlines_in_values=False)
+    unknown: dict[str, int] = {}
     try:
-        table = pj.read_json(path, read_options=pj.ReadOptions(block_size=16 << 20), parse_options=opts)
-        for k in ("trace_id", "segment", "judge", "status"):
-            if table.column(k).null_count:
-                raise ValueError(f"a line lacks {k}")
-        spans = table.column("spans")
-        onset = _onset_chars(spans)
-        n_spans = pc.fill_null(pc.list_value_length(spans), 0).to_numpy(zero_copy_only=False)
-        df = table.drop_columns(["spans"]).to_pandas()
+        reader = pj.open_json(path, read_options=pj.ReadOptions(block_size=32 << 20), parse_options=opts)
+        parts = [_verdict_block(b, trace_ids, unknown) for b in reader]
+        if parts:
+            df = pa.concat_tables(parts).to_pandas(types_mapper={pa.bool_(): pd.BooleanDtype()}.get)
+        else:
+            df = _verdict_block(schema.empty_table(), trace_ids, unknown).to_pandas()
     except (pa.ArrowInvalid, ValueError):
+        unknown.clear()
         df, onset, n_spans = _verdict_columns_py(_slow_rows(path, on_bad_line, _check_verdict))
-    df["onset_char"] = onset
-    df["n_spans"] = n_spans
+        df["onset_char"] = onset
+        df["n_spans"] = n_spans
+        if trace_ids is not None:
+            df["trace_id"] = _trace_codes(df["trace_id"].to_numpy(dtype=object), trace_ids, unknown)
     df["judge_version"] = df["judge_version"].fillna("")
     for k in ("segment", "judge", "judge_version", "status", "grade", "kind"):
-        df[k] = df[k].astype("category")
+        # Sorted categories, as astype("category") of the strings gives: groupby order follows them.
+        c = df[k].astype("category")
+        df[k] = c.cat.remove_unused_categories().cat.reorder_categories(sorted(c.cat.remove_unused_categories().cat.categories))
     return df
+
+
+def _verdict_block(batch, trace_ids: pd.Index | None, unknown: dict[str, int]):
+    """A block of verdict rows as a compact table: spans reduced to onset and count, strings dictionary-encoded,
+    trace ids as codes when ``trace_ids`` is given."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for k in ("trace_id", "segment", "judge", "status"):
+        if batch.column(k).null_count:
+            raise ValueError(f"a line lacks {k}")
+    spans = batch.column("spans")
+    cols = {"trace_id": batch.column("trace_id")}
+    if trace_ids is not None:
+        ids = batch.column("trace_id").to_numpy(zero_copy_only=False)
+        cols["trace_id"] = pa.array(_trace_codes(ids, trace_ids, unknown), pa.int32())
+    for k, t in _VERDICT_FIELDS.items():
+        if k != "trace_id":
+            cols[k] = pc.dictionary_encode(batch.column(k)) if t == "string" else batch.column(k)
+    cols["onset_char"] = pa.array(_onset_chars(spans), pa.float64())
+    cols["n_spans"] = pc.fill_null(pc.list_value_length(spans), 0).cast(pa.int32())
+    return pa.table(cols)
+
+
+def _trace_codes(ids: np.ndarray, trace_ids: pd.Index, unknown: dict[str, int]) -> np.ndarray:
+    """Positions of ``ids`` in ``trace_ids``; an id not there gets ``len(trace_ids) + k``, the same k for the
+    same id (``unknown`` carries them from block to block)."""
+    codes = trace_ids.get_indexer(ids)
+    missing = np.flatnonzero(codes < 0)
+    for i in missing:
+        codes[i] = len(trace_ids) + unknown.setdefault(ids[i], len(unknown))
+    return codes.astype(np.int32)
 
 
 def _verdict_columns_py(rows: list[dict[str, Any]]):
@@ -260,7 +300,7 @@ def _verdict_columns_py(rows: list[dict[str, Any]]):
     df = pd.DataFrame(cols)
     for k in ("unsafe", "refused"):
         df[k] = df[k].astype("boolean")
-    return df, np.asarray(onset, dtype=float), np.asarray(n_spans, dtype=np.int64)
+    return df, np.asarray(onset, dtype=float), np.asarray(n_spans, dtype=np.int32)
 
 
 def _is_number(v) -> bool:

@@ -50,8 +50,8 @@ def load(traces: list[Path], verdicts: Path, on_bad_line: str = "error") -> A.Da
     for p in [*traces, verdicts]:
         if not Path(p).exists():
             raise FileNotFoundError(f"{p}: no such file")
-    return A.prepare(A.load_traces([Path(p) for p in traces], on_bad_line),
-                     A.load_verdicts(Path(verdicts), on_bad_line))
+    t = A.load_traces([Path(p) for p in traces], on_bad_line)
+    return A.prepare(t, A.load_verdicts(Path(verdicts), on_bad_line, trace_ids=pd.Index(t["id"])))
 
 
 def write_tables(tables: dict[str, pd.DataFrame], out: Path) -> None:
