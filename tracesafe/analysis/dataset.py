@@ -67,18 +67,20 @@ def prepare(traces: pd.DataFrame, verdicts: pd.DataFrame) -> Data:
         from .load import _trace_codes
 
         v = v.assign(trace_id=_trace_codes(v["trace_id"].to_numpy(dtype=object), ids, {}))
-    before = len(v)
-    v = v.drop_duplicates(["trace_id", "segment", "judge", "judge_version"], keep="last")
-    info["n_duplicate_verdicts"] = before - len(v)
+    # Rows are copied only when some are dropped (a 10M-verdict frame is 0.5 GB); columns are added to a
+    # shallow copy, never to the caller's frame.
+    dup = v.duplicated(["trace_id", "segment", "judge", "judge_version"], keep="last")
+    info["n_duplicate_verdicts"] = int(dup.sum())
+    v = v.loc[~dup].reset_index(drop=True) if info["n_duplicate_verdicts"] else v.copy(deep=False)
     # A judge present in more than one version is reported per version: the numbers are not comparable.
     versions = v.groupby("judge", observed=True)["judge_version"].nunique()
     multi = set(versions[versions > 1].index)
     if multi:
         judge = v["judge"].astype(str)
         judge = judge.where(~judge.isin(multi), judge + "@" + v["judge_version"].astype(str))
-        v = v.assign(judge=judge.astype("category"))
+        v["judge"] = judge.astype("category")
     else:  # the same categories as above, without a string per verdict
-        v = v.assign(judge=v["judge"].cat.remove_unused_categories())
+        v["judge"] = v["judge"].cat.remove_unused_categories()
 
     traces = traces.copy()
     for k in ("model", "suite", "category", "harm_area", "label", "prompt_id"):
@@ -86,8 +88,9 @@ def prepare(traces: pd.DataFrame, verdicts: pd.DataFrame) -> Data:
     codes = v["trace_id"].to_numpy()
     orphan = codes >= len(ids)
     info["n_orphan_verdicts"] = int(orphan.sum())
-    v = v.loc[~orphan].reset_index(drop=True)
-    codes = codes[~orphan]
+    if orphan.any():
+        v = v.loc[~orphan].reset_index(drop=True)
+        codes = codes[~orphan]
     for k in ("model", "suite", "category", "harm_area", "label", "prompt_id"):
         v[k] = pd.Categorical.from_codes(traces[k].cat.codes.to_numpy()[codes], traces[k].cat.categories)
     for k in ("len_thinking", "tok_thinking"):
@@ -106,7 +109,9 @@ def prepare(traces: pd.DataFrame, verdicts: pd.DataFrame) -> Data:
 
     harm, refusal, grades = _classify(v)
     # What the tables read; ``trace_id`` is the trace's row in ``traces``.
-    v = v.drop(columns=[c for c in ("status", "unsafe", "refused", "score", "grade", "kind") if c in v])
+    for c in ("status", "unsafe", "refused", "score", "grade", "kind"):
+        if c in v:
+            del v[c]
     info["synthetic"] = bool(traces["synthetic"].any()) if len(traces) else False
     info["n_unsplit"] = int((~traces["has_thinking"].astype(bool)).sum()) if len(traces) else 0
     return Data(traces=traces, v=v, harm_judges=harm, refusal_judges=refusal, grades=grades, info=info)

@@ -39,14 +39,17 @@ def _trace_columns(batch) -> dict[str, Any]:
 
     out = {k: batch.column(k) for k in _TRACE_FIELDS if k not in ("thinking", "answer")}
     thinking, answer = batch.column("thinking"), batch.column("answer")
-    out["has_thinking"] = pc.and_(pc.is_valid(thinking), pc.greater(pc.fill_null(pc.utf8_length(thinking), 0), 0))
-    out["len_thinking"] = pc.fill_null(pc.utf8_length(thinking), 0)
-    ws_t, ws_a = _whitespace_tokens(thinking), _whitespace_tokens(answer)
+    length = pc.fill_null(pc.utf8_length(thinking), 0)
+    out["has_thinking"] = pc.greater(length, 0)
+    out["len_thinking"] = length
     nt = batch.column("n_tokens")
     nt_t, nt_a = pc.struct_field(nt, "thinking"), pc.struct_field(nt, "answer")
     counted = pc.fill_null(pc.and_(pc.is_valid(nt_t), pc.is_valid(nt_a)), False)
-    out["tok_thinking"] = pc.if_else(counted, nt_t, ws_t.cast("int64"))
-    out["tok_answer"] = pc.if_else(counted, nt_a, ws_a.cast("int64"))
+    # Only the texts without counts are split (splitting is half the cost of reading a trace file).
+    estimate = pc.invert(counted)
+    for seg, n, text in (("thinking", nt_t, thinking), ("answer", nt_a, answer)):
+        ws = _whitespace_tokens(pc.filter(text, estimate)).cast("int64")
+        out[f"tok_{seg}"] = pc.replace_with_mask(n, estimate, ws)
     out["tok_counted"] = counted
     return out
 
@@ -231,7 +234,12 @@ def load_verdicts(path: Path, on_bad_line: str = "error", trace_ids: pd.Index | 
         reader = pj.open_json(path, read_options=pj.ReadOptions(block_size=32 << 20), parse_options=opts)
         parts = [_verdict_block(b, trace_ids, unknown) for b in reader]
         if parts:
-            df = pa.concat_tables(parts).to_pandas(types_mapper={pa.bool_(): pd.BooleanDtype()}.get)
+            table = pa.concat_tables(parts)
+            del parts
+            # self_destruct frees each Arrow column as it is converted: the two copies never coexist.
+            df = table.to_pandas(types_mapper={pa.bool_(): pd.BooleanDtype()}.get, self_destruct=True,
+                                 split_blocks=True)
+            del table
         else:
             df = _verdict_block(schema.empty_table(), trace_ids, unknown).to_pandas()
     except (pa.ArrowInvalid, ValueError):
@@ -264,7 +272,7 @@ def _verdict_block(batch, trace_ids: pd.Index | None, unknown: dict[str, int]):
         ids = batch.column("trace_id").to_numpy(zero_copy_only=False)
         cols["trace_id"] = pa.array(_trace_codes(ids, trace_ids, unknown), pa.int32())
     for k, t in _VERDICT_FIELDS.items():
-        if k != "trace_id":
+        if k not in ("trace_id", "score"):  # the score is checked, not used: not kept
             cols[k] = pc.dictionary_encode(batch.column(k)) if t == "string" else batch.column(k)
     cols["onset_char"] = pa.array(_onset_chars(spans), pa.float64())
     cols["n_spans"] = pc.fill_null(pc.list_value_length(spans), 0).cast(pa.int32())

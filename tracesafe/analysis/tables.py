@@ -12,7 +12,7 @@ from .stats import Z95, cohen_kappa, holm, mcnemar_exact_p, newcombe_paired_ci, 
 
 def summary_table(d: Data) -> pd.DataFrame:
     """Unsafe rate per model x suite x segment x judge (harm judges), Wilson 95% CI; errors counted apart."""
-    h = d.v[d.v["judge"].isin(d.harm_judges)]
+    h = d.v.loc[d.v["judge"].isin(d.harm_judges), ["model", "suite", "segment", "judge", "decided", "err", "is_unsafe", "ok"]]
     keys = ["model", "suite", "segment", "judge"]
     g = h.groupby(keys, observed=True)[["decided", "err", "is_unsafe", "ok"]].sum()
     out = pd.DataFrame({
@@ -34,7 +34,7 @@ def _finish_rate(df: pd.DataFrame, k: str, n: str, rate_prefix: str) -> pd.DataF
 
 def category_table(d: Data) -> pd.DataFrame:
     """Unsafe rates by harm area and category of the prompt suite."""
-    h = d.v[d.v["judge"].isin(d.harm_judges)]
+    h = d.v.loc[d.v["judge"].isin(d.harm_judges), ["model", "suite", "harm_area", "category", "segment", "judge", "decided", "err", "is_unsafe"]]
     keys = ["model", "suite", "harm_area", "category", "segment", "judge"]
     g = h.groupby(keys, observed=True)[["decided", "err", "is_unsafe"]].sum()
     out = pd.DataFrame({"n": g["decided"], "n_error": g["err"], "unsafe": g["is_unsafe"]}).reset_index()
@@ -45,12 +45,10 @@ def category_table(d: Data) -> pd.DataFrame:
 
 def _paired_frame(d: Data) -> pd.DataFrame:
     """One row per (trace, harm judge) with both thinking and answer decided: columns t, a (0/1)."""
-    h = d.v[d.v["judge"].isin(d.harm_judges) & d.v["decided"]]
-    seg = h["segment"].astype(str)
-    th = h.loc[seg == "thinking", ["trace_id", "judge", "model", "suite", "tok_thinking", "is_unsafe"]]
-    an = h.loc[seg == "answer", ["trace_id", "judge", "is_unsafe"]]
-    th = th.assign(judge=th["judge"].astype(str))
-    an = an.assign(judge=an["judge"].astype(str))
+    h = d.v.loc[d.v["judge"].isin(d.harm_judges) & d.v["decided"], ["trace_id", "segment", "judge", "model", "is_unsafe"]]
+    # Categorical columns are compared and joined on their codes: no string per verdict.
+    th = h.loc[h["segment"] == "thinking", ["trace_id", "judge", "model", "is_unsafe"]]
+    an = h.loc[h["segment"] == "answer", ["trace_id", "judge", "is_unsafe"]]
     m = th.merge(an, on=["trace_id", "judge"], suffixes=("_t", "_a"))
     return m.rename(columns={"is_unsafe_t": "t", "is_unsafe_a": "a"})
 
@@ -65,10 +63,12 @@ def paired_table(d: Data) -> pd.DataFrame:
     counts.columns = ["both_safe", "answer_only", "thinking_only", "both_unsafe"]
     out = counts.reset_index()
     out["model"] = out["model"].astype(str)
+    out["judge"] = out["judge"].astype(str)
     # Traces judged on either segment but not decided on both: stated, not silently dropped.
-    h = d.v[d.v["judge"].isin(d.harm_judges) & d.v["segment"].astype(str).isin(["thinking", "answer"])]
-    seen = h.assign(judge=h["judge"].astype(str)).groupby(["model", "judge"], observed=True)["trace_id"].nunique()
-    seen.index = seen.index.set_levels([seen.index.levels[0].astype(str), seen.index.levels[1]])
+    h = d.v.loc[d.v["judge"].isin(d.harm_judges) & d.v["segment"].isin(["thinking", "answer"]),
+                ["model", "judge", "trace_id"]]
+    seen = h.groupby(["model", "judge"], observed=True)["trace_id"].nunique()
+    seen.index = seen.index.set_levels([seen.index.levels[0].astype(str), seen.index.levels[1].astype(str)])
     out["n"] = out[["both_safe", "thinking_only", "answer_only", "both_unsafe"]].sum(axis=1)
     if len(out):
         keyed = seen.reindex(pd.MultiIndex.from_frame(out[["model", "judge"]])).fillna(0).to_numpy()
@@ -103,7 +103,7 @@ def at_k_table(d: Data) -> pd.DataFrame:
     K is the largest number of judged samples any prompt of the group has; prompts with fewer (a sample
     missing or an error) are left out of all three and counted in ``n_prompts_incomplete``. Benign-labelled
     prompts are left out (they measure over-refusal, see refusal.csv)."""
-    h = d.v[d.v["judge"].isin(d.harm_judges) & (d.v["label"].astype(str) != "benign")]
+    h = d.v.loc[d.v["judge"].isin(d.harm_judges) & (d.v["label"] != "benign"), ["model", "suite", "segment", "judge", "prompt_id", "decided", "is_unsafe", "err"]]
     keys = ["model", "suite", "segment", "judge"]
     per_prompt = (h.assign(is_safe=h["decided"] & ~h["is_unsafe"])
                   .groupby(keys + ["prompt_id"], observed=True)
@@ -186,14 +186,15 @@ def harmfulness_table(d: Data) -> pd.DataFrame:
 
 def agreement_table(d: Data) -> pd.DataFrame:
     """Pairwise agreement between harm judges on the same segments: percent agreement and Cohen's kappa."""
-    h = d.v[d.v["judge"].isin(d.harm_judges) & d.v["decided"]]
+    h = d.v.loc[d.v["judge"].isin(d.harm_judges) & d.v["decided"], ["trace_id", "segment", "judge", "is_unsafe"]]
     cols = ["segment", "judge_a", "judge_b", "n", "both_unsafe", "only_a", "only_b", "both_safe", "agreement",
             "kappa", "grade"]
-    judges = sorted(h["judge"].astype(str).unique())
+    judges = sorted(map(str, h["judge"].unique()))
     rows = []
     if len(judges) < 2:
         return pd.DataFrame(columns=cols)
-    wide = (h.assign(judge=h["judge"].astype(str), segment=h["segment"].astype(str))
+    wide = (h.assign(judge=h["judge"].cat.remove_unused_categories(),
+                     segment=h["segment"].cat.remove_unused_categories())
             .set_index(["trace_id", "segment", "judge"])["is_unsafe"].unstack("judge"))
     for seg, w in wide.groupby(level="segment"):
         for i, ja in enumerate(judges):
@@ -235,11 +236,10 @@ def lengths_table(d: Data) -> pd.DataFrame:
 
 def length_bins_table(d: Data, bins: int = 5) -> pd.DataFrame:
     """Thinking unsafe rate by thinking-length quantile bin (per model x judge), Wilson CIs."""
-    h = d.v[d.v["judge"].isin(d.harm_judges) & d.v["decided"] & (d.v["segment"].astype(str) == "thinking")]
+    h = d.v.loc[d.v["judge"].isin(d.harm_judges) & d.v["decided"] & (d.v["segment"] == "thinking"), ["model", "judge", "tok_thinking", "decided", "is_unsafe"]]
     cols = ["model", "judge", "bin", "tokens_low", "tokens_median", "tokens_high", "n", "unsafe", "rate", "ci_low", "ci_high", "grade"]
     if h.empty:
         return pd.DataFrame(columns=cols)
-    h = h.assign(model=h["model"].astype(str), judge=h["judge"].astype(str))
     parts = []
     for (model, judge), g in h.groupby(["model", "judge"], observed=True):
         tok = g["tok_thinking"].astype(float)
@@ -267,7 +267,7 @@ def onset_values(d: Data) -> pd.DataFrame:
 
 def _onset_values(d: Data) -> pd.DataFrame:
     v = d.v
-    h = v[(v["segment"].astype(str) == "thinking") & v["onset_char"].notna() & (v["len_thinking"] > 0)
+    h = v[(v["segment"] == "thinking") & v["onset_char"].notna() & (v["len_thinking"] > 0)
           & v["judge"].isin(d.harm_judges)]
     pos = np.clip(h["onset_char"].to_numpy() / h["len_thinking"].to_numpy(), 0.0, 1.0)
     judge = h["judge"].astype(str)
@@ -280,11 +280,12 @@ def onset_table(d: Data) -> pd.DataFrame:
     v = d.v
     cols = ["model", "judge", "n_with_spans", "n_onset", "onset_mean", "onset_q25", "onset_median", "onset_q75",
             "grade"]
-    spans = v[(v["segment"].astype(str) == "thinking") & (v["n_spans"] > 0) & v["judge"].isin(d.harm_judges)]
+    spans = v.loc[(v["segment"] == "thinking") & (v["n_spans"] > 0) & v["judge"].isin(d.harm_judges),
+                  ["model", "judge"]]
     if spans.empty:
         return pd.DataFrame(columns=cols)
-    base = (spans.assign(model=spans["model"].astype(str), judge=spans["judge"].astype(str))
-            .groupby(["model", "judge"]).size().rename("n_with_spans").reset_index())
+    base = spans.groupby(["model", "judge"], observed=True).size().rename("n_with_spans").reset_index()
+    base = base.astype({"model": str, "judge": str})
     vals = onset_values(d)
     st = vals.groupby(["model", "judge"])["position"].agg(
         n_onset="size", onset_mean="mean", onset_q25=lambda s: s.quantile(0.25), onset_median="median",
