@@ -175,6 +175,7 @@ def load_traces(paths: list[Path], on_bad_line: str = "error") -> pd.DataFrame:
 
     with ThreadPoolExecutor(max_workers=max(1, min(len(paths), os.cpu_count() or 1))) as pool:
         frames = [f for f in pool.map(one, paths) if f is not None]
+    pa.default_memory_pool().release_unused()  # the parsed blocks' memory, before the verdicts are read
     if not frames:
         return _empty_traces()
     t = pd.concat(frames, ignore_index=True)
@@ -231,15 +232,18 @@ def load_verdicts(path: Path, on_bad_line: str = "error", trace_ids: pd.Index | 
     opts = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore", newlines_in_values=False)
     unknown: dict[str, int] = {}
     try:
-        reader = pj.open_json(path, read_options=pj.ReadOptions(block_size=32 << 20), parse_options=opts)
+        reader = pj.open_json(path, read_options=pj.ReadOptions(block_size=8 << 20), parse_options=opts)
         parts = [_verdict_block(b, trace_ids, unknown) for b in reader]
         if parts:
             table = pa.concat_tables(parts)
             del parts
+            # The reader's read-ahead buffers go back to the OS before pandas (numpy, malloc) allocates.
+            pa.default_memory_pool().release_unused()
             # self_destruct frees each Arrow column as it is converted: the two copies never coexist.
             df = table.to_pandas(types_mapper={pa.bool_(): pd.BooleanDtype()}.get, self_destruct=True,
                                  split_blocks=True)
             del table
+            pa.default_memory_pool().release_unused()
         else:
             df = _verdict_block(schema.empty_table(), trace_ids, unknown).to_pandas()
     except (pa.ArrowInvalid, ValueError):
