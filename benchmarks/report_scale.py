@@ -1,11 +1,16 @@
-"""Scale of the report stage: 1,000,000 verdicts -> every table, figure, report.md and report.html.
+"""Scale of the report stage: 10,000,000 verdicts -> every table, figure, report.md and report.html.
 
-Builds a synthetic run (4 models x 10,000 prompts x 5 samples = 200,000 traces with ~300-word thinking;
+Builds a synthetic run (4 models x 100,000 prompts x 5 samples = 2,000,000 traces with ~300-word thinking;
 verdicts from a rubric judge and the offline judge on thinking and answer plus the refusal judge on the
 answer = 5 per trace, 1% errors, spans on offline thinking verdicts), then times `tracesafe report` in a
-fresh process and reads its peak RSS. Target: <= 60 s and <= 4 GB on 2 cores.
+fresh process and reads its peak RSS and CPU time. Target: <= 60 s and <= 2 GB on 2 cores.
 
-    python benchmarks/report_scale.py [--verdicts 1000000] [--workdir DIR] [--keep]
+    python benchmarks/report_scale.py [--verdicts 10000000] [--workdir DIR] [--keep]
+
+Measured (2-core VM shared with other jobs, load average ~11, so wall time is inflated; CPU time is the
+fairer figure: on 2 idle cores wall >= CPU / 2):
+    1M  verdicts: 16.5 s CPU, peak RSS 570 MB   (single-file analysis.py before: 16.4 s CPU, 641 MB)
+    10M verdicts: 85.7 s CPU (145.6 s wall under load), peak RSS 2,163 MB: over the 2 GB target by ~6%
 """
 
 from __future__ import annotations
@@ -85,7 +90,7 @@ def make_run(root: Path, n_verdicts: int, models: int = 4, samples: int = 5, see
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--verdicts", type=int, default=1_000_000)
+    ap.add_argument("--verdicts", type=int, default=10_000_000)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
@@ -103,9 +108,10 @@ def main() -> None:
         t0 = time.perf_counter()
         subprocess.run([str(exe), "report", str(root)], check=True)
         wall = time.perf_counter() - t0
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        print(f"report: {wall:.1f} s wall, peak RSS {peak_mb:.0f} MB")
-        print(f"ratio to target: time {wall / 60:.2f} of 60 s, memory {peak_mb / 4096:.2f} of 4 GB")
+        use = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak_mb, cpu = use.ru_maxrss / 1024, use.ru_utime + use.ru_stime
+        print(f"report: {wall:.1f} s wall, {cpu:.1f} s CPU, peak RSS {peak_mb:.0f} MB")
+        print(f"ratio to target: time {wall / 60:.2f} of 60 s, memory {peak_mb / 2048:.2f} of 2 GB")
     finally:
         if not args.keep and args.workdir is None:
             shutil.rmtree(root, ignore_errors=True)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 from scipy.stats import binomtest, fisher_exact
@@ -363,3 +364,31 @@ def test_refusal_only_run_and_judge_versions(tmp_path):
     assert r["n"].sum() == 6 and r["refused"].sum() == 6
     assert "No trace has both its thinking and its answer judged" in (root / "report" / "report.md").read_text()
     assert "6 traces have no thinking text" in (root / "report" / "report.md").read_text()
+
+
+def test_grade_and_kind_come_from_the_verdicts_when_stated(tmp_path):
+    """verdict/2 records state grade and kind: they win over the judge-name inference kept for verdict/1."""
+    root = make_run(tmp_path / "r")
+    lines = []
+    for i in range(20):
+        for seg in ("thinking", "answer"):
+            # A screening-grade judge with an ordinary name, and `offline` declared standard-grade.
+            lines.append({"schema": "tracesafe.verdict/2", "trace_id": f"m1-h{i}", "segment": seg, "judge": "quick",
+                          "judge_version": "1", "status": "ok", "unsafe": i % 3 == 0, "grade": "screening",
+                          "kind": "harm"})
+        lines.append({"schema": "tracesafe.verdict/2", "trace_id": f"m1-h{i}", "segment": "answer",
+                      "judge": "declines", "judge_version": "1", "status": "ok", "refused": i % 2 == 0,
+                      "grade": "standard", "kind": "refusal"})
+    with open(root / "verdicts.jsonl", "ab") as f:
+        f.write(b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in lines))
+    text = (root / "verdicts.jsonl").read_text().replace('"judge":"offline","judge_version":"1",',
+                                                         '"judge":"offline","judge_version":"1","grade":"standard",')
+    (root / "verdicts.jsonl").write_text(text)
+    res = CliRunner().invoke(app, ["report", str(root), "--no-default-cards"])
+    assert res.exit_code == 0, res.output
+    s = table(root, "summary")
+    grades = dict(zip(s["judge"], s["grade"]))
+    assert grades == {"llama-guard": "standard", "offline": "standard", "quick": "screening", "rubric": "standard"}
+    assert set(table(root, "refusal")["judge"]) == {"declines", "refusal"}
+    report = (root / "report" / "report.md").read_text()
+    assert "quick (screening-grade)" in report and "offline (screening-grade)" not in report

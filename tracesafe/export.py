@@ -176,7 +176,7 @@ def _verdict_batches(path: Path, on_bad_line: str, batch_rows: int) -> Iterator[
     import orjson
     import pyarrow as pa
 
-    from .analysis import _check_verdict
+    from .analysis.load import _check_verdict
     from .judges import list_judges
     from .records import Verdict, stable_id
 

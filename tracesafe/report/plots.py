@@ -47,10 +47,13 @@ def _save(fig, out: Path, name: str) -> Path:
     return png
 
 
-def judge_label(judge: str) -> str:
-    from .analysis import is_screening
+def judge_label(judge: str, grade: str) -> str:
+    return f"{judge} (screening-grade)" if grade == "screening" else judge
 
-    return f"{judge} (screening-grade)" if is_screening(judge) else judge
+
+def _grade_of(table: pd.DataFrame, judge: str) -> str:
+    """A judge's grade, from the ``grade`` column every report table has."""
+    return str(table.loc[table["judge"] == judge, "grade"].iloc[0])
 
 
 def _short(s: str, n: int = 28) -> str:
@@ -79,7 +82,7 @@ def rates_by_model(paired: pd.DataFrame, out: Path, name: str = "rates_by_model"
                    linewidth=0.5, label=seg, yerr=np.vstack([lo, hi]).tolist(), capsize=3, error_kw={"elinewidth": 1, "ecolor": "black"})
         ax.set_xticks(x, [_short(str(g)) for g in groups], rotation=20 if len(groups) > 2 else 0, ha="right"
                       if len(groups) > 2 else "center")
-        ax.set_title(judge_label(judge))
+        ax.set_title(judge_label(judge, _grade_of(paired, judge)))
         ax.set_ylim(0, min(1.0, max(0.05, float(np.nanmax(paired[["thinking_ci_high", "answer_ci_high"]].to_numpy(
             dtype=float))) * 1.15)))
         ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda y, _: f"{y:.0%}"))
@@ -117,7 +120,7 @@ def category_heatmap(cat: pd.DataFrame, segment: str, judge: str, out: Path) -> 
     ax.set_yticks(range(rate.shape[0]), [("no harm area" if a == "(none)" else _short(str(a), 40)) for a in rate.index])
     cb = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
     cb.ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda y, _: f"{y:.0%}"))
-    ax.set_title(f"{segment}: unsafe rate by harm area — {judge_label(judge)}")
+    ax.set_title(f"{segment}: unsafe rate by harm area — {judge_label(judge, _grade_of(sub, judge))}")
     for s in ax.spines.values():
         s.set_visible(False)
     fig.tight_layout()
@@ -157,7 +160,7 @@ def hidden_risk(paired: pd.DataFrame, judge: str, out: Path, group: str = "model
     ax.set_xlim(0, 1)
     ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
     ax.set_xlabel("share of traces (thinking × answer verdicts on the same trace)")
-    ax.set_title(f"Hidden risk: harmful thinking behind a safe answer — {judge_label(judge)}")
+    ax.set_title(f"Hidden risk: harmful thinking behind a safe answer — {judge_label(judge, _grade_of(sub, judge))}")
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.tight_layout()
     return _save(fig, out, name)
@@ -182,15 +185,16 @@ def onset(values: pd.DataFrame, judge: str, out: Path, bins: int = 10) -> Path |
     ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
     ax.set_xlabel("position of the first unsafe chunk in the thinking (share of its length)")
     ax.set_ylabel("share of unsafe thinkings")
-    ax.set_title(f"Harm onset along the thinking — {judge_label(judge)}")
+    ax.set_title(f"Harm onset along the thinking — {judge_label(judge, _grade_of(sub, judge))}")
     ax.grid(alpha=0.3)
     ax.legend(frameon=False)
     fig.tight_layout()
     return _save(fig, out, "onset")
 
 
-def agreement_matrix(agree: pd.DataFrame, out: Path) -> Path | None:
-    """Cohen's kappa between every pair of harm judges, one matrix per segment (percent agreement below)."""
+def agreement_matrix(agree: pd.DataFrame, grades: dict[str, str], out: Path) -> Path | None:
+    """Cohen's kappa between every pair of harm judges, one matrix per segment (percent agreement below);
+    ``grades``: each judge's grade."""
     if agree.empty:
         return None
     plt = _plt()
@@ -216,8 +220,8 @@ def agreement_matrix(agree: pd.DataFrame, out: Path) -> Path | None:
                 val = m[i, j]
                 ax.text(j, i, txt[i][j], ha="center", va="center", fontsize=7,
                         color="black" if (np.isnan(val) or val > 0.6) else "white")
-        ax.set_xticks(range(k), [judge_label(j) for j in judges], rotation=25, ha="right")
-        ax.set_yticks(range(k), [judge_label(j) for j in judges] if n_ax == 0 else [])
+        ax.set_xticks(range(k), [judge_label(j, grades[j]) for j in judges], rotation=25, ha="right")
+        ax.set_yticks(range(k), [judge_label(j, grades[j]) for j in judges] if n_ax == 0 else [])
         ax.set_title(f"{seg}")
         for s in ax.spines.values():
             s.set_visible(False)
@@ -244,7 +248,7 @@ def length_vs_unsafe(bins: pd.DataFrame, judge: str, out: Path) -> Path | None:
     ax.set_ylabel("thinking unsafe rate (95% CI)")
     ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
     ax.set_ylim(bottom=0)
-    ax.set_title(f"Thinking length vs unsafe rate — {judge_label(judge)}")
+    ax.set_title(f"Thinking length vs unsafe rate — {judge_label(judge, _grade_of(sub, judge))}")
     ax.grid(alpha=0.3)
     ax.legend(frameon=False)
     fig.tight_layout()

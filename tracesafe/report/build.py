@@ -1,0 +1,213 @@
+"""`tracesafe report` / `tracesafe compare`: load, tabulate, plot, write."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .. import analysis as A
+from ..store import atomic_output
+from .document import Doc
+from .format import csv_safe, judge_disp, marks, md, num, pct, pp, pval
+from .sections import SCREENING_NOTE, SYNTHETIC_NOTE, _disp_paired, _disp_summary, _primary_judge, document, methods_section
+
+
+def run_inputs(run_dir: Path) -> tuple[list[Path], Path]:
+    """Trace files and verdict file of a run directory (traces/*.jsonl, verdicts.jsonl)."""
+    run_dir = Path(run_dir)
+    traces = sorted((run_dir / "traces").glob("*.jsonl"))
+    verdicts = run_dir / "verdicts.jsonl"
+    if not traces:
+        raise FileNotFoundError(f"{run_dir}/traces/*.jsonl: no trace files")
+    if not verdicts.exists():
+        raise FileNotFoundError(f"{verdicts}: no such file")
+    return traces, verdicts
+
+
+def sort_inputs(paths: list[Path]) -> tuple[list[Path], list[Path]]:
+    """Trace files and verdict files among ``paths``, by the first record of each (its ``schema``, else the
+    fields only a verdict has)."""
+    import orjson
+
+    traces, verdicts = [], []
+    for p in paths:
+        with open(p, "rb") as f:
+            first = next((ln for ln in f if ln.strip()), b"")
+        try:
+            rec = orjson.loads(first) if first else {}
+        except orjson.JSONDecodeError:
+            raise ValueError(f"{p}:1: not a JSON record") from None
+        if not isinstance(rec, dict):
+            raise ValueError(f"{p}:1: not a JSON object")
+        schema = str(rec.get("schema", ""))
+        is_verdict = schema.startswith("tracesafe.verdict/") or (not schema and {"trace_id", "segment", "judge"} <= rec.keys())
+        (verdicts if is_verdict else traces).append(p)
+    return traces, verdicts
+
+
+def resolve_inputs(inputs: list[Path], traces: list[Path] = (), verdicts: Path | None = None
+                   ) -> tuple[list[Path], Path | None, Path | None]:
+    """(trace files, verdict file, run directory) from a command's positional ``inputs`` (one RUN_DIR, or trace
+    files and one verdict file told apart by ``sort_inputs``) and the files given by option."""
+    inputs = list(inputs)
+    if len(inputs) == 1 and inputs[0].is_dir():
+        if traces or verdicts:
+            raise ValueError("give RUN_DIR or trace/verdict files, not both")
+        return *run_inputs(inputs[0]), inputs[0]
+    found_traces, found_verdicts = sort_inputs(inputs)
+    if found_verdicts and verdicts is not None or len(found_verdicts) > 1:
+        given = [*found_verdicts, *([verdicts] if verdicts else [])]
+        raise ValueError(f"give one verdict file; got {', '.join(map(str, given))}")
+    return [*traces, *found_traces], verdicts or (found_verdicts[0] if found_verdicts else None), None
+
+
+def load(traces: list[Path], verdicts: Path, on_bad_line: str = "error") -> A.Data:
+    for p in [*traces, verdicts]:
+        if not Path(p).exists():
+            raise FileNotFoundError(f"{p}: no such file")
+    t = A.load_traces([Path(p) for p in traces], on_bad_line)
+    return A.prepare(t, A.load_verdicts(Path(verdicts), on_bad_line, trace_ids=pd.Index(t["id"])))
+
+
+def write_tables(tables: dict[str, pd.DataFrame], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for name, df in tables.items():
+        csv_safe(df).to_csv(out / f"{name}.csv", index=False)
+        df.to_parquet(out / f"{name}.parquet", index=False)
+
+
+def build_report(traces: list[Path], verdicts: Path, out_dir: Path, title: str | None = None,
+                 on_bad_line: str = "error", judge_cards: list[Path] = (), default_cards: bool = True) -> Path:
+    """Write OUT/report.md, OUT/report.html, OUT/tables/*.csv|.parquet, OUT/figures/*.png|.svg; return the
+    path of report.html. ``judge_cards`` (and, unless ``default_cards`` is False, the built-in cards of the
+    offline and refusal judges) add misclassification-corrected rates beside the raw ones."""
+    from ..cards import load_card, select_cards
+
+    out_dir = Path(out_dir)
+    given = [load_card(c) for c in judge_cards]  # a bad card fails before any work
+    d = load(traces, verdicts, on_bad_line)
+    tables, onset_vals = A.all_tables(d)
+    versions = d.v.groupby("judge", observed=True)["judge_version"].first().astype(str).to_dict()
+    cards = select_cards(given, [str(j).split("@", 1)[0] for j in d.harm_judges + d.refusal_judges],
+                         {str(k): v for k, v in versions.items()}, defaults=default_cards)  # fmt: skip
+    d.info["cards"] = {j: cards[j].source for j in A.apply_cards(tables, cards)}
+    write_tables(tables, out_dir / "tables")
+    figs = _figures(d, tables, onset_vals, out_dir / "figures")
+    doc = document(d, tables, figs, title or "tracesafe report", [Path(p) for p in traces], Path(verdicts))
+    return _write_doc(doc, out_dir)
+
+
+def _write_doc(doc: Doc, out_dir: Path) -> Path:
+    (out_dir / "report.md").write_text(doc.to_md(out_dir), encoding="utf-8")
+    html_path = out_dir / "report.html"
+    with atomic_output(html_path, lock=False) as tmp:
+        tmp.write_text(doc.to_html(), encoding="utf-8")
+    return html_path
+
+
+def _figures(d: A.Data, t: dict[str, pd.DataFrame], onset_vals: pd.DataFrame, out: Path) -> dict[str, Path | None]:
+    from . import plots
+
+    primary = _primary_judge(d)
+    figs: dict[str, Path | None] = {"rates": plots.rates_by_model(t["paired"], out)}
+    if primary:
+        for seg in ("thinking", "answer"):
+            figs[f"heatmap_{seg}"] = plots.category_heatmap(t["by_category"], seg, primary, out)
+        figs["hidden_risk"] = plots.hidden_risk(t["paired"], primary, out)
+        figs["length"] = plots.length_vs_unsafe(t["length_bins"], primary, out)
+    onset_judges = list(dict.fromkeys(
+        sorted(onset_vals["judge"].unique(), key=lambda j: (d.grades[j] == "screening", j))))
+    figs["onset"] = plots.onset(onset_vals, onset_judges[0], out) if onset_judges else None
+    figs["agreement"] = plots.agreement_matrix(t["agreement"], d.grades, out)
+    return figs
+
+
+
+def _run_name(run_dir: Path, taken: set[str]) -> str:
+    import orjson
+
+    name = run_dir.name
+    mf = run_dir / "manifest.json"
+    if mf.exists():
+        try:
+            name = str(orjson.loads(mf.read_bytes()).get("name") or name)
+        except orjson.JSONDecodeError:
+            pass
+    base, i = name, 2
+    while name in taken:
+        name, i = f"{base}-{i}", i + 1
+    taken.add(name)
+    return name
+
+
+
+def compare_runs(run_dirs: list[Path], out_dir: Path, on_bad_line: str = "error") -> Path:
+    """Several runs side by side (base vs distilled, before vs after realignment, normal vs zerothink):
+    OUT/report.md|html, tables/compare_*.csv|parquet, figures. Returns the path of report.html."""
+    out_dir = Path(out_dir)
+    taken: set[str] = set()
+    summaries, paireds, runs, synthetic, screening = [], [], [], False, set()
+    for rd in run_dirs:
+        rd = Path(rd)
+        name = _run_name(rd, taken)
+        traces, verdicts = run_inputs(rd)
+        d = load(traces, verdicts, on_bad_line)
+        synthetic |= bool(d.info.get("synthetic"))
+        screening |= d.screening
+        s, p = A.summary_table(d), A.paired_table(d)
+        s.insert(0, "run", name)
+        p.insert(0, "run", name)
+        summaries.append(s)
+        paireds.append(p)
+        runs.append(name)
+    summary = pd.concat(summaries, ignore_index=True)
+    paired = pd.concat(paireds, ignore_index=True)
+    paired["run_model"] = paired["run"] + " · " + paired["model"]
+    diff = A.compare_table(paired, runs)
+    write_tables({"compare_summary": summary, "compare_paired": paired.drop(columns=["run_model"]),
+                  "compare_diff": diff}, out_dir / "tables")
+
+    from . import plots
+
+    figdir = out_dir / "figures"
+    grades = dict(zip(paired["judge"], paired["grade"]))
+    judges = sorted(grades, key=lambda j: (grades[j] == "screening", j))
+    figs = {"rates": plots.rates_by_model(paired, figdir, name="compare_rates", group="run_model"),
+            "hidden": plots.hidden_risk(paired, judges[0], figdir, group="run_model", name="compare_hidden_risk")
+            if judges else None}
+
+    doc = Doc("tracesafe comparison: " + " vs ".join(runs))
+    if synthetic:
+        doc.note(SYNTHETIC_NOTE)
+    if screening:
+        doc.note(SCREENING_NOTE)
+    doc.h("Runs")
+    doc.ul([f"{md(n)}: {md(Path(rd))}" for n, rd in zip(runs, run_dirs)])
+    doc.h("Thinking vs answer in each run")
+    doc.figure(figs["rates"], "Unsafe rate of thinking and answer on the same traces, per run and model "
+                              "(Wilson 95% CIs).")
+    doc.figure(figs["hidden"], f"Thinking × answer outcomes per run and model ({md(judge_disp(judges[0], grades[judges[0]])) if judges else ''}).")
+    doc.table(_disp_paired(paired.assign(model=paired["run_model"]), group="model"),
+              "compare_paired.csv: per run, thinking vs answer on the same traces.")
+    doc.h(f"Change against {md(runs[0])}")
+    if diff.empty:
+        doc.p("No run shares a judge (and model) with the first run.")
+    else:
+        doc.p("Rate in the run minus rate in the first run, in percentage points, with Newcombe's hybrid score "
+              "95% CI for independent proportions (Newcombe 1998, Stat Med 17:873-890) and Fisher's exact p. Runs "
+              "on the same prompts are positively correlated, so these intervals are conservative.")
+        doc.table(pd.DataFrame({
+            "run": diff["run"] + " · " + diff["model"], "baseline": diff["baseline_run"] + " · " + diff["baseline_model"],
+            "judge": [judge_disp(j, g) for j, g in zip(diff["judge"], diff["grade"])], "measure": diff["measure"],
+            "rate": [f"{pct(r)} ({num(k)}/{num(n)}){m}" for r, k, n, m in
+                     zip(diff["rate"], diff["k"], diff["n"], marks(diff["grade"]))],
+            "baseline rate": [f"{pct(r)} ({num(k)}/{num(n)})" for r, k, n in
+                              zip(diff["rate_base"], diff["k_base"], diff["n_base"])],
+            "difference (pp)": [pp(r, lo, hi) + m for r, lo, hi, m in
+                                zip(diff["diff"], diff["diff_ci_low"], diff["diff_ci_high"], marks(diff["grade"]))],
+            "Fisher p": diff["fisher_p"].map(pval)}), "compare_diff.csv.")
+    doc.h("Unsafe rates by run, model, suite and segment")
+    doc.table(pd.concat([summary[["run"]], _disp_summary(summary)], axis=1), "compare_summary.csv.")
+    methods_section(doc)
+    return _write_doc(doc, out_dir)
