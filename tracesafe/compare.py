@@ -198,7 +198,7 @@ def section(df: pd.DataFrame, title: str, unverified: list[str] = ()):
         "suite": df["suite"], "segment": df["segment"], "metric": df["metric"],
         "paper": df["published"].map(pct),
         "ours (95% CI)": [f"{pct(o)} {ci(lo, hi)}".strip() for o, lo, hi in zip(df["ours"], df["ci_low"], df["ci_high"])],
-        "judge": [judge_disp(j) if j else "" for j in df["judge"]],
+        "judge": [judge_disp(j, "screening" if A.is_screening(j) else None) if j else "" for j in df["judge"]],
         "paper inside CI": df["inside_ci"].replace("", "–"), "status": df["status"],
     }), "comparison.csv: every published cell, the paper's number, ours and our 95% CI.")
     return doc
