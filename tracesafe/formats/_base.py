@@ -223,14 +223,17 @@ def _auto() -> dict[str, Any]:
         _AUTO["start"] = [(m, f, p) for f in _REGISTRY.values() if f.auto and f.start_only for p in f.pairs for m in p.opens]
         _AUTO["start_markers"] = tuple(m for m, _, _ in _AUTO["start"])
         _AUTO["custom"] = {f.name for f in _REGISTRY.values() if type(f).split is not Format.split}
-        tails: dict[str, list[tuple[str, Format, Pair, bool]]] = {}  # by last character: one dict look-up per prompt
+        # By the last three characters (every marker has three; two markers that both end a prompt share
+        # them), then by marker, longest first: a few look-ups per prompt. Families in registry order.
+        by_marker: dict[str, list[tuple[Format, Pair, bool]]] = {}
         for f in _REGISTRY.values():
             if type(f).split is Format.split and f.prompt_tail:
                 for p in f.pairs:
                     for m in (*p.opens, *p.closes):
-                        tails.setdefault(m[-1], []).append((m, f, p, m in p.opens))
-        for group in tails.values():
-            group.sort(key=lambda e: -len(e[0]))  # "</seed:think>" before a shorter suffix
+                        by_marker.setdefault(m, []).append((f, p, m in p.opens))
+        tails: dict[str, list[tuple[str, list[tuple[Format, Pair, bool]]]]] = {}
+        for m in sorted(by_marker, key=len, reverse=True):  # "</seed:think>" before a shorter suffix
+            tails.setdefault(m[-3:], []).append((m, by_marker[m]))
         _AUTO["tails"] = tails
         _AUTO["prompt"] = [(s, f) for f in _REGISTRY.values() for s in f.prompt_signatures]
     return _AUTO
@@ -246,9 +249,11 @@ def from_prompt(prompt_rendered: str) -> Format | None:
 
 def prompt_tail(tail: str, fmt: Format | None) -> tuple[Format, Pair, bool] | None:
     """The marker the rendered prompt ends with (``tail`` is right-stripped): (format, pair, is_open)."""
-    for m, f, p, is_open in (_AUTO or _auto())["tails"].get(tail[-1:], ()):
-        if (fmt is None or f is fmt) and tail.endswith(m):
-            return f, p, is_open
+    for m, entries in (_AUTO or _auto())["tails"].get(tail[-3:], ()):
+        if tail.endswith(m):
+            for f, p, is_open in entries:
+                if fmt is None or f is fmt:
+                    return f, p, is_open
     return None
 
 
