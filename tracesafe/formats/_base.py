@@ -134,6 +134,8 @@ class Format:
 
 
 def _first_of(text: str, start: int, needles: tuple[str, ...]) -> tuple[int, str]:
+    if len(needles) == 1:  # most pairs have one closing marker
+        return text.find(needles[0], start), needles[0]
     best, which = -1, ""
     for needle in needles:
         j = text.find(needle, start, best + len(needle) if best != -1 else len(text))

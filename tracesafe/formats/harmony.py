@@ -12,7 +12,9 @@ CHANNEL = "<|channel|>"
 MESSAGE = "<|message|>"
 START = "<|start|>"
 ENDS = ("<|end|>", "<|return|>", "<|call|>")
-_ENDS = Scanner((t, None) for t in ENDS)
+# What ends a message's text: an end token, or the next header when the message was cut. One pass over
+# the text (a memchr for "<"), where a search for the next header and then for an end token took two.
+_NEXT = Scanner((t, None) for t in (CHANNEL, *ENDS))
 
 
 class Harmony(Format):
@@ -37,12 +39,13 @@ class Harmony(Format):
             channel = header.split("<", 1)[0].split(" ", 1)[0].strip()
             side = thinking if channel == "analysis" and " to=" not in header else answer
             body = m + len(MESSAGE)
-            c = raw.find(CHANNEL, body)
-            stop = c if c != -1 else len(raw)
-            end, token, _ = _ENDS.first(raw, body, stop)
-            if end == -1:  # no end token: the message runs to the next header (it was cut) or the end
-                _keep(side, _drop_role(raw[body:stop]))
+            end, token, _ = _NEXT.first(raw, body)
+            if token is None or token == CHANNEL:  # no end token: the message runs to the next header (it was cut) or the end
+                c = end
+                _keep(side, _drop_role(raw[body : end if end != -1 else len(raw)]))
                 continue
+            c = raw.find(CHANNEL, end + len(token))
+            stop = c if c != -1 else len(raw)
             _keep(side, raw[body:end])
             _keep(side, _drop_role(raw[end + len(token) : stop]))
         if not answer:
