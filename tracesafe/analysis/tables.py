@@ -10,11 +10,42 @@ import pandas as pd
 from .dataset import Data, _grade
 from .stats import Z95, cohen_kappa, holm, mcnemar_exact_p, newcombe_paired_ci, wilson_ci, with_rate
 
+_DENSE_GROUPS = 1 << 22  # at most this many key combinations: groups numbered densely (else pandas groupby)
+
+
+def _sums(v: pd.DataFrame, mask, keys: list[str], cols: list[str]) -> pd.DataFrame:
+    """``v[mask].groupby(keys, observed=True)[cols].sum()`` for categorical ``keys`` and boolean ``cols``,
+    without copying the rows or pandas' int64 codes per key and row (at 10M verdicts those are GBs): each
+    row's group is numbered from the keys' category codes, and every column counted with one bincount."""
+    mask = np.asarray(mask, dtype=bool)
+    sizes = [len(v[k].cat.categories) for k in keys]
+    if int(np.prod(sizes, dtype=float)) > _DENSE_GROUPS:
+        return v.loc[mask, keys + cols].groupby(keys, observed=True)[cols].sum()
+    code = np.zeros(int(mask.sum()), np.int32)
+    missing = np.zeros(len(code), bool)  # a missing key: groupby leaves the row out
+    for k, n in zip(keys, sizes):
+        c = v[k].cat.codes.to_numpy()[mask]
+        missing |= c < 0
+        code = code * n + c
+    if missing.any():
+        mask = mask.copy()
+        mask[np.flatnonzero(mask)[missing]] = False
+        code = code[~missing]
+    total = int(np.prod(sizes))
+    seen = np.flatnonzero(np.bincount(code, minlength=total))
+    out = {c: np.bincount(code[v[c].to_numpy()[mask]], minlength=total)[seen].astype(np.int64) for c in cols}
+    levels, rest = [], seen
+    for k, n in zip(reversed(keys), reversed(sizes)):
+        rest, c = np.divmod(rest, n)
+        levels.append(pd.Categorical.from_codes(c, dtype=v[k].dtype))
+    index = pd.MultiIndex.from_arrays(levels[::-1], names=keys)
+    return pd.DataFrame(out, index=index)
+
+
 def summary_table(d: Data) -> pd.DataFrame:
     """Unsafe rate per model x suite x segment x judge (harm judges), Wilson 95% CI; errors counted apart."""
-    h = d.v.loc[d.v["judge"].isin(d.harm_judges), ["model", "suite", "segment", "judge", "decided", "err", "is_unsafe", "ok"]]
     keys = ["model", "suite", "segment", "judge"]
-    g = h.groupby(keys, observed=True)[["decided", "err", "is_unsafe", "ok"]].sum()
+    g = _sums(d.v, d.v["judge"].isin(d.harm_judges), keys, ["decided", "err", "is_unsafe", "ok"])
     out = pd.DataFrame({
         "n": g["decided"], "n_error": g["err"], "unsafe": g["is_unsafe"], "n_undecided": g["ok"] - g["decided"],
     }).reset_index()
@@ -34,9 +65,8 @@ def _finish_rate(df: pd.DataFrame, k: str, n: str, rate_prefix: str) -> pd.DataF
 
 def category_table(d: Data) -> pd.DataFrame:
     """Unsafe rates by harm area and category of the prompt suite."""
-    h = d.v.loc[d.v["judge"].isin(d.harm_judges), ["model", "suite", "harm_area", "category", "segment", "judge", "decided", "err", "is_unsafe"]]
     keys = ["model", "suite", "harm_area", "category", "segment", "judge"]
-    g = h.groupby(keys, observed=True)[["decided", "err", "is_unsafe"]].sum()
+    g = _sums(d.v, d.v["judge"].isin(d.harm_judges), keys, ["decided", "err", "is_unsafe"])
     out = pd.DataFrame({"n": g["decided"], "n_error": g["err"], "unsafe": g["is_unsafe"]}).reset_index()
     out = _finish_rate(out, "unsafe", "n", "unsafe_")
     out["grade"] = _grade(d, out["judge"])
@@ -150,9 +180,8 @@ def at_k_table(d: Data) -> pd.DataFrame:
 def refusal_table(d: Data) -> pd.DataFrame:
     """Refusal rate on harmful prompts and over-refusal rate on benign prompts (e.g. XSTest safe), from the
     verdicts that set ``refused`` (the refusal judge)."""
-    r = d.v[d.v["judge"].isin(d.refusal_judges)]
     keys = ["model", "suite", "segment", "judge", "label"]
-    g = r.groupby(keys, observed=True)[["ref_decided", "err", "is_refused"]].sum()
+    g = _sums(d.v, d.v["judge"].isin(d.refusal_judges), keys, ["ref_decided", "err", "is_refused"])
     out = pd.DataFrame({"n": g["ref_decided"], "n_error": g["err"], "refused": g["is_refused"]}).reset_index()
     for c in keys:
         out[c] = out[c].astype(str)
