@@ -222,23 +222,33 @@ def agreement_table(d: Data) -> pd.DataFrame:
     rows = []
     if len(judges) < 2:
         return pd.DataFrame(columns=cols)
-    wide = (h.assign(judge=h["judge"].cat.remove_unused_categories(),
-                     segment=h["segment"].cat.remove_unused_categories())
-            .set_index(["trace_id", "segment", "judge"])["is_unsafe"].unstack("judge"))
-    for seg, w in wide.groupby(level="segment"):
+    # Per segment and judge, one int8 per trace (-1: not decided, else is_unsafe): a verdict is unique per
+    # trace, segment and judge, so pairing two judges is comparing two such arrays, with no wide frame.
+    n_traces = len(d.traces)
+    trace_id, unsafe = h["trace_id"].to_numpy(), h["is_unsafe"].to_numpy().astype(np.int8)
+    seg_codes, judge_codes = h["segment"].cat.codes.to_numpy(), h["judge"].cat.codes.to_numpy()
+    judge_code = {str(j): c for c, j in enumerate(h["judge"].cat.categories)}
+    for s_code in np.unique(seg_codes):
+        seg = h["segment"].cat.categories[s_code]
+        in_seg = seg_codes == s_code
+        by_judge = {}
+        for j in judges:
+            sel = in_seg & (judge_codes == judge_code[j])
+            arr = np.full(n_traces, -1, np.int8)
+            arr[trace_id[sel]] = unsafe[sel]
+            by_judge[j] = arr
         for i, ja in enumerate(judges):
             for jb in judges[i + 1:]:
-                if ja not in w or jb not in w:
+                xa, xb = by_judge[ja], by_judge[jb]
+                both = (xa >= 0) & (xb >= 0)
+                if not both.any():
                     continue
-                both = w[[ja, jb]].dropna()
-                if both.empty:
-                    continue
-                x, y = both[ja].astype(bool).to_numpy(), both[jb].astype(bool).to_numpy()
+                x, y = xa[both] == 1, xb[both] == 1
                 n11, n10, n01, n00 = (int((x & y).sum()), int((x & ~y).sum()), int((~x & y).sum()),
                                       int((~x & ~y).sum()))
                 po, kappa = cohen_kappa(n11, n10, n01, n00)
                 grade = "screening" if "screening" in (d.grades[ja], d.grades[jb]) else "standard"
-                rows.append([seg, ja, jb, len(both), n11, n10, n01, n00, po, kappa, grade])
+                rows.append([seg, ja, jb, n11 + n10 + n01 + n00, n11, n10, n01, n00, po, kappa, grade])
     return pd.DataFrame(rows, columns=cols)
 
 
