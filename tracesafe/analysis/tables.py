@@ -73,38 +73,44 @@ def category_table(d: Data) -> pd.DataFrame:
     return out.sort_values(keys, ignore_index=True)
 
 
-def _paired_frame(d: Data) -> pd.DataFrame:
-    """One row per (trace, harm judge) with both thinking and answer decided: columns t, a (0/1)."""
-    h = d.v.loc[d.v["judge"].isin(d.harm_judges) & d.v["decided"], ["trace_id", "segment", "judge", "model", "is_unsafe"]]
-    # Categorical columns are compared and joined on their codes: no string per verdict.
-    th = h.loc[h["segment"] == "thinking", ["trace_id", "judge", "model", "is_unsafe"]]
-    an = h.loc[h["segment"] == "answer", ["trace_id", "judge", "is_unsafe"]]
-    m = th.merge(an, on=["trace_id", "judge"], suffixes=("_t", "_a"))
-    return m.rename(columns={"is_unsafe_t": "t", "is_unsafe_a": "a"})
+def _paired_counts(d: Data) -> pd.DataFrame:
+    """Per model x harm judge with a trace decided on both segments: the 2x2 cells (thinking, answer) over
+    such traces, and ``n_seen``, the traces judged on either segment. Each judge's decisions are one int8 per
+    trace and segment (-1: not decided; a verdict is unique per trace, segment and judge), so pairing the
+    segments needs no join of verdict rows."""
+    v, n_traces = d.v, len(d.traces)
+    models = d.traces["model"].cat
+    model_codes, n_models = models.codes.to_numpy(), len(models.categories)
+    trace_id, decided, unsafe = (v[k].to_numpy() for k in ("trace_id", "decided", "is_unsafe"))
+    judge_codes = v["judge"].cat.codes.to_numpy()
+    is_th, is_an = (v["segment"] == "thinking").to_numpy(), (v["segment"] == "answer").to_numpy()
+    rows = []
+    for j in d.harm_judges:
+        in_j = judge_codes == v["judge"].cat.categories.get_loc(j)
+        seg = {}
+        for name, in_seg in (("t", is_th), ("a", is_an)):
+            sel = in_j & in_seg & decided
+            seg[name] = np.full(n_traces, -1, np.int8)
+            seg[name][trace_id[sel]] = unsafe[sel]
+        both = (seg["t"] >= 0) & (seg["a"] >= 0)
+        cell = (seg["t"][both] * 2 + seg["a"][both]).astype(np.int64)
+        counts = np.bincount(model_codes[both] * 4 + cell, minlength=n_models * 4).reshape(n_models, 4)
+        seen = np.zeros(n_traces, bool)
+        seen[trace_id[in_j & (is_th | is_an)]] = True
+        n_seen = np.bincount(model_codes[seen], minlength=n_models)
+        for m in np.flatnonzero(counts.sum(axis=1)):
+            rows.append([str(models.categories[m]), j, *counts[m], n_seen[m]])
+    cols = ["both_safe", "answer_only", "thinking_only", "both_unsafe", "n_seen"]
+    return pd.DataFrame(rows, columns=["model", "judge", *cols]).astype(dict.fromkeys(cols, np.int64))
 
 
 def paired_table(d: Data) -> pd.DataFrame:
     """Thinking vs answer on the same traces, per model x judge: the 2x2 table, both rates, their difference
     with Newcombe's paired CI, the exact McNemar p (and Holm-adjusted across rows)."""
-    m = _paired_frame(d)
-    cell = m["t"].astype(np.int8) * 2 + m["a"].astype(np.int8)
-    counts = (m.assign(cell=cell).groupby(["model", "judge", "cell"], observed=True).size()
-              .unstack("cell", fill_value=0).reindex(columns=[0, 1, 2, 3], fill_value=0))
-    counts.columns = ["both_safe", "answer_only", "thinking_only", "both_unsafe"]
-    out = counts.reset_index()
-    out["model"] = out["model"].astype(str)
-    out["judge"] = out["judge"].astype(str)
-    # Traces judged on either segment but not decided on both: stated, not silently dropped.
-    h = d.v.loc[d.v["judge"].isin(d.harm_judges) & d.v["segment"].isin(["thinking", "answer"]),
-                ["model", "judge", "trace_id"]]
-    seen = h.groupby(["model", "judge"], observed=True)["trace_id"].nunique()
-    seen.index = seen.index.set_levels([seen.index.levels[0].astype(str), seen.index.levels[1].astype(str)])
+    out = _paired_counts(d)
     out["n"] = out[["both_safe", "thinking_only", "answer_only", "both_unsafe"]].sum(axis=1)
-    if len(out):
-        keyed = seen.reindex(pd.MultiIndex.from_frame(out[["model", "judge"]])).fillna(0).to_numpy()
-        out["n_unpaired"] = (keyed - out["n"].to_numpy()).astype(int)
-    else:
-        out["n_unpaired"] = pd.Series(dtype=int)
+    # Traces judged on either segment but not decided on both: stated, not silently dropped.
+    out["n_unpaired"] = (out.pop("n_seen") - out["n"]).astype(int)
     a, b, c, dd = (out[k].to_numpy() for k in ("both_unsafe", "thinking_only", "answer_only", "both_safe"))
     n = out["n"].to_numpy()
     out["thinking_unsafe_rate"] = np.where(n > 0, (a + b) / np.maximum(n, 1), np.nan)
