@@ -7,10 +7,12 @@ fresh process and reads its peak RSS and CPU time. Target: <= 60 s and <= 2 GB o
 
     python benchmarks/report_scale.py [--verdicts 10000000] [--workdir DIR] [--keep]
 
-Measured (2-core VM shared with other jobs, load average ~11, so wall time is inflated; CPU time is the
-fairer figure: on 2 idle cores wall >= CPU / 2):
-    1M  verdicts: 16.5 s CPU, peak RSS 570 MB   (single-file analysis.py before: 16.4 s CPU, 641 MB)
-    10M verdicts: 85.7 s CPU (145.6 s wall under load), peak RSS 2,163 MB: over the 2 GB target by ~6%
+Measured (2-core VM shared with other jobs, so wall time is inflated; CPU time is the fairer figure: on
+2 idle cores wall >= CPU / 2; RSS in MiB, as ru_maxrss / 1024):
+    1M  verdicts: 11.8 s CPU, peak RSS 485 MB   (first streaming cut 16.5 s, 570 MB; single-file analysis.py
+                  16.4 s CPU, 641 MB)
+    10M verdicts: 76.2 s CPU (75.2 s wall, load average ~3), peak RSS 1,737 MB: 0.85 of the 2 GB target
+                  (before the per-block numpy verdict columns and the join-free tables: 85.7 s CPU, 2,163 MB)
 """
 
 from __future__ import annotations

@@ -236,19 +236,13 @@ def load_verdicts(path: Path, on_bad_line: str = "error", trace_ids: pd.Index | 
     unknown: dict[str, int] = {}
     try:
         reader = pj.open_json(path, read_options=pj.ReadOptions(block_size=8 << 20), parse_options=opts)
-        parts = [_verdict_block(b, trace_ids, unknown) for b in reader]
-        if parts:
-            table = pa.concat_tables(parts)
-            del parts
-            # The reader's read-ahead buffers go back to the OS before pandas (numpy, malloc) allocates.
-            pa.default_memory_pool().release_unused()
-            # self_destruct frees each Arrow column as it is converted: the two copies never coexist.
-            df = table.to_pandas(types_mapper={pa.bool_(): pd.BooleanDtype()}.get, self_destruct=True,
-                                 split_blocks=True)
-            del table
-            pa.default_memory_pool().release_unused()
-        else:
-            df = _verdict_block(schema.empty_table(), trace_ids, unknown).to_pandas()
+        values: dict[str, dict[str, int]] = {k: {} for k in _CATEGORIES}  # value -> code, across blocks
+        parts = [_verdict_block(b, trace_ids, unknown, values) for b in reader]
+        if not parts:
+            parts = [_verdict_block(pa.RecordBatch.from_pylist([], schema=schema), trace_ids, unknown, values)]
+        # The reader's buffers go back before the columns are joined; each column's blocks are freed as it is.
+        pa.default_memory_pool().release_unused()
+        df = pd.DataFrame({k: _join_column(parts, k, values) for k in list(parts[0])})
     except (pa.ArrowInvalid, ValueError):
         unknown.clear()
         df, onset, n_spans = _verdict_columns_py(_slow_rows(path, on_bad_line, _check_verdict))
@@ -256,34 +250,66 @@ def load_verdicts(path: Path, on_bad_line: str = "error", trace_ids: pd.Index | 
         df["n_spans"] = n_spans
         if trace_ids is not None:
             df["trace_id"] = _trace_codes(df["trace_id"].to_numpy(dtype=object), trace_ids, unknown)
-    df["judge_version"] = df["judge_version"].fillna("")
-    for k in ("segment", "judge", "judge_version", "status", "grade", "kind"):
-        # Sorted categories, as astype("category") of the strings gives: groupby order follows them.
-        c = df[k].astype("category")
-        df[k] = c.cat.remove_unused_categories().cat.reorder_categories(sorted(c.cat.remove_unused_categories().cat.categories))
+        df["judge_version"] = df["judge_version"].fillna("")
+        for k in _CATEGORIES:
+            # Sorted categories, as the fast path gives: groupby order follows them.
+            c = df[k].astype("category").cat.remove_unused_categories()
+            df[k] = c.cat.reorder_categories(sorted(c.cat.categories))
     return df
 
 
-def _verdict_block(batch, trace_ids: pd.Index | None, unknown: dict[str, int]):
-    """A block of verdict rows as a compact table: spans reduced to onset and count, strings dictionary-encoded,
-    trace ids as codes when ``trace_ids`` is given."""
-    import pyarrow as pa
+_CATEGORIES = ("segment", "judge", "judge_version", "status", "grade", "kind")
+
+
+def _verdict_block(batch, trace_ids: pd.Index | None, unknown: dict[str, int],
+                   values: dict[str, dict[str, int]]) -> dict[str, np.ndarray]:
+    """A block of verdict rows as numpy columns: spans reduced to onset and count, strings as codes into
+    ``values`` (shared by all blocks, so no block keeps an Arrow dictionary or a string per row), booleans as
+    (value, missing) pairs, trace ids as codes when ``trace_ids`` is given."""
     import pyarrow.compute as pc
 
     for k in ("trace_id", "segment", "judge", "status"):
         if batch.column(k).null_count:
             raise ValueError(f"a line lacks {k}")
-    spans = batch.column("spans")
-    cols = {"trace_id": batch.column("trace_id")}
-    if trace_ids is not None:
-        ids = batch.column("trace_id").to_numpy(zero_copy_only=False)
-        cols["trace_id"] = pa.array(_trace_codes(ids, trace_ids, unknown), pa.int32())
+    ids = batch.column("trace_id").to_numpy(zero_copy_only=False)
+    cols: dict[str, Any] = {"trace_id": ids if trace_ids is None else _trace_codes(ids, trace_ids, unknown)}
     for k, t in _VERDICT_FIELDS.items():
-        if k not in ("trace_id", "score"):  # the score is checked, not used: not kept
-            cols[k] = pc.dictionary_encode(batch.column(k)) if t == "string" else batch.column(k)
-    cols["onset_char"] = pa.array(_onset_chars(spans), pa.float64())
-    cols["n_spans"] = pc.fill_null(pc.list_value_length(spans), 0).cast(pa.int32())
-    return pa.table(cols)
+        col = batch.column(k)
+        if k in ("trace_id", "score"):  # the score is checked, not used: not kept
+            continue
+        if t == "string":
+            if k == "judge_version":
+                col = pc.fill_null(col, "")
+            enc = pc.dictionary_encode(col)
+            known = values[k]
+            lut = np.array([known.setdefault(x, len(known)) for x in enc.dictionary.to_pylist()] + [-1])
+            lut = lut.astype(np.int16 if len(known) < 1 << 15 else np.int32)
+            cols[k] = lut[pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False)]
+        elif t == "bool":
+            cols[k] = (pc.fill_null(col, False).to_numpy(zero_copy_only=False),
+                       pc.is_null(col).to_numpy(zero_copy_only=False))
+        else:
+            cols[k] = col.to_numpy(zero_copy_only=False).astype(np.float64)
+    spans = batch.column("spans")
+    cols["onset_char"] = _onset_chars(spans)
+    cols["n_spans"] = pc.fill_null(pc.list_value_length(spans), 0).to_numpy(zero_copy_only=False).astype(np.int32)
+    return cols
+
+
+def _join_column(parts: list[dict[str, Any]], k: str, values: dict[str, dict[str, int]]):
+    """Column ``k`` of all blocks as one pandas column, taken out of ``parts`` as it is joined."""
+    blocks = [p.pop(k) for p in parts]
+    if k in values:  # categories sorted, as astype("category") gives: groupby order follows them
+        names = list(values[k])
+        order = np.argsort(np.array(names, dtype=object)) if names else np.array([], int)
+        rank = np.empty(len(names) + 1, np.int16 if len(names) < 1 << 15 else np.int32)
+        rank[order] = np.arange(len(names))
+        rank[-1] = -1  # missing
+        codes = rank[np.concatenate(blocks)]
+        return pd.Categorical.from_codes(codes, categories=pd.Index([names[i] for i in order]))
+    if isinstance(blocks[0], tuple):
+        return pd.arrays.BooleanArray(np.concatenate([b[0] for b in blocks]), np.concatenate([b[1] for b in blocks]))
+    return np.concatenate(blocks)
 
 
 def _trace_codes(ids: np.ndarray, trace_ids: pd.Index, unknown: dict[str, int]) -> np.ndarray:

@@ -10,11 +10,42 @@ import pandas as pd
 from .dataset import Data, _grade
 from .stats import Z95, cohen_kappa, holm, mcnemar_exact_p, newcombe_paired_ci, wilson_ci, with_rate
 
+_DENSE_GROUPS = 1 << 22  # at most this many key combinations: groups numbered densely (else pandas groupby)
+
+
+def _sums(v: pd.DataFrame, mask, keys: list[str], cols: list[str]) -> pd.DataFrame:
+    """``v[mask].groupby(keys, observed=True)[cols].sum()`` for categorical ``keys`` and boolean ``cols``,
+    without copying the rows or pandas' int64 codes per key and row (at 10M verdicts those are GBs): each
+    row's group is numbered from the keys' category codes, and every column counted with one bincount."""
+    mask = np.asarray(mask, dtype=bool)
+    sizes = [len(v[k].cat.categories) for k in keys]
+    if int(np.prod(sizes, dtype=float)) > _DENSE_GROUPS:
+        return v.loc[mask, keys + cols].groupby(keys, observed=True)[cols].sum()
+    code = np.zeros(int(mask.sum()), np.int32)
+    missing = np.zeros(len(code), bool)  # a missing key: groupby leaves the row out
+    for k, n in zip(keys, sizes):
+        c = v[k].cat.codes.to_numpy()[mask]
+        missing |= c < 0
+        code = code * n + c
+    if missing.any():
+        mask = mask.copy()
+        mask[np.flatnonzero(mask)[missing]] = False
+        code = code[~missing]
+    total = int(np.prod(sizes))
+    seen = np.flatnonzero(np.bincount(code, minlength=total))
+    out = {c: np.bincount(code[v[c].to_numpy()[mask]], minlength=total)[seen].astype(np.int64) for c in cols}
+    levels, rest = [], seen
+    for k, n in zip(reversed(keys), reversed(sizes)):
+        rest, c = np.divmod(rest, n)
+        levels.append(pd.Categorical.from_codes(c, dtype=v[k].dtype))
+    index = pd.MultiIndex.from_arrays(levels[::-1], names=keys)
+    return pd.DataFrame(out, index=index)
+
+
 def summary_table(d: Data) -> pd.DataFrame:
     """Unsafe rate per model x suite x segment x judge (harm judges), Wilson 95% CI; errors counted apart."""
-    h = d.v.loc[d.v["judge"].isin(d.harm_judges), ["model", "suite", "segment", "judge", "decided", "err", "is_unsafe", "ok"]]
     keys = ["model", "suite", "segment", "judge"]
-    g = h.groupby(keys, observed=True)[["decided", "err", "is_unsafe", "ok"]].sum()
+    g = _sums(d.v, d.v["judge"].isin(d.harm_judges), keys, ["decided", "err", "is_unsafe", "ok"])
     out = pd.DataFrame({
         "n": g["decided"], "n_error": g["err"], "unsafe": g["is_unsafe"], "n_undecided": g["ok"] - g["decided"],
     }).reset_index()
@@ -34,47 +65,52 @@ def _finish_rate(df: pd.DataFrame, k: str, n: str, rate_prefix: str) -> pd.DataF
 
 def category_table(d: Data) -> pd.DataFrame:
     """Unsafe rates by harm area and category of the prompt suite."""
-    h = d.v.loc[d.v["judge"].isin(d.harm_judges), ["model", "suite", "harm_area", "category", "segment", "judge", "decided", "err", "is_unsafe"]]
     keys = ["model", "suite", "harm_area", "category", "segment", "judge"]
-    g = h.groupby(keys, observed=True)[["decided", "err", "is_unsafe"]].sum()
+    g = _sums(d.v, d.v["judge"].isin(d.harm_judges), keys, ["decided", "err", "is_unsafe"])
     out = pd.DataFrame({"n": g["decided"], "n_error": g["err"], "unsafe": g["is_unsafe"]}).reset_index()
     out = _finish_rate(out, "unsafe", "n", "unsafe_")
     out["grade"] = _grade(d, out["judge"])
     return out.sort_values(keys, ignore_index=True)
 
 
-def _paired_frame(d: Data) -> pd.DataFrame:
-    """One row per (trace, harm judge) with both thinking and answer decided: columns t, a (0/1)."""
-    h = d.v.loc[d.v["judge"].isin(d.harm_judges) & d.v["decided"], ["trace_id", "segment", "judge", "model", "is_unsafe"]]
-    # Categorical columns are compared and joined on their codes: no string per verdict.
-    th = h.loc[h["segment"] == "thinking", ["trace_id", "judge", "model", "is_unsafe"]]
-    an = h.loc[h["segment"] == "answer", ["trace_id", "judge", "is_unsafe"]]
-    m = th.merge(an, on=["trace_id", "judge"], suffixes=("_t", "_a"))
-    return m.rename(columns={"is_unsafe_t": "t", "is_unsafe_a": "a"})
+def _paired_counts(d: Data) -> pd.DataFrame:
+    """Per model x harm judge with a trace decided on both segments: the 2x2 cells (thinking, answer) over
+    such traces, and ``n_seen``, the traces judged on either segment. Each judge's decisions are one int8 per
+    trace and segment (-1: not decided; a verdict is unique per trace, segment and judge), so pairing the
+    segments needs no join of verdict rows."""
+    v, n_traces = d.v, len(d.traces)
+    models = d.traces["model"].cat
+    model_codes, n_models = models.codes.to_numpy(), len(models.categories)
+    trace_id, decided, unsafe = (v[k].to_numpy() for k in ("trace_id", "decided", "is_unsafe"))
+    judge_codes = v["judge"].cat.codes.to_numpy()
+    is_th, is_an = (v["segment"] == "thinking").to_numpy(), (v["segment"] == "answer").to_numpy()
+    rows = []
+    for j in d.harm_judges:
+        in_j = judge_codes == v["judge"].cat.categories.get_loc(j)
+        seg = {}
+        for name, in_seg in (("t", is_th), ("a", is_an)):
+            sel = in_j & in_seg & decided
+            seg[name] = np.full(n_traces, -1, np.int8)
+            seg[name][trace_id[sel]] = unsafe[sel]
+        both = (seg["t"] >= 0) & (seg["a"] >= 0)
+        cell = (seg["t"][both] * 2 + seg["a"][both]).astype(np.int64)
+        counts = np.bincount(model_codes[both] * 4 + cell, minlength=n_models * 4).reshape(n_models, 4)
+        seen = np.zeros(n_traces, bool)
+        seen[trace_id[in_j & (is_th | is_an)]] = True
+        n_seen = np.bincount(model_codes[seen], minlength=n_models)
+        for m in np.flatnonzero(counts.sum(axis=1)):
+            rows.append([str(models.categories[m]), j, *counts[m], n_seen[m]])
+    cols = ["both_safe", "answer_only", "thinking_only", "both_unsafe", "n_seen"]
+    return pd.DataFrame(rows, columns=["model", "judge", *cols]).astype(dict.fromkeys(cols, np.int64))
 
 
 def paired_table(d: Data) -> pd.DataFrame:
     """Thinking vs answer on the same traces, per model x judge: the 2x2 table, both rates, their difference
     with Newcombe's paired CI, the exact McNemar p (and Holm-adjusted across rows)."""
-    m = _paired_frame(d)
-    cell = m["t"].astype(np.int8) * 2 + m["a"].astype(np.int8)
-    counts = (m.assign(cell=cell).groupby(["model", "judge", "cell"], observed=True).size()
-              .unstack("cell", fill_value=0).reindex(columns=[0, 1, 2, 3], fill_value=0))
-    counts.columns = ["both_safe", "answer_only", "thinking_only", "both_unsafe"]
-    out = counts.reset_index()
-    out["model"] = out["model"].astype(str)
-    out["judge"] = out["judge"].astype(str)
-    # Traces judged on either segment but not decided on both: stated, not silently dropped.
-    h = d.v.loc[d.v["judge"].isin(d.harm_judges) & d.v["segment"].isin(["thinking", "answer"]),
-                ["model", "judge", "trace_id"]]
-    seen = h.groupby(["model", "judge"], observed=True)["trace_id"].nunique()
-    seen.index = seen.index.set_levels([seen.index.levels[0].astype(str), seen.index.levels[1].astype(str)])
+    out = _paired_counts(d)
     out["n"] = out[["both_safe", "thinking_only", "answer_only", "both_unsafe"]].sum(axis=1)
-    if len(out):
-        keyed = seen.reindex(pd.MultiIndex.from_frame(out[["model", "judge"]])).fillna(0).to_numpy()
-        out["n_unpaired"] = (keyed - out["n"].to_numpy()).astype(int)
-    else:
-        out["n_unpaired"] = pd.Series(dtype=int)
+    # Traces judged on either segment but not decided on both: stated, not silently dropped.
+    out["n_unpaired"] = (out.pop("n_seen") - out["n"]).astype(int)
     a, b, c, dd = (out[k].to_numpy() for k in ("both_unsafe", "thinking_only", "answer_only", "both_safe"))
     n = out["n"].to_numpy()
     out["thinking_unsafe_rate"] = np.where(n > 0, (a + b) / np.maximum(n, 1), np.nan)
@@ -150,9 +186,8 @@ def at_k_table(d: Data) -> pd.DataFrame:
 def refusal_table(d: Data) -> pd.DataFrame:
     """Refusal rate on harmful prompts and over-refusal rate on benign prompts (e.g. XSTest safe), from the
     verdicts that set ``refused`` (the refusal judge)."""
-    r = d.v[d.v["judge"].isin(d.refusal_judges)]
     keys = ["model", "suite", "segment", "judge", "label"]
-    g = r.groupby(keys, observed=True)[["ref_decided", "err", "is_refused"]].sum()
+    g = _sums(d.v, d.v["judge"].isin(d.refusal_judges), keys, ["ref_decided", "err", "is_refused"])
     out = pd.DataFrame({"n": g["ref_decided"], "n_error": g["err"], "refused": g["is_refused"]}).reset_index()
     for c in keys:
         out[c] = out[c].astype(str)
@@ -193,23 +228,33 @@ def agreement_table(d: Data) -> pd.DataFrame:
     rows = []
     if len(judges) < 2:
         return pd.DataFrame(columns=cols)
-    wide = (h.assign(judge=h["judge"].cat.remove_unused_categories(),
-                     segment=h["segment"].cat.remove_unused_categories())
-            .set_index(["trace_id", "segment", "judge"])["is_unsafe"].unstack("judge"))
-    for seg, w in wide.groupby(level="segment"):
+    # Per segment and judge, one int8 per trace (-1: not decided, else is_unsafe): a verdict is unique per
+    # trace, segment and judge, so pairing two judges is comparing two such arrays, with no wide frame.
+    n_traces = len(d.traces)
+    trace_id, unsafe = h["trace_id"].to_numpy(), h["is_unsafe"].to_numpy().astype(np.int8)
+    seg_codes, judge_codes = h["segment"].cat.codes.to_numpy(), h["judge"].cat.codes.to_numpy()
+    judge_code = {str(j): c for c, j in enumerate(h["judge"].cat.categories)}
+    for s_code in np.unique(seg_codes):
+        seg = h["segment"].cat.categories[s_code]
+        in_seg = seg_codes == s_code
+        by_judge = {}
+        for j in judges:
+            sel = in_seg & (judge_codes == judge_code[j])
+            arr = np.full(n_traces, -1, np.int8)
+            arr[trace_id[sel]] = unsafe[sel]
+            by_judge[j] = arr
         for i, ja in enumerate(judges):
             for jb in judges[i + 1:]:
-                if ja not in w or jb not in w:
+                xa, xb = by_judge[ja], by_judge[jb]
+                both = (xa >= 0) & (xb >= 0)
+                if not both.any():
                     continue
-                both = w[[ja, jb]].dropna()
-                if both.empty:
-                    continue
-                x, y = both[ja].astype(bool).to_numpy(), both[jb].astype(bool).to_numpy()
+                x, y = xa[both] == 1, xb[both] == 1
                 n11, n10, n01, n00 = (int((x & y).sum()), int((x & ~y).sum()), int((~x & y).sum()),
                                       int((~x & ~y).sum()))
                 po, kappa = cohen_kappa(n11, n10, n01, n00)
                 grade = "screening" if "screening" in (d.grades[ja], d.grades[jb]) else "standard"
-                rows.append([seg, ja, jb, len(both), n11, n10, n01, n00, po, kappa, grade])
+                rows.append([seg, ja, jb, n11 + n10 + n01 + n00, n11, n10, n01, n00, po, kappa, grade])
     return pd.DataFrame(rows, columns=cols)
 
 
