@@ -8,30 +8,10 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-from report_scale import make_run
-
-
-def timed(args: list[str]) -> tuple[float, float, float]:
-    """(wall seconds, CPU seconds, peak RSS in MB) of ``tracesafe ARGS`` in a fresh process. CPU time is the
-    figure to compare on a shared machine: wall time there depends on the other jobs."""
-    code = "import resource, sys; from tracesafe.cli import app\ntry:\n app(sys.argv[1:])\nfinally:\n" \
-           " u = resource.getrusage(resource.RUSAGE_SELF)\n" \
-           " print(u.ru_utime + u.ru_stime, u.ru_maxrss, file=sys.stderr)"
-    t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if r.returncode != 0:
-        sys.exit(r.stderr)
-    *_, summary, usage = r.stderr.strip().splitlines()
-    print(summary)
-    cpu, rss = usage.split()
-    return wall, float(cpu), int(rss) / 1024
+from report_scale import make_run, timed
 
 
 def main() -> None:
@@ -47,7 +27,8 @@ def main() -> None:
         size = sum(p.stat().st_size for p in root.rglob("*.jsonl")) / 1e6
         print(f"input: {args.verdicts:,} verdicts, {size:.0f} MB of JSONL")
         for fmt, out in (("parquet", root / "out.parquet"), ("datasets", root / "out-ds")):
-            wall, cpu, peak = timed(["export", str(root), "-o", str(out), "--as", fmt])
+            wall, cpu, peak, log = timed(["export", str(root), "-o", str(out), "--as", fmt])
+            print(log.splitlines()[-1] if log else "")
             size = sum(p.stat().st_size for p in [out, *out.rglob("*")] if p.is_file()) / 1e6
             print(f"{fmt}: {wall:.1f} s wall, {cpu:.1f} s CPU, peak RSS {peak:.0f} MB, {size:.1f} MB written")
     finally:

@@ -30,7 +30,7 @@ from . import analysis as A
 PUBLISHED_COLUMNS = ["paper", "arxiv", "version", "table", "cell", "run", "model", "suite", "segment", "metric",
                      "value", "status", "note"]  # fmt: skip
 COMPARISON_COLUMNS = ["paper", "version", "table", "cell", "run", "model", "suite", "segment", "metric", "published",
-                      "ours", "ci_low", "ci_high", "k", "n", "judge", "inside_ci", "status", "note"]  # fmt: skip
+                      "ours", "ci_low", "ci_high", "k", "n", "judge", "grade", "inside_ci", "status", "note"]  # fmt: skip
 STATUSES = ("read", "unread", "not_published")
 RATE_METRICS = {"unsafe_rate", "safe_rate", "attack_success_rate"}
 AT_K = {"safe_at_1", "safe_at_k", "cons_safe_at_k"}
@@ -81,62 +81,51 @@ def _tables(run_dir: Path) -> dict[str, pd.DataFrame]:
     return out
 
 
-def _pick_judge(df: pd.DataFrame, judge: str | None) -> pd.DataFrame:
-    """Rows of ``judge``, or of the first validated judge (a screening-grade one only when there is no other)."""
+def _first(df: pd.DataFrame, judge: str | None, fallback: bool = False, **match) -> pd.Series | None:
+    """The first row of ``df`` whose columns equal ``match``, for ``judge`` or else (no judge given, or with
+    ``fallback`` one absent from these rows) for the first validated judge: screening-grade ones, as the tables'
+    ``grade`` column states, only when there is no other. None when no row matches."""
     if df.empty:
-        return df
-    if judge is not None:
-        return df[df["judge"] == judge]
-    judges = sorted(df["judge"].unique(), key=lambda j: (A.is_screening(j), j))
-    return df[df["judge"] == judges[0]]
+        return None
+    for col, v in match.items():
+        df = df[df[col] == v]
+    if judge is not None and (not fallback or judge in set(df["judge"])):
+        df = df[df["judge"] == judge]
+    elif not df.empty:
+        df = df.sort_values(["grade", "judge"], key=lambda c: c.eq("screening") if c.name == "grade" else c, kind="stable")
+    return None if df.empty else df.iloc[0]
 
 
 def _ours(t: dict[str, pd.DataFrame], metric: str, model: str, suite: str, segment: str, judge: str | None):
-    """(rate, ci_low, ci_high, k, n, judge) for one cell, or None when the run has no such row."""
-    seg = segment or "answer"
+    """(rate, ci_low, ci_high, k, n, judge, grade) for one cell, or None when the run has no such row."""
+    cell = {"model": model, "suite": suite, "segment": segment or "answer"}
     if metric in RATE_METRICS:
-        s = t["summary"]
-        if s.empty:
+        r = _first(t["summary"], judge, **cell)
+        if r is None:
             return None
-        s = _pick_judge(s[(s["model"] == model) & (s["suite"] == suite) & (s["segment"] == seg)], judge)
-        if s.empty:
-            return None
-        r = s.iloc[0]
         k, n = int(r["unsafe"]), int(r["n"])
         if metric == "safe_rate":
             k = n - k
     elif metric in ("refusal_rate", "over_refusal_rate"):
-        s = t["refusal"]
-        if s.empty:
+        r = _first(t["refusal"], judge, fallback=True, **cell, metric=metric)
+        if r is None:
             return None
-        s = s[(s["model"] == model) & (s["suite"] == suite) & (s["segment"] == seg) & (s["metric"] == metric)]
-        s = _pick_judge(s, judge if judge in set(s["judge"]) else None)
-        if s.empty:
-            return None
-        r = s.iloc[0]
         k, n = int(r["refused"]), int(r["n"])
     elif metric == "hidden_risk_rate":
-        s = t["paired"]
-        if s.empty:
+        r = _first(t["paired"], judge, model=model)
+        if r is None:
             return None
-        s = _pick_judge(s[s["model"] == model], judge)
-        if s.empty:
-            return None
-        r = s.iloc[0]
         k, n = int(r["thinking_only"]), int(r["n"])
     else:  # Safe@1 / Safe@K / ConsSafe@K: the report's own estimate and interval
-        s = t["at_k"]
-        if s.empty:
+        r = _first(t["at_k"], judge, **cell)
+        if r is None:
             return None
-        s = _pick_judge(s[(s["model"] == model) & (s["suite"] == suite) & (s["segment"] == seg)], judge)
-        if s.empty:
-            return None
-        r = s.iloc[0]
         n = int(r["n_prompts"])
         k = int(round(float(r[metric]) * n)) if metric != "safe_at_1" and n else np.nan
-        return float(r[metric]), float(r[f"{metric}_ci_low"]), float(r[f"{metric}_ci_high"]), k, n, str(r["judge"])
+        return (float(r[metric]), float(r[f"{metric}_ci_low"]), float(r[f"{metric}_ci_high"]), k, n, str(r["judge"]),
+                str(r["grade"]))  # fmt: skip
     lo, hi = A.wilson_ci(k, n)
-    return (k / n if n else np.nan), lo, hi, k, n, str(r["judge"])
+    return (k / n if n else np.nan), lo, hi, k, n, str(r["judge"]), str(r["grade"])
 
 
 def compare(published: pd.DataFrame, run_dirs: dict[str, Path], judge: str | None = None) -> pd.DataFrame:
@@ -149,7 +138,7 @@ def compare(published: pd.DataFrame, run_dirs: dict[str, Path], judge: str | Non
         found = None
         if c.run in tables:
             found = _ours(tables[c.run], c.metric, ids[c.run].get(c.model, c.model), c.suite, c.segment, judge)
-        ours, lo, hi, k, n, used = found if found else (np.nan, np.nan, np.nan, np.nan, np.nan, "")
+        ours, lo, hi, k, n, used, grade = found if found else (np.nan, np.nan, np.nan, np.nan, np.nan, "", "")
         if c.status != "read":
             status = "published value unread" if c.status == "unread" else "not published"
             inside = ""
@@ -160,7 +149,7 @@ def compare(published: pd.DataFrame, run_dirs: dict[str, Path], judge: str | Non
         else:
             status, inside = "compared", "yes" if lo <= pub <= hi else "no"
         rows.append([c.paper, c.version, c.table, c.cell, c.run, c.model, c.suite, c.segment, c.metric, pub, ours,
-                     lo, hi, k, n, used, inside, status, c.note])
+                     lo, hi, k, n, used, grade, inside, status, c.note])
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 
 
@@ -185,12 +174,13 @@ def section(df: pd.DataFrame, title: str, unverified: list[str] = ()):
     inside = int((df["inside_ci"] == "yes").sum())
     doc.p(f"{len(df)} published cells: {counts.get('compared', 0)} compared (the paper's number inside our 95% CI in "
           f"{inside}), {counts.get('published value unread', 0)} whose published value could not be read, "
+          f"{counts.get('not published', 0)} that the paper does not publish, "
           f"{counts.get('not in our run', 0)} that this run does not cover. Intervals: Wilson 95% for rates, the "
           "report's normal interval over prompts for Safe@1. A cell is comparable only with the paper's prompts, "
           "models, decoding and judge; the judge used is named per row.")
     if unverified:
         doc.note("Unverified against the paper: " + " ".join(unverified))
-    if any(A.is_screening(j) for j in df["judge"] if j):
+    if (df["grade"] == "screening").any():
         doc.note("Some of our numbers come from a screening-grade judge: not comparable with the paper's.")
     doc.table(pd.DataFrame({
         "cell": [", ".join(x for x in (t, c) if x) for t, c in zip(df["table"], df["cell"])],
@@ -198,7 +188,7 @@ def section(df: pd.DataFrame, title: str, unverified: list[str] = ()):
         "suite": df["suite"], "segment": df["segment"], "metric": df["metric"],
         "paper": df["published"].map(pct),
         "ours (95% CI)": [f"{pct(o)} {ci(lo, hi)}".strip() for o, lo, hi in zip(df["ours"], df["ci_low"], df["ci_high"])],
-        "judge": [judge_disp(j, "screening" if A.is_screening(j) else None) if j else "" for j in df["judge"]],
+        "judge": [judge_disp(j, g) if j else "" for j, g in zip(df["judge"], df["grade"])],
         "paper inside CI": df["inside_ci"].replace("", "–"), "status": df["status"],
     }), "comparison.csv: every published cell, the paper's number, ours and our 95% CI.")
     return doc
