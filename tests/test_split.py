@@ -35,16 +35,16 @@ def test_real_formats(case):
 
 
 VLLM = [json.loads(line) for line in (Path(__file__).parent / "data/formats/vllm_cases.jsonl").read_text().splitlines()]
-README = (Path(__file__).parents[1] / "README.md").read_text()
+FORMATS_DOC = (Path(__file__).parents[1] / "docs/formats.md").read_text()
 
 
 @pytest.mark.parametrize("case", VLLM, ids=[f"{c['format']}-{c['case']}" for c in VLLM])
 def test_agrees_with_vllm_parsers(case):
     """vLLM's own non-streaming test cases for each family (cited per line): the same split up to
-    surrounding whitespace, except where a documented policy differs (README's table)."""
+    surrounding whitespace, except where a documented policy differs (docs/formats.md's table)."""
     s = split_text(case["raw"], format=case["format"], chat_template_kwargs=case.get("chat_template_kwargs"))
     if "difference" in case:
-        assert f"`{case['difference']}`" in README.split("### Differences from vLLM")[1]
+        assert f"`{case['difference']}`" in FORMATS_DOC.split("## Differences from vLLM")[1]
         assert (s.thinking, s.answer) == (case["thinking"], case["answer"])
         assert (s.thinking, s.answer) != ((case["vllm_reasoning"] or "").strip(), (case["vllm_content"] or "").strip())
     else:
@@ -224,12 +224,12 @@ def test_split_file_empty_input(tmp_path):
     assert (tmp_path / "o.jsonl").read_bytes() == b""
 
 
-def test_formats_cli_and_readme_list_every_format(tmp_path):
+def test_formats_cli_and_docs_list_every_format(tmp_path):
     r = subprocess.run([sys.executable, "-m", "tracesafe.cli", "formats", "list"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     listed = [line.split()[0] for line in r.stdout.splitlines()]
     assert listed == [f.name for f in formats.all_formats()]
-    table = README.split("### Formats")[1].split("### Differences from vLLM")[0]
+    table = FORMATS_DOC.split("\n## Formats\n")[1].split("\n## Differences from vLLM\n")[0]
     assert all(f"| `{name}` |" in table for name in listed)
 
 
