@@ -48,11 +48,12 @@ def _corrected_col(df: pd.DataFrame, rate: str, lo: str, hi: str, label: str = "
 
 
 CARD_CONFLICT_NOTE = (
-    "⚠ **The card and the data disagree** on {n} of the rates below: the observed rate is below the judge's "
-    "false-positive floor on its card (1 − specificity: on the card's gold set the judge flags at least that share "
-    "of safe texts) or above its sensitivity. The judge behaves differently on this data than on its validation "
-    "set (or the sample is small), so the corrected rate is clipped to 0 or 1 and its interval is not informative: "
-    "read the raw rate. The `card_conflict` columns of the tables name the side."
+    "⚠ **The card and the data disagree** on {n} of the corrected rates in this report (marked ⚠): the observed "
+    "rate is below the judge's false-positive floor on its card (1 − specificity: the share of safe texts of the "
+    "card's gold set that the judge flagged) or above its sensitivity (the share of harmful ones it flagged). The "
+    "judge behaves differently on these data than on its validation set (with few verdicts, the gap may also be "
+    "chance), so the corrected rate is clipped to 0 or 1 and its interval, and a corrected difference that uses "
+    "it, is not informative: read the raw rate. The `card_conflict` columns of the tables name the side."
 )
 
 
@@ -231,7 +232,7 @@ def summary_section(doc: Doc, c: Context) -> None:
 
 def _conflict_caption(df: pd.DataFrame) -> str:
     if "card_conflict" in df and (df["card_conflict"].fillna("") != "").any():
-        return " ⚠: the judge card and the data disagree, the corrected interval is not informative (see above)."
+        return " ⚠: the judge card and the data disagree; the corrected interval is not informative (see above)."
     return ""
 
 
