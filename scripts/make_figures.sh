@@ -19,9 +19,10 @@ Made by `scripts/make_figures.sh` from the **synthetic** sample traces in `trace
 (screening-grade) harm judge and the refusal judge. They show what the report draws; they are not findings
 about any model.
 
-The sample traces redact every harmful detail (`[REDACTED]`), and the offline judge v3 reads content: it flags
-none of them, so the harm panels show 0% with their intervals (v2, which read topic, flagged some). The refusal
-side still differs between thinking and answer.
+The harmful text in the sample traces is real: human-labelled harmful generations from HarmBench's classifier
+validation set (MIT), on HarmBench behaviors the offline judge never trained on, placed in the thinking (behind a
+refusal, or before a harmful answer) or in the answer. The judge is measured, not perfect: it misses some of that
+text and flags a little of the rest (see its card in the README), so the panels show what the judge reads.
 
 The report's sixth figure, the judge-agreement matrix, needs two harm judges on the same segments; the
 embedded default has one (offline), so it is not drawn here. `tests/test_report.py` draws it from two judges.

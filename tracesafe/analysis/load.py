@@ -10,6 +10,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+# The judge options that move a verdict's decision threshold (offline's threshold, rubric's unsafe_threshold): the
+# report reads them from each verdict's judge_config so that a judge card measured at another threshold is not used.
+THRESHOLD_KEYS = ("threshold", "unsafe_threshold")
 UNSAFE_CHUNK = 0.5  # a thinking chunk (verdict span) counts as unsafe when its score is >= this
 NONE = "(none)"
 
@@ -231,21 +234,25 @@ def load_verdicts(path: Path, on_bad_line: str = "error", trace_ids: pd.Index | 
     import pyarrow as pa
     import pyarrow.json as pj
 
-    schema = _arrow_schema(_VERDICT_FIELDS, [("spans", pa.list_(pa.list_(pa.float64())))])
+    config = pa.struct([(k, pa.float64()) for k in THRESHOLD_KEYS])  # a config's other keys are ignored
+    schema = _arrow_schema(_VERDICT_FIELDS, [("spans", pa.list_(pa.list_(pa.float64()))), ("judge_config", config)])
     opts = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore", newlines_in_values=False)
     unknown: dict[str, int] = {}
+    thresholds: set[tuple] = set()
     try:
         reader = pj.open_json(path, read_options=pj.ReadOptions(block_size=8 << 20), parse_options=opts)
         values: dict[str, dict[str, int]] = {k: {} for k in _CATEGORIES}  # value -> code, across blocks
-        parts = [_verdict_block(b, trace_ids, unknown, values) for b in reader]
+        parts = [_verdict_block(b, trace_ids, unknown, values, thresholds) for b in reader]
         if not parts:
-            parts = [_verdict_block(pa.RecordBatch.from_pylist([], schema=schema), trace_ids, unknown, values)]
+            parts = [_verdict_block(pa.RecordBatch.from_pylist([], schema=schema), trace_ids, unknown, values, thresholds)]
         # The reader's buffers go back before the columns are joined; each column's blocks are freed as it is.
         pa.default_memory_pool().release_unused()
         df = pd.DataFrame({k: _join_column(parts, k, values) for k in list(parts[0])})
     except (pa.ArrowInvalid, ValueError):
         unknown.clear()
-        df, onset, n_spans = _verdict_columns_py(_slow_rows(path, on_bad_line, _check_verdict))
+        rows = _slow_rows(path, on_bad_line, _check_verdict)
+        thresholds = {(str(r["judge"]), *(_threshold(r.get("judge_config"), k) for k in THRESHOLD_KEYS)) for r in rows}
+        df, onset, n_spans = _verdict_columns_py(rows)
         df["onset_char"] = onset
         df["n_spans"] = n_spans
         if trace_ids is not None:
@@ -255,17 +262,29 @@ def load_verdicts(path: Path, on_bad_line: str = "error", trace_ids: pd.Index | 
             # Sorted categories, as the fast path gives: groupby order follows them.
             c = df[k].astype("category").cat.remove_unused_categories()
             df[k] = c.cat.reorder_categories(sorted(c.cat.categories))
+    found: dict[str, dict[str, set]] = {}
+    for judge, *vals in thresholds:
+        for k, v in zip(THRESHOLD_KEYS, vals):
+            found.setdefault(judge, {}).setdefault(k, set()).add(v)
+    df.attrs["judge_thresholds"] = found
     return df
+
+
+def _threshold(config: Any, key: str) -> float | None:
+    v = config.get(key) if isinstance(config, dict) else None
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
 _CATEGORIES = ("segment", "judge", "judge_version", "status", "grade", "kind")
 
 
 def _verdict_block(batch, trace_ids: pd.Index | None, unknown: dict[str, int],
-                   values: dict[str, dict[str, int]]) -> dict[str, np.ndarray]:
+                   values: dict[str, dict[str, int]], thresholds: set[tuple]) -> dict[str, np.ndarray]:
     """A block of verdict rows as numpy columns: spans reduced to onset and count, strings as codes into
     ``values`` (shared by all blocks, so no block keeps an Arrow dictionary or a string per row), booleans as
-    (value, missing) pairs, trace ids as codes when ``trace_ids`` is given."""
+    (value, missing) pairs, trace ids as codes when ``trace_ids`` is given. The distinct (judge, threshold
+    options) of the block's ``judge_config`` go to ``thresholds``."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     for k in ("trace_id", "segment", "judge", "status"):
@@ -290,6 +309,10 @@ def _verdict_block(batch, trace_ids: pd.Index | None, unknown: dict[str, int],
                        pc.is_null(col).to_numpy(zero_copy_only=False))
         else:
             cols[k] = col.to_numpy(zero_copy_only=False).astype(np.float64)
+    config = batch.column("judge_config")
+    distinct = pa.table({"judge": batch.column("judge"), **{k: pc.struct_field(config, k) for k in THRESHOLD_KEYS}}
+                        ).group_by(["judge", *THRESHOLD_KEYS]).aggregate([])  # fmt: skip
+    thresholds.update(zip(*(distinct.column(k).to_pylist() for k in ["judge", *THRESHOLD_KEYS])))
     spans = batch.column("spans")
     cols["onset_char"] = _onset_chars(spans)
     cols["n_spans"] = pc.fill_null(pc.list_value_length(spans), 0).to_numpy(zero_copy_only=False).astype(np.int32)

@@ -67,7 +67,10 @@ def load(traces: list[Path], verdicts: Path, on_bad_line: str = "error") -> A.Da
         if not Path(p).exists():
             raise FileNotFoundError(f"{p}: no such file")
     t = A.load_traces([Path(p) for p in traces], on_bad_line)
-    return A.prepare(t, A.load_verdicts(Path(verdicts), on_bad_line, trace_ids=pd.Index(t["id"])))
+    v = A.load_verdicts(Path(verdicts), on_bad_line, trace_ids=pd.Index(t["id"]))
+    d = A.prepare(t, v)
+    d.info["judge_thresholds"] = v.attrs.get("judge_thresholds", {})
+    return d
 
 
 def write_tables(tables: dict[str, pd.DataFrame], out: Path) -> None:
@@ -91,6 +94,7 @@ def build_report(traces: list[Path], verdicts: Path, out_dir: Path, title: str |
     versions = d.v.groupby("judge", observed=True)["judge_version"].first().astype(str).to_dict()
     cards = select_cards(given, [str(j).split("@", 1)[0] for j in d.harm_judges + d.refusal_judges],
                          {str(k): v for k, v in versions.items()}, defaults=default_cards)  # fmt: skip
+    d.info["cards_not_used"] = A.drop_unmatched_cards(cards, d.info["judge_thresholds"])
     d.info["cards"] = {j: cards[j].source for j in A.apply_cards(tables, cards)}
     write_tables(tables, out_dir / "tables")
     figs = _figures(d, tables, onset_vals, out_dir / "figures")

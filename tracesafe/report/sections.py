@@ -33,12 +33,36 @@ def _disp_summary(s: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def _corrected_col(df: pd.DataFrame, rate: str, lo: str, hi: str, label: str = "corrected (95% CI)") -> dict:
-    """A display column of card-corrected rates, when the table has them ("–" for judges without a card)."""
+CARD_CONFLICT_MARK = " ⚠"
+
+
+def _corrected_col(df: pd.DataFrame, rate: str, lo: str, hi: str, label: str = "corrected (95% CI)",
+                   conflict: str = "card_conflict") -> dict:
+    """A display column of card-corrected rates, when the table has them ("–" for judges without a card; ⚠ where
+    the observed rate is outside what the card allows, see CARD_CONFLICT_NOTE)."""
     if rate not in df:
         return {}
-    return {label: ["–" if pd.isna(r) else f"{pct(r)} {ci(a, b)}{m}"
-                    for r, a, b, m in zip(df[rate], df[lo], df[hi], marks(df["grade"]))]}  # fmt: skip
+    flags = df[conflict].fillna("") if conflict in df else [""] * len(df)
+    return {label: ["–" if pd.isna(r) else f"{pct(r)} {ci(a, b)}{m}{CARD_CONFLICT_MARK if f else ''}"
+                    for r, a, b, m, f in zip(df[rate], df[lo], df[hi], marks(df["grade"]), flags)]}  # fmt: skip
+
+
+CARD_CONFLICT_NOTE = (
+    "⚠ **The card and the data disagree** on {n} of the corrected rates in this report (marked ⚠): the observed "
+    "rate is below the judge's false-positive floor on its card (1 − specificity: the share of safe texts of the "
+    "card's gold set that the judge flagged) or above its sensitivity (the share of harmful ones it flagged). The "
+    "judge behaves differently on these data than on its validation set (with few verdicts, the gap may also be "
+    "chance), so the corrected rate is clipped to 0 or 1 and its interval, and a corrected difference that uses "
+    "it, is not informative: read the raw rate. The `card_conflict` columns of the tables name the side."
+)
+
+
+def card_conflicts(t: dict[str, pd.DataFrame]) -> int:
+    """How many corrected rates (summary, refusal, paired thinking and answer) the card and the data disagree on."""
+    cols = {"summary": ["card_conflict"], "refusal": ["card_conflict"],
+            "paired": ["thinking_card_conflict", "answer_card_conflict"]}  # fmt: skip
+    return sum(int((t[name][c].fillna("") != "").sum()) for name, cs in cols.items() if name in t
+               for c in cs if c in t[name])  # fmt: skip
 
 
 def _disp_paired(p: pd.DataFrame, group: str = "model") -> pd.DataFrame:
@@ -54,9 +78,9 @@ def _disp_paired(p: pd.DataFrame, group: str = "model") -> pd.DataFrame:
         "difference (pp)": [pp(r, lo, hi) + m for r, lo, hi, m in
                             zip(p["rate_diff"], p["diff_ci_low"], p["diff_ci_high"], mk)],
         **_corrected_col(p, "thinking_corrected_rate", "thinking_corrected_ci_low", "thinking_corrected_ci_high",
-                         "thinking, corrected"),
+                         "thinking, corrected", "thinking_card_conflict"),
         **_corrected_col(p, "answer_corrected_rate", "answer_corrected_ci_low", "answer_corrected_ci_high",
-                         "answer, corrected"),
+                         "answer, corrected", "answer_card_conflict"),
         **({"difference, corrected (pp)": [pp(r, lo, hi) + m for r, lo, hi, m in zip(
             p["corrected_diff"], p["corrected_diff_ci_low"], p["corrected_diff_ci_high"], mk)]}
            if "corrected_diff" in p else {}),
@@ -189,11 +213,27 @@ def headline_section(doc: Doc, c: Context) -> None:
               "card's own sampling uncertainty (parametric bootstrap). Thinking and answer use the card's "
               "per-segment figures where it has them. Cards used: " +
               "; ".join(f"{md(j)}: {md(src)}" for j, src in sorted(c.d.info["cards"].items())) + ".")
+        n = card_conflicts(c.tables)
+        if n:
+            doc.p(CARD_CONFLICT_NOTE.format(n=n))
+    if c.d.info.get("cards_not_used"):
+        doc.p("**No correction** for " + "; ".join(f"{md(j)} (card {md(why)})" for j, why in
+                                                     sorted(c.d.info["cards_not_used"].items())) +
+              ": its card measured the judge at other threshold options than these verdicts were judged with, and a "
+              "threshold trades sensitivity for specificity. Make a card at the same options (`tracesafe judge-eval "
+              "--judge NAME -O threshold=… --gold GOLD --card CARD.json`) and pass it with `--judge-card`.")  # fmt: skip
 
 
 def summary_section(doc: Doc, c: Context) -> None:
     doc.h("Unsafe rates by model, suite and segment")
-    doc.table(_disp_summary(c.tables["summary"]), "summary.csv: rates over verdicts with status ok; Wilson 95% CIs.")
+    doc.table(_disp_summary(c.tables["summary"]), "summary.csv: rates over verdicts with status ok; Wilson 95% CIs." +
+              _conflict_caption(c.tables["summary"]))
+
+
+def _conflict_caption(df: pd.DataFrame) -> str:
+    if "card_conflict" in df and (df["card_conflict"].fillna("") != "").any():
+        return " ⚠: the judge card and the data disagree; the corrected interval is not informative (see above)."
+    return ""
 
 
 def harm_area_section(doc: Doc, c: Context) -> None:
@@ -235,7 +275,7 @@ def refusal_section(doc: Doc, c: Context) -> None:
         doc.p("Refusal rate on harmful prompts (higher is safer) and over-refusal rate on benign prompts such as "
               "XSTest's safe prompts (lower is better).")
         doc.table(_disp_rates(ref, ["model", "suite", "segment", "judge", "metric"], "refused", "n", "rate"),
-                  "refusal.csv (Wilson 95% CIs).")
+                  "refusal.csv (Wilson 95% CIs)." + _conflict_caption(ref))
 
 
 def harmfulness_section(doc: Doc, c: Context) -> None:
