@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .store import atomic_output, refuse_input_as_output
+from ._util.atomic import atomic_output, refuse_input_as_output
 
 PROMPT_FIELDS = ("prompt", "text", "instruction", "question")
 RESPONSE_FIELDS = ("response", "chosen", "safe_response", "output", "answer")

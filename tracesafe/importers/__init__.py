@@ -8,8 +8,8 @@ thinking/answer split, ``--on-bad-line`` and the atomic write.
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -20,6 +20,8 @@ from ..store import write_jsonl
 from ..suites import _LABELS
 from . import garak, inspect_log, lm_eval, openai, promptfoo, safechain, tables
 from ._base import MISSING, Bad, ImportOptions, Item, lookup
+
+log = logging.getLogger(__name__)
 
 
 class Importer(NamedTuple):
@@ -109,7 +111,7 @@ class _Records:
             if isinstance(rec, Bad):
                 if self.opts.on_bad_line == "error":
                     raise ValueError(f"{rec.where}: {rec.reason}")
-                print(f"warning: skipped {rec.where}: {rec.reason}", file=sys.stderr)
+                log.warning("skipped %s: %s", rec.where, rec.reason)
                 continue
             yield rec
 

@@ -23,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .._util.provenance import sha256_text
 from ..records import Prompt
 
 TEXT_FIELDS = ("prompt", "text", "instruction", "question")
@@ -141,7 +142,7 @@ def load_suite(
             pid = str(row[id_field])
         else:
             # Content hash: stable when the file is reordered or extended.
-            pid = f"{suite}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+            pid = f"{suite}-{sha256_text(text, 12)}"
         n = seen.get(pid, 0)
         seen[pid] = n + 1
         if n:

@@ -9,7 +9,6 @@ says what to download when the path is missing.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from .._util.provenance import sha256_text
 from ..records import Prompt
 
 
@@ -81,7 +81,7 @@ def _wildguardtest(rows, path):
     for n, r in rows:
         if _truthy(_field(r, "adversarial", path, n)) and _field(r, "prompt_harm_label", path, n) == "harmful":
             text = _field(r, "prompt", path, n)
-            out.append(Prompt(id=f"wgt_{hashlib.sha256(text.encode()).hexdigest()[:12]}", text=text,
+            out.append(Prompt(id=f"wgt_{sha256_text(text, 12)}", text=text,
                               suite="wildguardtest-jailbreak", category=str(r.get("subcategory") or "") or None,
                               label="harmful"))
     return out

@@ -1,0 +1,65 @@
+"""tracesafe._util: the shared helpers every stage uses."""
+
+from __future__ import annotations
+
+import pytest
+
+from tracesafe._util.progress import progress
+
+
+def test_progress_off_a_terminal_is_a_no_op(capsys):
+    with progress("x", 10) as advance:
+        advance()
+        advance(5)
+    assert capsys.readouterr().err == ""
+
+
+def test_the_hashes_are_the_ones_records_and_caches_were_made_with(tmp_path):
+    import hashlib
+
+    import orjson
+
+    from tracesafe._util.provenance import sha256_file, sha256_text, stable_id
+    from tracesafe.judges._cache import cache_key
+
+    assert sha256_text("é\ud800", 12) == hashlib.sha256("é\ud800".encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    f = tmp_path / "f"
+    f.write_bytes(b"x" * (3 << 20))
+    assert sha256_file(f) == hashlib.sha256(f.read_bytes()).hexdigest()
+    # A judge cache written before the move stays valid: the key is byte-for-byte the old formula.
+    old = hashlib.sha256(orjson.dumps(["j", "1", {"b": 1, "a": [2]}, sha256_text("p"), sha256_text("t")],
+                                      option=orjson.OPT_SORT_KEYS)).hexdigest()  # fmt: skip
+    assert cache_key("j", "1", {"b": 1, "a": [2]}, "p", "t") == old
+    assert stable_id("a", {"b": 1}) == hashlib.sha256(orjson.dumps(["a", {"b": 1}], option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def test_package_versions_has_python_and_this_package():
+    from importlib import metadata
+
+    from tracesafe._util.provenance import package_versions
+
+    v = package_versions()
+    assert v["python"].count(".") == 2 and v["platform"] and v["orjson"] == metadata.version("orjson")
+
+
+def test_atomic_output_replaces_only_on_success(tmp_path):
+    from tracesafe._util.atomic import atomic_output
+
+    out = tmp_path / "o.txt"
+    out.write_text("old")
+    with pytest.raises(RuntimeError), atomic_output(out) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError
+    assert out.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["o.txt", "o.txt.lock"]
+    with atomic_output(out) as tmp:
+        tmp.write_text("new")
+    assert out.read_text() == "new"
+
+
+def test_library_warnings_reach_stderr_as_warning_lines(tmp_path, capsys):
+    from tracesafe.store import read_jsonl
+
+    p = tmp_path / "t.jsonl"
+    p.write_text('{"id": 1}\n[1]\n')
+    assert list(read_jsonl(p, on_bad_line="skip")) == [{"id": 1}]
+    assert capsys.readouterr().err == f"warning: skipped {p}:2: expected a JSON object, got list\n"
