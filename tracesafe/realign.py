@@ -45,8 +45,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ._util.atomic import atomic_output, refuse_input_as_output
+from ._util.fields import PROMPT_FIELDS
 
-PROMPT_FIELDS = ("prompt", "text", "instruction", "question")
 RESPONSE_FIELDS = ("response", "chosen", "safe_response", "output", "answer")
 REJECTED_FIELDS = ("rejected", "unsafe_response")
 DEFAULT_SINGLE_SCALING = 1.0

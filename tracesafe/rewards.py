@@ -88,12 +88,10 @@ paper_refusal.detector_name = "alphaalign-patterns"  # type: ignore[attr-defined
 def judge_refusal_detector() -> RefusalDetector:
     """The project's refusal judge (``tracesafe.judges.refusal``) as ``V_r``: broader than the paper's
     patterns (partial refusals, Chinese), so its rewards are not the paper's."""
-    from .judges.refusal import RefusalJudge
-
-    judge = RefusalJudge()
+    from .judges.refusal import RefusalJudge, find_refusal
 
     def judge_refusal(text: str) -> bool:
-        return bool(judge.classify(text).refused)
+        return find_refusal(text) is not None
 
     judge_refusal.detector_name = f"judges.refusal/{RefusalJudge.version}"  # type: ignore[attr-defined]
     return judge_refusal

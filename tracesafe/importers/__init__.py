@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from .._util.fields import parse_label
 from ..records import Trace, stable_id, trace_id
 from ..split import split_record
 from ..store import write_jsonl
-from ..suites import _LABELS
 from . import garak, inspect_log, lm_eval, openai, promptfoo, safechain, tables
 from ._base import MISSING, Bad, ImportOptions, Item, lookup
 
@@ -173,10 +173,11 @@ class _Records:
                 return Bad(item.where, f"field {name or key!r} ({key}) is a {type(v).__name__}, expected text")
             else:
                 v = str(v)
-            if key == "label" and v is not None:
-                if v.strip().lower() not in _LABELS:
-                    return Bad(item.where, f"label {v!r} is not one of harmful/unsafe/1 or benign/safe/0")
-                v = _LABELS[v.strip().lower()]
+            if key == "label":
+                try:
+                    v = parse_label(v)
+                except ValueError as e:
+                    return Bad(item.where, str(e))
             labels[key] = v
         return labels
 

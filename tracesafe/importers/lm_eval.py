@@ -20,9 +20,9 @@ from typing import Any
 
 import orjson
 
+from .._util.fields import PROMPT_FIELDS
 from ..store import read_jsonl_numbered
 from ._base import Bad, ImportOptions, Item
-from .tables import PROMPT_FIELDS
 
 _NAME = re.compile(r"samples_(?P<task>.+)_(?P<date>\d{4}-\d{2}-\d{2}T[\d.\-]+)\.jsonl$")
 

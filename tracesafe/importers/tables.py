@@ -11,12 +11,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from .._util.fields import PROMPT_FIELDS
 from ..store import read_csv_numbered, read_jsonl_numbered
 from ._base import Bad, ImportOptions, Item
 
 RESPONSE_FIELDS = ("response", "output", "completion", "raw")
 REASONING_FIELDS = ("reasoning_content", "reasoning")
-PROMPT_FIELDS = ("prompt", "instruction", "question", "text")
 _ROWS_PER_BATCH = 1000
 
 

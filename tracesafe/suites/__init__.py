@@ -23,10 +23,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .._util.fields import PROMPT_FIELDS, parse_label
 from .._util.provenance import sha256_text
 from ..records import Prompt
-
-TEXT_FIELDS = ("prompt", "text", "instruction", "question")
 
 
 def _data(name: str):
@@ -133,9 +132,9 @@ def load_suite(
     prompts: list[Prompt] = []
     seen: dict[str, int] = {}
     for lineno, row in rows:
-        field_name = text_field or next((f for f in TEXT_FIELDS if f in row), None)
+        field_name = text_field or next((f for f in PROMPT_FIELDS if f in row), None)
         if field_name is None or not isinstance(row.get(field_name), str) or not row[field_name]:
-            want = text_field or "/".join(TEXT_FIELDS)
+            want = text_field or "/".join(PROMPT_FIELDS)
             raise ValueError(f"{path}:{lineno}: no text in field {want!r} (fields: {', '.join(map(str, row))})")
         text = row[field_name]
         if id_field and row.get(id_field) not in (None, ""):
@@ -166,19 +165,11 @@ def _str_or_none(v: Any) -> str | None:
     return None if v is None or v == "" else str(v)
 
 
-_LABELS = {
-    "harmful": "harmful", "unsafe": "harmful", "1": "harmful", "true": "harmful",
-    "benign": "benign", "safe": "benign", "0": "benign", "false": "benign",
-}  # fmt: skip
-
-
 def _label(v: Any, path: Path, lineno: int):
-    if v is None or v == "":
-        return None
-    key = str(v).strip().lower()
-    if key not in _LABELS:
-        raise ValueError(f"{path}:{lineno}: label {v!r} is not one of harmful/unsafe/1 or benign/safe/0")
-    return _LABELS[key]
+    try:
+        return parse_label(v)
+    except ValueError as e:
+        raise ValueError(f"{path}:{lineno}: {e}") from None
 
 
 def _read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
