@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..store import read_jsonl_numbered
-from ._base import Bad, ImportOptions, Item, text_of
+from ._base import IMPORTERS, Bad, Importer, ImportOptions, Item, text_of
 
 log = logging.getLogger(__name__)
 
@@ -90,3 +90,6 @@ def _prompt(prompt: Any) -> str | None:
             content = turn.get("content")
             return content.get("text") if isinstance(content, dict) else text_of(content)
     return None
+
+
+IMPORTERS.add("garak", Importer(read, "garak report .jsonl"))

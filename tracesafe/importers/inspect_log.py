@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from ._base import Bad, ImportOptions, Item, JsonDocument, text_of
+from ._base import IMPORTERS, Bad, Importer, ImportOptions, Item, JsonDocument, text_of
 
 _HEAVY = {"events", "store", "attachments", "events_data", "timelines"}
 ATTACHMENT = "attachment://"
@@ -213,3 +213,6 @@ def _prompt(input: Any) -> str | None:
 
 def _first_line(e: Exception) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+IMPORTERS.add("inspect", Importer(read, "inspect_ai eval log (.eval or .json)"))

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from ..store import read_jsonl_numbered
-from ._base import Bad, ImportOptions, Item, JsonDocument
+from ._base import IMPORTERS, Bad, Importer, ImportOptions, Item, JsonDocument
 
 log = logging.getLogger(__name__)
 
@@ -101,3 +101,6 @@ def split_thinking(output: str) -> tuple[str | None, str, str | None]:
         thinking, answer = rest.split("\n\n")
         return thinking, answer, None
     return None, output, "ambiguous"
+
+
+IMPORTERS.add("promptfoo", Importer(read, "promptfoo eval -o results.json / .jsonl"))

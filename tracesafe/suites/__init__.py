@@ -11,6 +11,13 @@ Built in (both CC-BY-4.0, attribution in ``tracesafe/suites/data/ATTRIBUTION.md`
 
 Paper benchmarks that cannot be shipped (AIR-Bench, CyberSecEval, WildGuardTest, WildJailbreak) are read from
 the user's copy as ``NAME:PATH`` with a row-count check (``suites/local.py``).
+
+To add a suite:
+- shippable (its license allows redistribution): put the file under ``suites/data/`` with its attribution in
+  ``data/ATTRIBUTION.md``, write a ``_load_<name>() -> list[Prompt]`` here and ``BUILTIN.add(...)`` it below;
+- not shippable: ``LOCAL.add(LocalSuite(...))`` in ``local.py`` with the download it needs, the row count its
+  publisher documents and a ``convert(rows, path)``;
+and add a test that loads it (``tests/test_paper_suites.py`` builds stand-ins for the unshippable ones).
 """
 
 from __future__ import annotations
@@ -21,10 +28,11 @@ import os
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._util.fields import PROMPT_FIELDS, parse_label
 from .._util.provenance import sha256_text
+from .._util.registry import Registry
 from ..records import Prompt
 
 
@@ -91,13 +99,18 @@ def _load_harmbench() -> list[Prompt]:
         ]
 
 
-BUILTIN: dict[str, tuple[Callable[[], list[Prompt]], str]] = {
-    "sst": (_load_sst, "SimpleSafetyTests: 100 harmful prompts, 5 harm areas (Vidgen et al. 2023, CC-BY-4.0)"),
-    "xstest": (_load_xstest, "XSTest v2: 250 safe + 200 unsafe contrast prompts (Röttger et al. 2024, CC-BY-4.0)"),
-    "xstest-safe": (_load_xstest_safe, "XSTest v2: the 250 safe prompts (over-refusal)"),
-    "strongreject": (_load_strongreject, "StrongREJECT: the 281 MIT-licensed of 313 forbidden prompts (Souly et al. 2024)"),
-    "harmbench": (_load_harmbench, "HarmBench: 320 text test behaviors (Mazeika et al. 2024, MIT)"),
-}
+class Suite(NamedTuple):
+    load: Callable[[], list[Prompt]]
+    description: str
+
+
+# Suites shipped with the package, by name (`tracesafe suites list` prints them in this order).
+BUILTIN: Registry[Suite] = Registry("built-in suite")
+BUILTIN.add("sst", Suite(_load_sst, "SimpleSafetyTests: 100 harmful prompts, 5 harm areas (Vidgen et al. 2023, CC-BY-4.0)"))
+BUILTIN.add("xstest", Suite(_load_xstest, "XSTest v2: 250 safe + 200 unsafe contrast prompts (Röttger et al. 2024, CC-BY-4.0)"))
+BUILTIN.add("xstest-safe", Suite(_load_xstest_safe, "XSTest v2: the 250 safe prompts (over-refusal)"))
+BUILTIN.add("strongreject", Suite(_load_strongreject, "StrongREJECT: the 281 MIT-licensed of 313 forbidden prompts (Souly et al. 2024)"))
+BUILTIN.add("harmbench", Suite(_load_harmbench, "HarmBench: 320 text test behaviors (Mazeika et al. 2024, MIT)"))
 
 
 def is_named(name: str) -> bool:
@@ -121,7 +134,7 @@ def load_suite(
 
     name = str(name_or_path)
     if name in BUILTIN:
-        return BUILTIN[name][0]()
+        return BUILTIN.get(name).load()
     if split_name(name) is not None:
         return load_local(name)
     path = Path(name)

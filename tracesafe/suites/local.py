@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from .._util.provenance import sha256_text
+from .._util.registry import Registry
 from ..records import Prompt
 
 
@@ -103,7 +104,9 @@ def _strongreject_full(rows, path):
 
 
 PURPLELLAMA = "https://github.com/meta-llama/PurpleLlama/tree/main/CybersecurityBenchmarks/datasets"
-LOCAL: dict[str, LocalSuite] = {s.name: s for s in (
+# Paper benchmarks read from the user's copy, by name.
+LOCAL: Registry[LocalSuite] = Registry("paper benchmark")
+for _suite in (
     LocalSuite("airbench", "AIR-Bench 2024 (Zeng et al. 2024), 5,694 harmful prompts in 314 risk categories",
                "Hugging Face dataset stanford-crfm/air-bench-2024, config 'default', split 'test' "
                "(datasets.load_dataset('stanford-crfm/air-bench-2024', split='test').save_to_disk(PATH), or its "
@@ -138,7 +141,8 @@ LOCAL: dict[str, LocalSuite] = {s.name: s for s in (
                "strongreject_dataset/strongreject_dataset.csv from https://github.com/alexandrasouly/strongreject "
                "(the built-in 'strongreject' suite has only its 281 MIT-licensed rows)", 313,
                "the StrongREJECT paper (313 prompts)", _strongreject_full),
-)}  # fmt: skip
+):  # fmt: skip
+    LOCAL.add(_suite.name, _suite)
 UNSUPPORTED = {
     "cyberseceval-phishing": "CyberSecEval's spear-phishing test is a multi-turn dialogue between an attacker "
     "model and a simulated victim with a judge model; tracesafe generates single-turn traces, so it does not run it. "
@@ -159,7 +163,7 @@ def load_local(name: str) -> list[Prompt]:
     key, path = split_name(name) or (name, "")
     if key in UNSUPPORTED:
         raise ValueError(f"{key}: {UNSUPPORTED[key]}")
-    spec = LOCAL[key]
+    spec = LOCAL.get(key)
     if not path:
         raise FileNotFoundError(f"{key}: not shipped with tracesafe (license); download {spec.download} and name "
                                 f"it as '{key}:PATH'")  # fmt: skip
