@@ -19,6 +19,8 @@ def parse_label(value: Any) -> str | None:
     """"harmful", "benign", or None for no value; ValueError (no location: the caller adds it) for any other."""
     if value is None or value == "":
         return None
+    if isinstance(value, float) and value in (0, 1):  # a 0/1 column that a table reader typed as float
+        value = int(value)
     key = str(value).strip().lower()
     if key not in LABELS:
         raise ValueError(f"label {value!r} is not one of harmful/unsafe/1 or benign/safe/0")
