@@ -24,13 +24,13 @@ class SafetyExample:
 
 def load_safety_data(path: str | os.PathLike) -> list[SafetyExample]:
     """Harmful prompt + safe response pairs (optionally a ``rejected`` unsafe response) from JSONL/CSV."""
-    from ..suites import _read_rows
+    from ..suites.rows import read_rows
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     out = []
-    for lineno, row in _read_rows(path):
+    for lineno, row in read_rows(path):
         pf = next((f for f in PROMPT_FIELDS if isinstance(row.get(f), str) and row[f]), None)
         rf = next((f for f in RESPONSE_FIELDS if isinstance(row.get(f), str) and row[f]), None)
         if pf is None or rf is None:

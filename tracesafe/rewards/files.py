@@ -23,7 +23,8 @@ from .alphaalign import (
 def load_labels(source: str | os.PathLike) -> dict[str, str]:
     """prompt_id -> harmful/benign from a built-in suite name, a Prompt/suite file, or a JSONL/CSV of
     ``prompt_id`` (or ``id``) and ``label``."""
-    from ..suites import BUILTIN, _label, _read_rows, load_suite
+    from ..suites import BUILTIN, _label, load_suite
+    from ..suites.rows import read_rows
 
     name = str(source)
     if name in BUILTIN:
@@ -32,7 +33,7 @@ def load_labels(source: str | os.PathLike) -> dict[str, str]:
     if not path.exists():
         raise FileNotFoundError(f"{name}: no such file, and not a built-in suite ({', '.join(BUILTIN)})")
     labels: dict[str, str] = {}
-    for lineno, row in _read_rows(path):
+    for lineno, row in read_rows(path):
         pid = row.get("prompt_id", row.get("id"))
         if pid in (None, "") or "label" not in row:
             raise ValueError(f"{path}:{lineno}: needs a prompt_id (or id) and a label")

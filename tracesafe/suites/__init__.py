@@ -34,6 +34,7 @@ from .._util.fields import PROMPT_FIELDS, parse_label
 from .._util.provenance import sha256_text
 from .._util.registry import Registry
 from ..records import Prompt
+from .rows import read_rows
 
 
 def _data(name: str):
@@ -140,7 +141,7 @@ def load_suite(
     path = Path(name)
     if not path.exists():
         raise FileNotFoundError(f"{name}: no such file, and not a built-in suite ({', '.join(BUILTIN)})")
-    rows = _read_rows(path)
+    rows = read_rows(path)
     suite = path.stem
     prompts: list[Prompt] = []
     seen: dict[str, int] = {}
@@ -183,33 +184,6 @@ def _label(v: Any, path: Path, lineno: int):
         return parse_label(v)
     except ValueError as e:
         raise ValueError(f"{path}:{lineno}: {e}") from None
-
-
-def _read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    if path.is_dir():
-        try:
-            import datasets
-        except ImportError as e:
-            raise RuntimeError(f"{path}: reading a datasets directory needs `pip install datasets`") from e
-        ds = datasets.load_from_disk(str(path))
-        if isinstance(ds, datasets.DatasetDict):
-            split_name = "test" if "test" in ds else next(iter(ds))
-            ds = ds[split_name]
-        return [(i + 1, dict(r)) for i, r in enumerate(ds)]
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        from ..store import read_csv_numbered
-
-        return list(read_csv_numbered(path))
-    if suffix in (".jsonl", ".json"):
-        from ..store import read_jsonl
-
-        return list(enumerate(read_jsonl(path), 1))
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return [(i + 1, r) for i, r in enumerate(pq.read_table(path).to_pylist())]
-    raise ValueError(f"{path}: unsupported suite file type {suffix!r} (csv, jsonl, parquet, or a datasets dir)")
 
 
 def suite_hash(prompts: list[Prompt]) -> str:

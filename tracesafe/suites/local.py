@@ -19,6 +19,7 @@ import orjson
 from .._util.provenance import sha256_text
 from .._util.registry import Registry
 from ..records import Prompt
+from .rows import read_rows
 
 
 @dataclass(frozen=True)
@@ -158,8 +159,6 @@ def split_name(name: str) -> tuple[str, str] | None:
 
 
 def load_local(name: str) -> list[Prompt]:
-    from . import _read_rows
-
     key, path = split_name(name) or (name, "")
     if key in UNSUPPORTED:
         raise ValueError(f"{key}: {UNSUPPORTED[key]}")
@@ -170,7 +169,7 @@ def load_local(name: str) -> list[Prompt]:
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such file or folder (for suite {key}: download {spec.download})")
-    rows = _json_array(p) if p.suffix.lower() == ".json" and p.is_file() else _read_rows(p)
+    rows = _json_array(p) if p.suffix.lower() == ".json" and p.is_file() else read_rows(p)
     if spec.expected is not None and len(rows) != spec.expected:
         raise ValueError(f"{p}: {len(rows)} rows, but {spec.title} has {spec.expected} ({spec.expected_source}); "
                          f"download {spec.download}")  # fmt: skip
