@@ -106,3 +106,32 @@ def test_find_refusal_is_the_refusal_judges_matcher():
     text = "Let me think. " * 40 + "So I won't provide that."
     assert find_refusal("I'm sorry, but I can't help with that.") == RefusalJudge().find("I'm sorry, but I can't help with that.")
     assert find_refusal(text) is None and find_refusal(text, tail=300) == RefusalJudge().find(text, 300) is not None
+
+
+def test_every_plugin_kind_is_one_registry_with_the_same_errors():
+    from tracesafe._util import Registry
+    from tracesafe.formats._base import FORMATS
+    from tracesafe.importers import IMPORTERS
+    from tracesafe.judges import register_judge
+    from tracesafe.judges._base import JUDGES
+    from tracesafe.suites import BUILTIN
+    from tracesafe.suites.local import LOCAL
+
+    assert all(isinstance(r, Registry) for r in (FORMATS, IMPORTERS, JUDGES, BUILTIN, LOCAL))
+    assert IMPORTERS.names()[:5] == ["jsonl", "csv", "parquet", "arrow", "datasets"]  # the CLI's listing order
+    assert [name for name, imp in IMPORTERS.items() if imp.table] == IMPORTERS.names()[:5]
+    with pytest.raises(ValueError, match=r"^judge 'refusal' is already registered by tracesafe\.judges\.refusal$"):
+        register_judge("refusal")(type("Other", (), {}))
+    with pytest.raises(ValueError, match=r"^unknown built-in suite 'nope'; known: harmbench, sst, strongreject"):
+        BUILTIN.get("nope")
+
+
+@pytest.mark.parametrize("unit", ["items", "bytes"])
+def test_progress_on_a_terminal_draws_a_bar_and_closes_it(capsys, monkeypatch, unit):
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    with progress("judge x", 4, unit=unit, transient=False) as advance:
+        advance(4)
+    err = capsys.readouterr().err
+    assert "judge x" in err and ("4/4" in err if unit == "items" else "4 bytes" in err), err
