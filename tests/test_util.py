@@ -135,3 +135,22 @@ def test_progress_on_a_terminal_draws_a_bar_and_closes_it(capsys, monkeypatch, u
         advance(4)
     err = capsys.readouterr().err
     assert "judge x" in err and ("4/4" in err if unit == "items" else "4 bytes" in err), err
+
+
+def test_log_setup_chooses_the_level_and_can_hand_logging_to_the_host(capsys):
+    import logging
+
+    from tracesafe._util import log
+
+    logger = logging.getLogger("tracesafe.store")
+    try:
+        log.setup("INFO")
+        logger.info("read %d lines", 3)
+        log.setup(stderr=False)
+        logger.warning("not on stderr")
+        assert capsys.readouterr().err == "info: read 3 lines\n"
+    finally:
+        log.setup()
+        logging.getLogger("tracesafe").setLevel(logging.NOTSET)
+    logger.warning("back")
+    assert capsys.readouterr().err == "warning: back\n"

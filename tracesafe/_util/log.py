@@ -41,8 +41,8 @@ def setup(level: int | str = logging.WARNING, *, stderr: bool = True) -> None:
     ``stderr=False`` takes the handler away again."""
     logger = logging.getLogger(ROOT)
     HANDLER.setLevel(level)
-    if logger.level == logging.NOTSET or logger.level > HANDLER.level:
-        logger.setLevel(level)
+    if logger.getEffectiveLevel() > HANDLER.level:  # never raises it: a host's DEBUG stays DEBUG
+        logger.setLevel(HANDLER.level)
     if stderr:
         if HANDLER not in logger.handlers:
             logger.addHandler(HANDLER)
