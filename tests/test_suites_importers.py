@@ -41,7 +41,7 @@ def test_user_suites(tmp_path):
     assert [p.id for p in ps] == ["a", "b"] and ps[0].meta == {"extra": 1}
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "x"}\n{"body": "y"}\n')
-    with pytest.raises(ValueError, match=r"bad\.jsonl:2: no text in field 'prompt/text/instruction/question'"):
+    with pytest.raises(ValueError, match=r"bad\.jsonl:2: no text in field 'prompt/instruction/question/text'"):
         load_suite(bad)
     badlabel = tmp_path / "badlabel.csv"
     badlabel.write_text("prompt,label\nx,maybe\n")

@@ -8,14 +8,13 @@ so a stage never drops what another tool put on a line.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-import orjson
+from ._util.provenance import stable_id  # re-exported: ids are part of the record API
 
 SCHEMA_VERSION = 1  # of every record but Verdict (2: typed id, key, harmfulness, judge_config, grade, kind)
 
@@ -27,12 +26,6 @@ VerdictStatus = Literal["ok", "error"]
 JudgeKind = Literal["harm", "refusal"]
 # standard: a validated classifier; screening: a fast triage judge, never a headline number without saying so
 JudgeGrade = Literal["standard", "screening"]
-
-
-def stable_id(*parts: Any, n: int = 16) -> str:
-    """Content hash of ``parts`` (JSON with sorted keys), hex, ``n`` chars: same inputs, same id."""
-    blob = orjson.dumps(list(parts), option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
-    return hashlib.sha256(blob).hexdigest()[:n]
 
 
 INT64 = (-(2**63), 2**63 - 1)  # tables and Parquet store integers as int64

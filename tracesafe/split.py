@@ -217,7 +217,7 @@ def split_file(
     are split in ``chunk_bytes`` pieces by ``workers`` processes (default: the CPUs available);
     memory is constant in the file size. ``format`` names a reasoning family (default: detect per
     record). Returns counts per split_status plus ``skipped`` bad lines."""
-    from .store import atomic_output
+    from ._util.atomic import atomic_output
 
     if format is not None and format != "auto":
         get(format)  # an unknown name fails before any work

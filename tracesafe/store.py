@@ -5,9 +5,8 @@ can leave at most one torn last line; opening the file for append again cuts it 
 that parses is kept: only its newline was missing), so every complete line stays valid and the
 run continues where it stopped.
 
-Outputs are guarded: a writer holds ``OUTPUT.lock`` (so a second writer fails at once instead of
-cutting the first one's records or repeating its work), never writes a file it reads, and whole-file
-outputs go through a fresh temporary file in the same folder that replaces the output at the end.
+Outputs are guarded (``_util/atomic.py``, re-exported here): a writer holds ``OUTPUT.lock`` (a second
+writer fails at once), never writes a file it reads, and whole-file outputs replace the output at the end.
 """
 
 from __future__ import annotations
@@ -15,16 +14,26 @@ from __future__ import annotations
 import csv
 import logging
 import os
-import shutil
-import sys
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Literal
 
 import orjson
 
+from ._util.atomic import (
+    OutputError,
+    acquire,
+    atomic_output,
+    file_lock,
+    output_lock,
+    prepare_output,
+    refuse_input_as_output,
+)
+
+__all__ = ["BadLineError", "JsonlWriter", "OnBadLine", "OutputError", "atomic_output", "dumps_line", "export_parquet",
+           "merge", "output_lock", "read_csv_numbered", "read_ids", "read_jsonl", "read_jsonl_numbered",
+           "refuse_input_as_output", "repair_torn_tail", "write_jsonl"]  # fmt: skip
 OnBadLine = Literal["error", "skip"]
 log = logging.getLogger(__name__)
 SHARED_LOCK_WAIT = 600.0  # seconds a shared-file writer waits for its turn (others hold it one write at a time)
@@ -36,106 +45,6 @@ class BadLineError(ValueError):
     def __init__(self, path: str | os.PathLike, lineno: int, reason: str):
         self.path, self.lineno, self.reason = str(path), lineno, reason
         super().__init__(f"{path}:{lineno}: {reason}")
-
-
-class OutputError(ValueError):
-    """An output that cannot be written safely: it is one of the inputs (or a folder holding one), a folder
-    where a file is wanted, or another process writes it. The message starts with the output's path."""
-
-
-def _lock(path: str | os.PathLike, wait: float):
-    from filelock import FileLock
-
-    # Beside the output, not on it: whole-file outputs are replaced (a new inode), the lock file stays.
-    # thread_local=False: generation threads write through one writer.
-    return FileLock(f"{path}.lock", timeout=wait, thread_local=False)
-
-
-def _acquire(lock, path: str | os.PathLike) -> None:
-    from filelock import Timeout
-
-    try:
-        lock.acquire()
-    except Timeout:
-        raise OutputError(f"{path}: another process is writing it (it holds {path}.lock); wait for it to finish") from None
-
-
-@contextmanager
-def output_lock(path: str | os.PathLike) -> Iterator[None]:
-    """Hold ``PATH.lock`` for the block; OutputError at once if another writer holds it."""
-    lock = _lock(path, 0)
-    _acquire(lock, path)
-    try:
-        yield
-    finally:
-        lock.release()
-
-
-def refuse_input_as_output(output: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> None:
-    """OutputError when ``output`` is one of ``inputs`` (the same file under any name: hard link, symlink,
-    ``./``) or a folder holding one: writing it would destroy the input while it is read."""
-    out = Path(output)
-    out_res = out.resolve()
-    for inp in inputs:
-        inp_res = Path(inp).resolve()
-        if inp_res == out_res or (out.exists() and Path(inp).exists() and os.path.samefile(out, inp)):
-            raise OutputError(f"{output}: the output is the input {inp}; write to another file")
-        if out_res in inp_res.parents:
-            raise OutputError(f"{output}: the output would replace a folder holding the input {inp}; write elsewhere")
-
-
-def _prepare_output(path: Path, inputs: Iterable[str | os.PathLike], folder: bool = False) -> None:
-    refuse_input_as_output(path, inputs)
-    if path.is_dir() and not folder:
-        raise OutputError(f"{path}: is a folder; the output must be a file")
-    path.parent.mkdir(parents=True, exist_ok=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _umask()  # read once at import: os.umask can only be read by setting it
-
-
-@contextmanager
-def atomic_output(
-    path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), *, lock: bool = True, folder: bool = False
-) -> Iterator[Path]:
-    """Write a whole file at once: yields a new empty temporary file in ``path``'s folder, which replaces
-    ``path`` when the block ends without an error and is deleted otherwise, so a crash leaves the old file
-    (or none). The temporary name is unique (``mkstemp``), so it cannot be an input. Refuses an output that
-    is one of ``inputs``; holds the output's lock unless ``lock`` is False (the caller holds it already,
-    or the file is a small by-product of an output that is locked). ``folder``: the output is a folder
-    (a saved model); an old one is removed just before the new one takes its name."""
-    path = Path(path)
-    _prepare_output(path, inputs, folder)
-    with output_lock(path) if lock else nullcontext():
-        name = dict(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        if folder:
-            tmp = tempfile.mkdtemp(**name)
-        else:
-            fd, tmp = tempfile.mkstemp(**name)
-            os.close(fd)
-        try:
-            yield Path(tmp)
-            # mkstemp/mkdtemp make it private (0600/0700); the output gets the mode a new one would.
-            if path.exists():
-                mode = path.stat().st_mode & 0o7777
-            else:
-                mode = (0o777 if folder else 0o666) & ~_UMASK
-            os.chmod(tmp, mode)
-            if folder and path.is_dir():
-                shutil.rmtree(path)  # os.replace cannot replace a folder that is not empty
-            os.replace(tmp, path)
-        except BaseException:
-            if folder:
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                Path(tmp).unlink(missing_ok=True)
-            raise
 
 
 def repair_torn_tail(path: str | os.PathLike) -> int:
@@ -181,11 +90,8 @@ def repair_torn_tail(path: str | os.PathLike) -> int:
 
 
 def _count_lines(path: Path) -> int:
-    n = 0
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            n += block.count(b"\n")
-    return n
+        return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
 
 
 class JsonlWriter:
@@ -206,11 +112,11 @@ class JsonlWriter:
         inputs: Iterable[str | os.PathLike] = (),
     ):
         self.path = Path(path)
-        _prepare_output(self.path, inputs)
-        self._lock = None if lock is None else _lock(self.path, 0 if lock == "hold" else SHARED_LOCK_WAIT)
+        prepare_output(self.path, inputs)
+        self._lock = None if lock is None else file_lock(self.path, 0 if lock == "hold" else SHARED_LOCK_WAIT)
         self._per_write = lock == "per_write"
         if self._lock is not None:
-            _acquire(self._lock, self.path)
+            acquire(self._lock, self.path)
         try:
             self.repaired_bytes = repair_torn_tail(self.path) if mode == "a" else 0
             self._f = open(self.path, "ab" if mode == "a" else "wb", buffering=0)
@@ -289,8 +195,8 @@ def read_jsonl_numbered(
     check: Callable[[dict[str, Any]], None] | None = None,
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line number, object)`` for each line. A line that is not a JSON object, or that ``check``
-    rejects with ValueError, raises ``BadLineError`` (``FILE:LINE: reason``) or is skipped with a warning
-    on stderr; blank lines are ignored. Memory is constant in the file size."""
+    rejects with ValueError, raises ``BadLineError`` (``FILE:LINE: reason``) or is skipped with a logged
+    warning; blank lines are ignored. Memory is constant in the file size."""
     with open(path, "rb") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -312,7 +218,7 @@ def read_jsonl_numbered(
             if on_bad_line == "error":
                 raise BadLineError(path, lineno, reason) from None
             if warn:
-                print(f"warning: skipped {path}:{lineno}: {reason}", file=sys.stderr)
+                log.warning("skipped %s:%d: %s", path, lineno, reason)
 
 
 def read_csv_numbered(path: str | os.PathLike, *, skip_leading_comments: bool = False) -> Iterator[tuple[int, dict[str, str]]]:

@@ -30,7 +30,9 @@ class Registry(Generic[T]):
         if name in self._reserved:
             raise ValueError(f"{self.kind} name {name!r} is reserved")
         if name in self._items and self._items[name] is not item and not replace:
-            raise ValueError(f"{self.kind} {name!r} is already registered")
+            old = self._items[name]
+            by = old.__module__ if isinstance(old, type) else None  # a class says where it came from
+            raise ValueError(f"{self.kind} {name!r} is already registered" + (f" by {by}" if by else ""))
         self._items[name] = item
         return item
 
@@ -63,6 +65,10 @@ class Registry(Generic[T]):
     def values(self) -> list[T]:
         self._load()
         return list(self._items.values())
+
+    def items(self) -> list[tuple[str, T]]:
+        self._load()
+        return list(self._items.items())
 
     def __contains__(self, name: object) -> bool:
         self._load()

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._util.registry import Registry
 from ..records import SplitRule, SplitStatus
 
 
@@ -190,27 +191,26 @@ class Scanner:
         return pos, marker, payload
 
 
-_REGISTRY: dict[str, Format] = {}
+# Families by name, in import order (formats/__init__.py imports them all: the order is detection priority).
+# "auto" is what a caller passes for detection; "none" and "api" are split rules, not families.
+FORMATS: Registry[Format] = Registry("reasoning format", reserved=("auto",))
 
 
 def register(fmt: Format) -> Format:
     """Add a family to the registry (by its unique name); returns it, so a module can keep a handle."""
-    if fmt.name in _REGISTRY or fmt.name in ("auto", "none", "api"):
-        raise ValueError(f"reasoning format {fmt.name!r} is already registered")
-    _REGISTRY[fmt.name] = fmt
+    if fmt.name in ("none", "api"):
+        raise ValueError(f"reasoning format name {fmt.name!r} is reserved")
+    FORMATS.add(fmt.name, fmt)
     _AUTO.clear()
     return fmt
 
 
 def get(name: str) -> Format:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown reasoning format {name!r}; known: auto, {', '.join(sorted(_REGISTRY))}") from None
+    return FORMATS.get(name)
 
 
 def all_formats() -> list[Format]:
-    return list(_REGISTRY.values())
+    return FORMATS.values()
 
 
 _AUTO: dict[str, Any] = {}
@@ -219,16 +219,16 @@ _AUTO: dict[str, Any] = {}
 def _auto() -> dict[str, Any]:
     """Tables for auto-detection, built once from the registry."""
     if not _AUTO:
-        text = [(m, (f, p, m in p.opens)) for f in _REGISTRY.values() if f.auto and not f.start_only
+        text = [(m, (f, p, m in p.opens)) for f in FORMATS.values() if f.auto and not f.start_only
                 for p in f.pairs for m in (*p.opens, *p.closes)]  # fmt: skip
         _AUTO["scan"] = Scanner(text)
-        _AUTO["start"] = [(m, f, p) for f in _REGISTRY.values() if f.auto and f.start_only for p in f.pairs for m in p.opens]
+        _AUTO["start"] = [(m, f, p) for f in FORMATS.values() if f.auto and f.start_only for p in f.pairs for m in p.opens]
         _AUTO["start_markers"] = tuple(m for m, _, _ in _AUTO["start"])
-        _AUTO["custom"] = {f.name for f in _REGISTRY.values() if type(f).split is not Format.split}
+        _AUTO["custom"] = {f.name for f in FORMATS.values() if type(f).split is not Format.split}
         # By the last three characters (every marker has three; two markers that both end a prompt share
         # them), then by marker, longest first: a few look-ups per prompt. Families in registry order.
         by_marker: dict[str, list[tuple[Format, Pair, bool]]] = {}
-        for f in _REGISTRY.values():
+        for f in FORMATS.values():
             if type(f).split is Format.split and f.prompt_tail:
                 for p in f.pairs:
                     for m in (*p.opens, *p.closes):
@@ -237,7 +237,7 @@ def _auto() -> dict[str, Any]:
         for m in sorted(by_marker, key=len, reverse=True):  # "</seed:think>" before a shorter suffix
             tails.setdefault(m[-3:], []).append((m, by_marker[m]))
         _AUTO["tails"] = tails
-        _AUTO["prompt"] = [(s, f) for f in _REGISTRY.values() for s in f.prompt_signatures]
+        _AUTO["prompt"] = [(s, f) for f in FORMATS.values() for s in f.prompt_signatures]
     return _AUTO
 
 

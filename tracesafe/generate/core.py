@@ -387,7 +387,7 @@ def generate(
 
 
 def _write_manifest(output: Path, cfg: GenerateConfig, identity: dict[str, Any], engine: dict[str, Any], stats: dict[str, int]) -> None:
-    from ..runner import package_versions
+    from .._util.provenance import package_versions
 
     data = {
         "traces": output.name,

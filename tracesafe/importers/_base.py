@@ -4,11 +4,28 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+from .._util.registry import Registry
+
+
+class Importer(NamedTuple):
+    read: Callable[[Path, ImportOptions], Iterator[Item | Bad]]
+    help: str
+    table: bool = False  # reads rows of fields: --response-field/--reasoning-field apply
+
+
+# Built-in importers, imported on first look-up in this order (the order `tracesafe import --help` lists);
+# third-party ones: an entry point in the group naming a module that adds its importer.
+IMPORTERS: Registry[Importer] = Registry(
+    "import format", entry_points="tracesafe.importers",
+    modules=tuple(f"tracesafe.importers.{m}" for m in ("tables", "openai", "safechain", "inspect_log", "lm_eval",
+                                                       "promptfoo", "garak")),
+)  # fmt: skip
 
 
 @dataclass

@@ -7,13 +7,15 @@ thinking in the output unless the generator's ``skip_seq_start``/``skip_seq_end`
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ..store import read_jsonl_numbered
-from ._base import Bad, ImportOptions, Item, text_of
+from ._base import IMPORTERS, Bad, Importer, ImportOptions, Item, text_of
+
+log = logging.getLogger(__name__)
 
 
 def read(path: Path, opts: ImportOptions) -> Iterator[Item | Bad]:
@@ -41,7 +43,7 @@ def read(path: Path, opts: ImportOptions) -> Iterator[Item | Bad]:
         failed += n_failed
         yield from items
     if failed:
-        print(f"warning: {path}: {failed} output(s) are empty (failed generations), none imported", file=sys.stderr)
+        log.warning("%s: %d output(s) are empty (failed generations), none imported", path, failed)
 
 
 def _items(where: str, attempt: dict[str, Any], model: str) -> tuple[list[Item | Bad], int]:
@@ -88,3 +90,6 @@ def _prompt(prompt: Any) -> str | None:
             content = turn.get("content")
             return content.get("text") if isinstance(content, dict) else text_of(content)
     return None
+
+
+IMPORTERS.add("garak", Importer(read, "garak report .jsonl"))

@@ -11,7 +11,7 @@ contributes its readable ``summary`` when there is one (``reasoning_redacted: "s
 
 from __future__ import annotations
 
-import sys
+import logging
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +19,12 @@ from typing import Any
 
 import orjson
 
-from ._base import Bad, ImportOptions, Item, JsonDocument, text_of
+from ._base import IMPORTERS, Bad, Importer, ImportOptions, Item, JsonDocument, text_of
 
 _HEAVY = {"events", "store", "attachments", "events_data", "timelines"}
 ATTACHMENT = "attachment://"
+
+log = logging.getLogger(__name__)
 
 
 def read(path: Path, opts: ImportOptions) -> Iterator[Item | Bad]:
@@ -42,8 +44,7 @@ def read(path: Path, opts: ImportOptions) -> Iterator[Item | Bad]:
         else:
             yield from items
     if skipped:
-        print(f"warning: {path}: {skipped} sample(s) have no output (sample errors or limits), none imported",
-              file=sys.stderr)  # fmt: skip
+        log.warning("%s: %d sample(s) have no output (sample errors or limits), none imported", path, skipped)
 
 
 def _read_with_inspect(path: Path) -> tuple[dict[str, Any], Iterator[tuple[str, dict[str, Any]]]]:
@@ -212,3 +213,6 @@ def _prompt(input: Any) -> str | None:
 
 def _first_line(e: Exception) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+IMPORTERS.add("inspect", Importer(read, "inspect_ai eval log (.eval or .json)"))

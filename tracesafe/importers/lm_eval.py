@@ -20,9 +20,9 @@ from typing import Any
 
 import orjson
 
+from .._util.fields import PROMPT_FIELDS
 from ..store import read_jsonl_numbered
-from ._base import Bad, ImportOptions, Item
-from .tables import PROMPT_FIELDS
+from ._base import IMPORTERS, Bad, Importer, ImportOptions, Item
 
 _NAME = re.compile(r"samples_(?P<task>.+)_(?P<date>\d{4}-\d{2}-\d{2}T[\d.\-]+)\.jsonl$")
 
@@ -85,3 +85,6 @@ def _model_name(results: Path) -> str:
         return str(orjson.loads(results.read_bytes()).get("model_name") or "")
     except (OSError, orjson.JSONDecodeError, AttributeError):
         return ""
+
+
+IMPORTERS.add("lm-eval", Importer(read, "lm-evaluation-harness samples_*.jsonl (--log_samples)"))

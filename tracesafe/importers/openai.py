@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..store import read_jsonl_numbered
-from ._base import Bad, ImportOptions, Item
+from ._base import IMPORTERS, Bad, Importer, ImportOptions, Item
 
 
 def read(path: Path, opts: ImportOptions) -> Iterator[Item | Bad]:
@@ -63,3 +63,6 @@ def _line(obj: dict[str, Any], where: str, fallback_id: str) -> list[Item] | Bad
             )
         )
     return items
+
+
+IMPORTERS.add("openai", Importer(read, "chat.completion objects or Batch API output lines"))

@@ -12,8 +12,8 @@ marked ``thinking_boundary: "ambiguous"`` (run with the provider's ``showThinkin
 
 from __future__ import annotations
 
+import logging
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,9 @@ from typing import Any
 import orjson
 
 from ..store import read_jsonl_numbered
-from ._base import Bad, ImportOptions, Item, JsonDocument
+from ._base import IMPORTERS, Bad, Importer, ImportOptions, Item, JsonDocument
+
+log = logging.getLogger(__name__)
 
 THINKING, REDACTED = "Thinking: ", "Redacted Thinking: "
 KEPT = ("testIdx", "promptIdx", "success", "score", "namedScores")  # promptfoo's grading, kept under "promptfoo"
@@ -74,11 +76,10 @@ def read(path: Path, opts: ImportOptions) -> Iterator[Item | Bad]:
             extra=extra,
         )
     if no_output:
-        print(f"warning: {path}: {no_output} result(s) have no output (provider errors), none imported",
-              file=sys.stderr)  # fmt: skip
+        log.warning("%s: %d result(s) have no output (provider errors), none imported", path, no_output)
     if ambiguous:
-        print(f"warning: {path}: {ambiguous} output(s) start with promptfoo's 'Thinking: ' but where the thinking "
-              "ends is ambiguous; kept whole as the answer (thinking_boundary: ambiguous)", file=sys.stderr)  # fmt: skip
+        log.warning("%s: %d output(s) start with promptfoo's 'Thinking: ' but where the thinking ends is ambiguous; "
+                    "kept whole as the answer (thinking_boundary: ambiguous)", path, ambiguous)
 
 
 def split_thinking(output: str) -> tuple[str | None, str, str | None]:
@@ -100,3 +101,6 @@ def split_thinking(output: str) -> tuple[str | None, str, str | None]:
         thinking, answer = rest.split("\n\n")
         return thinking, answer, None
     return None, output, "ambiguous"
+
+
+IMPORTERS.add("promptfoo", Importer(read, "promptfoo eval -o results.json / .jsonl"))

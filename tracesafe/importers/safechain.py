@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from ._base import Bad, ImportOptions, Item, JsonDocument
+from ._base import IMPORTERS, Bad, Importer, ImportOptions, Item, JsonDocument
 
 # SafeChain's CLI arguments that are sampling parameters, recorded as such.
 PARAMS = ("temperature", "topp", "topk", "max_tokens", "repeat_n", "prompt")
@@ -41,3 +41,6 @@ def read(path: Path, opts: ImportOptions) -> Iterator[Item | Bad]:
                 fallback_id=f"safechain-{i}",
                 params=params,
             )
+
+
+IMPORTERS.add("safechain", Importer(read, "uw-nsl/safechain resp_gen.py result JSON"))

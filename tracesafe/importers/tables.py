@@ -11,12 +11,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from .._util.fields import PROMPT_FIELDS
 from ..store import read_csv_numbered, read_jsonl_numbered
-from ._base import Bad, ImportOptions, Item
+from ._base import IMPORTERS, Bad, Importer, ImportOptions, Item
 
 RESPONSE_FIELDS = ("response", "output", "completion", "raw")
 REASONING_FIELDS = ("reasoning_content", "reasoning")
-PROMPT_FIELDS = ("prompt", "instruction", "question", "text")
 _ROWS_PER_BATCH = 1000
 
 
@@ -116,3 +116,10 @@ def _items(path: Path, rows: Iterable[tuple[int, dict[str, Any]]], opts: ImportO
             fallback_id=f"{path.stem}-{lineno}",
             extra={k: v for k, v in row.items() if k not in used},
         )
+
+
+IMPORTERS.add("jsonl", Importer(read_jsonl, "one trace per line", True))
+IMPORTERS.add("csv", Importer(read_csv, "one trace per row", True))
+IMPORTERS.add("parquet", Importer(read_parquet, "one trace per row", True))
+IMPORTERS.add("arrow", Importer(read_arrow, "Arrow IPC file or stream, one trace per row", True))
+IMPORTERS.add("datasets", Importer(read_datasets, "a Hugging Face `save_to_disk` folder, every split", True))

@@ -9,11 +9,10 @@ Heavy libraries are imported inside the judges, so listing judges and the regist
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any, Callable, ClassVar, Literal, Protocol, runtime_checkable
 
+from .._util.registry import Registry
 from ..records import JudgeGrade, JudgeKind
 
 # Built-in judge modules, imported on first registry use (each registers its class).
@@ -117,54 +116,34 @@ class JudgeInfo:
     needs_model: bool
 
 
-_REGISTRY: dict[str, JudgeInfo] = {}
-_loaded = False
+# Judge classes by name (a class, not an instance: options come with get_judge).
+JUDGES: Registry[type] = Registry("judge", modules=BUILTIN_MODULES, entry_points=ENTRY_POINT_GROUP)
 
 
 def register_judge(name: str) -> Callable[[type], type]:
     """Class decorator: register a judge class under ``name`` (its ``name`` attribute is set)."""
 
     def deco(cls: type) -> type:
-        if name in _REGISTRY and _REGISTRY[name].cls is not cls:
-            raise ValueError(f"judge {name!r} is already registered by {_REGISTRY[name].cls.__module__}")
+        JUDGES.add(name, cls)
         cls.name = name
-        doc = (cls.__doc__ or "").strip().splitlines()
-        _REGISTRY[name] = JudgeInfo(
-            name=name,
-            cls=cls,
-            kind=getattr(cls, "kind", "harm"),
-            grade=getattr(cls, "grade", "standard"),
-            version=getattr(cls, "version", "1"),
-            description=getattr(cls, "description", "") or (doc[0] if doc else ""),
-            needs_model=getattr(cls, "needs_model", False),
-        )
         return cls
 
     return deco
 
 
-def _load_builtin() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for mod in BUILTIN_MODULES:
-        importlib.import_module(mod)
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        ep.load()
+def _info(name: str, cls: type) -> JudgeInfo:
+    doc = (cls.__doc__ or "").strip().splitlines()
+    return JudgeInfo(name=name, cls=cls, kind=getattr(cls, "kind", "harm"), grade=getattr(cls, "grade", "standard"),
+                     version=getattr(cls, "version", "1"),
+                     description=getattr(cls, "description", "") or (doc[0] if doc else ""),
+                     needs_model=getattr(cls, "needs_model", False))  # fmt: skip
 
 
 def list_judges() -> list[JudgeInfo]:
     """All registered judges, built-in first."""
-    _load_builtin()
-    return list(_REGISTRY.values())
+    return [_info(name, cls) for name, cls in JUDGES.items()]
 
 
 def get_judge(name: str, **options: Any) -> Judge:
     """Instantiate the judge registered as ``name`` with its options (cheap: models load on first use)."""
-    _load_builtin()
-    try:
-        info = _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown judge {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
-    return info.cls(**options)
+    return JUDGES.get(name)(**options)

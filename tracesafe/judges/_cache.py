@@ -10,7 +10,6 @@ cache shared by runs, and the compaction that drops superseded verdicts.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,8 @@ from typing import Any
 
 import orjson
 
-from ..records import Verdict, stable_id
+from .._util.provenance import sha256_text, stable_id
+from ..records import Verdict
 from ..store import JsonlWriter, atomic_output, read_jsonl
 from ._base import JudgeResult
 
@@ -31,13 +31,8 @@ def verdict_id(trace_id: str, segment: str, judge: str) -> str:
     return stable_id("verdict", trace_id, segment, judge)
 
 
-def _sha(text: str | None) -> str:
-    return hashlib.sha256((text or "").encode("utf-8", "surrogatepass")).hexdigest()
-
-
 def cache_key(judge: str, version: str, config: dict[str, Any], prompt: str | None, text: str) -> str:
-    blob = orjson.dumps([judge, version, config, _sha(prompt), _sha(text)], option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(blob).hexdigest()
+    return stable_id(judge, version, config, sha256_text(prompt), sha256_text(text), n=None)
 
 
 def resume_index(output: Path, judge: str) -> dict[str, tuple[str, dict[str, Any]]]:

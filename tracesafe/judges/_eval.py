@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 
+from .._util.provenance import sha256_file
 from ..store import BadLineError, read_csv_numbered, read_jsonl
 
 GoldKind = Literal["harm", "refusal"]
@@ -135,12 +136,6 @@ def by_kind(items: list[GoldItem], preds: list[bool | None]) -> dict[str, dict[s
     return out
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def evaluate_judge(
     judge: str,
     gold: str | Path,
@@ -185,7 +180,7 @@ def evaluate_judge(
         release_models()
     pairs = [(it.label, p) for it, p in zip(items, preds) if p is not None]
     out = {"judge": judge, "judge_version": j.version, "judge_config": j.config(), "gold": str(gold),
-           "gold_sha256": _sha256(gold_path(gold)), "kind": kind, "segment": segment}  # fmt: skip
+           "gold_sha256": sha256_file(gold_path(gold)), "kind": kind, "segment": segment}  # fmt: skip
     out.update(metrics([g for g, _ in pairs], [p for _, p in pairs]))
     if any(it.subset for it in items):
         out["by_kind"] = by_kind(items, preds)

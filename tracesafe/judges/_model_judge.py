@@ -105,9 +105,9 @@ class ModelJudge(BaseJudge):
     @staticmethod
     def unparseable(gen: Generation, what: str) -> JudgeResult:
         """An output the published parser rejects; a judge that declined to judge is named as such."""
-        from .refusal import RefusalJudge
+        from .refusal import find_refusal
 
-        why = "judge refused to classify" if RefusalJudge().find(gen.text) else f"unparseable judge output (expected {what})"
+        why = "judge refused to classify" if find_refusal(gen.text) else f"unparseable judge output (expected {what})"
         return JudgeResult.failed(why, gen.text)
 
 

@@ -36,6 +36,7 @@ import numpy as np
 
 from ._base import BaseJudge, JudgeItem, JudgeResult, register_judge
 from ._chunk import token_windows
+from .refusal import TAIL, THINKING_TAIL, find_refusal
 
 HEAD_FILE = "offline_head.npz"
 NGRAM = 4  # word pieces: long enough that a shared n-gram is a restatement, not a common phrase
@@ -103,7 +104,6 @@ class Featurizer:
 
 def window_features(fz: "Featurizer", text: str, spans, toks, prompt_vec: np.ndarray, segment: str) -> np.ndarray:
     """One row per window: [kept mean, refused, log kept count, restated share, prompt, kept mean * prompt, kept max]."""
-    refusal = _refusal()
     p = prompt_vec / (np.linalg.norm(prompt_vec) + 1e-9)
     rows = []
     for (a, b), (ids, restated) in zip(spans, toks):
@@ -111,18 +111,10 @@ def window_features(fz: "Featurizer", text: str, spans, toks, prompt_vec: np.nda
         e = fz.emb[kept] if len(kept) else np.zeros((1, fz.emb.shape[1]), np.float32)
         m = e.mean(0)
         m = m / (np.linalg.norm(m) + 1e-9)
-        tail = refusal.thinking_tail if segment == "thinking" else refusal.tail
-        refused = 1.0 if refusal.find(text[a:b], tail) is not None else 0.0
+        refused = 1.0 if find_refusal(text[a:b], tail=THINKING_TAIL if segment == "thinking" else TAIL) else 0.0
         share = float(restated.mean()) if len(restated) else 0.0
         rows.append(np.concatenate([m, [refused, np.log1p(len(kept)), share], p, m * p, e.max(0)]))
     return np.asarray(rows, np.float32)
-
-
-@lru_cache(maxsize=1)
-def _refusal():
-    from .refusal import RefusalJudge
-
-    return RefusalJudge()
 
 
 @lru_cache(maxsize=4)

@@ -218,9 +218,9 @@ class RubricJudge(BaseJudge):
             return JudgeResult.failed(sr_err, sr_text, **extra)
         parsed = parse_strongreject(sr_text or "")
         if parsed is None:
-            from .refusal import RefusalJudge
+            from .refusal import find_refusal
 
-            why = "judge refused to grade" if RefusalJudge().find(sr_text or "") else "unparseable StrongREJECT rubric output"
+            why = "judge refused to grade" if find_refusal(sr_text or "") else "unparseable StrongREJECT rubric output"
             return JudgeResult.failed(why, sr_text, **extra)
         score = strongreject_score(**parsed)
         extra["strongreject"] = parsed

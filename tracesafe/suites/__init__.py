@@ -11,6 +11,13 @@ Built in (both CC-BY-4.0, attribution in ``tracesafe/suites/data/ATTRIBUTION.md`
 
 Paper benchmarks that cannot be shipped (AIR-Bench, CyberSecEval, WildGuardTest, WildJailbreak) are read from
 the user's copy as ``NAME:PATH`` with a row-count check (``suites/local.py``).
+
+To add a suite:
+- shippable (its license allows redistribution): put the file under ``suites/data/`` with its attribution in
+  ``data/ATTRIBUTION.md``, write a ``_load_<name>() -> list[Prompt]`` here and ``BUILTIN.add(...)`` it below;
+- not shippable: ``LOCAL.add(LocalSuite(...))`` in ``local.py`` with the download it needs, the row count its
+  publisher documents and a ``convert(rows, path)``;
+and add a test that loads it (``tests/test_paper_suites.py`` builds stand-ins for the unshippable ones).
 """
 
 from __future__ import annotations
@@ -21,11 +28,13 @@ import os
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from .._util.fields import PROMPT_FIELDS, parse_label
+from .._util.provenance import sha256_text
+from .._util.registry import Registry
 from ..records import Prompt
-
-TEXT_FIELDS = ("prompt", "text", "instruction", "question")
+from .rows import read_rows
 
 
 def _data(name: str):
@@ -91,13 +100,18 @@ def _load_harmbench() -> list[Prompt]:
         ]
 
 
-BUILTIN: dict[str, tuple[Callable[[], list[Prompt]], str]] = {
-    "sst": (_load_sst, "SimpleSafetyTests: 100 harmful prompts, 5 harm areas (Vidgen et al. 2023, CC-BY-4.0)"),
-    "xstest": (_load_xstest, "XSTest v2: 250 safe + 200 unsafe contrast prompts (Röttger et al. 2024, CC-BY-4.0)"),
-    "xstest-safe": (_load_xstest_safe, "XSTest v2: the 250 safe prompts (over-refusal)"),
-    "strongreject": (_load_strongreject, "StrongREJECT: the 281 MIT-licensed of 313 forbidden prompts (Souly et al. 2024)"),
-    "harmbench": (_load_harmbench, "HarmBench: 320 text test behaviors (Mazeika et al. 2024, MIT)"),
-}
+class Suite(NamedTuple):
+    load: Callable[[], list[Prompt]]
+    description: str
+
+
+# Suites shipped with the package, by name (`tracesafe suites list` prints them in this order).
+BUILTIN: Registry[Suite] = Registry("built-in suite")
+BUILTIN.add("sst", Suite(_load_sst, "SimpleSafetyTests: 100 harmful prompts, 5 harm areas (Vidgen et al. 2023, CC-BY-4.0)"))
+BUILTIN.add("xstest", Suite(_load_xstest, "XSTest v2: 250 safe + 200 unsafe contrast prompts (Röttger et al. 2024, CC-BY-4.0)"))
+BUILTIN.add("xstest-safe", Suite(_load_xstest_safe, "XSTest v2: the 250 safe prompts (over-refusal)"))
+BUILTIN.add("strongreject", Suite(_load_strongreject, "StrongREJECT: the 281 MIT-licensed of 313 forbidden prompts (Souly et al. 2024)"))
+BUILTIN.add("harmbench", Suite(_load_harmbench, "HarmBench: 320 text test behaviors (Mazeika et al. 2024, MIT)"))
 
 
 def is_named(name: str) -> bool:
@@ -121,27 +135,27 @@ def load_suite(
 
     name = str(name_or_path)
     if name in BUILTIN:
-        return BUILTIN[name][0]()
+        return BUILTIN.get(name).load()
     if split_name(name) is not None:
         return load_local(name)
     path = Path(name)
     if not path.exists():
         raise FileNotFoundError(f"{name}: no such file, and not a built-in suite ({', '.join(BUILTIN)})")
-    rows = _read_rows(path)
+    rows = read_rows(path)
     suite = path.stem
     prompts: list[Prompt] = []
     seen: dict[str, int] = {}
     for lineno, row in rows:
-        field_name = text_field or next((f for f in TEXT_FIELDS if f in row), None)
+        field_name = text_field or next((f for f in PROMPT_FIELDS if f in row), None)
         if field_name is None or not isinstance(row.get(field_name), str) or not row[field_name]:
-            want = text_field or "/".join(TEXT_FIELDS)
+            want = text_field or "/".join(PROMPT_FIELDS)
             raise ValueError(f"{path}:{lineno}: no text in field {want!r} (fields: {', '.join(map(str, row))})")
         text = row[field_name]
         if id_field and row.get(id_field) not in (None, ""):
             pid = str(row[id_field])
         else:
             # Content hash: stable when the file is reordered or extended.
-            pid = f"{suite}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+            pid = f"{suite}-{sha256_text(text, 12)}"
         n = seen.get(pid, 0)
         seen[pid] = n + 1
         if n:
@@ -165,46 +179,11 @@ def _str_or_none(v: Any) -> str | None:
     return None if v is None or v == "" else str(v)
 
 
-_LABELS = {
-    "harmful": "harmful", "unsafe": "harmful", "1": "harmful", "true": "harmful",
-    "benign": "benign", "safe": "benign", "0": "benign", "false": "benign",
-}  # fmt: skip
-
-
 def _label(v: Any, path: Path, lineno: int):
-    if v is None or v == "":
-        return None
-    key = str(v).strip().lower()
-    if key not in _LABELS:
-        raise ValueError(f"{path}:{lineno}: label {v!r} is not one of harmful/unsafe/1 or benign/safe/0")
-    return _LABELS[key]
-
-
-def _read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    if path.is_dir():
-        try:
-            import datasets
-        except ImportError as e:
-            raise RuntimeError(f"{path}: reading a datasets directory needs `pip install datasets`") from e
-        ds = datasets.load_from_disk(str(path))
-        if isinstance(ds, datasets.DatasetDict):
-            split_name = "test" if "test" in ds else next(iter(ds))
-            ds = ds[split_name]
-        return [(i + 1, dict(r)) for i, r in enumerate(ds)]
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        from ..store import read_csv_numbered
-
-        return list(read_csv_numbered(path))
-    if suffix in (".jsonl", ".json"):
-        from ..store import read_jsonl
-
-        return list(enumerate(read_jsonl(path), 1))
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return [(i + 1, r) for i, r in enumerate(pq.read_table(path).to_pylist())]
-    raise ValueError(f"{path}: unsupported suite file type {suffix!r} (csv, jsonl, parquet, or a datasets dir)")
+    try:
+        return parse_label(v)
+    except ValueError as e:
+        raise ValueError(f"{path}:{lineno}: {e}") from None
 
 
 def suite_hash(prompts: list[Prompt]) -> str:

@@ -9,7 +9,6 @@ says what to download when the path is missing.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,10 @@ from typing import Any
 
 import orjson
 
+from .._util.provenance import sha256_text
+from .._util.registry import Registry
 from ..records import Prompt
+from .rows import read_rows
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def _wildguardtest(rows, path):
     for n, r in rows:
         if _truthy(_field(r, "adversarial", path, n)) and _field(r, "prompt_harm_label", path, n) == "harmful":
             text = _field(r, "prompt", path, n)
-            out.append(Prompt(id=f"wgt_{hashlib.sha256(text.encode()).hexdigest()[:12]}", text=text,
+            out.append(Prompt(id=f"wgt_{sha256_text(text, 12)}", text=text,
                               suite="wildguardtest-jailbreak", category=str(r.get("subcategory") or "") or None,
                               label="harmful"))
     return out
@@ -103,7 +105,9 @@ def _strongreject_full(rows, path):
 
 
 PURPLELLAMA = "https://github.com/meta-llama/PurpleLlama/tree/main/CybersecurityBenchmarks/datasets"
-LOCAL: dict[str, LocalSuite] = {s.name: s for s in (
+# Paper benchmarks read from the user's copy, by name.
+LOCAL: Registry[LocalSuite] = Registry("paper benchmark")
+for _suite in (
     LocalSuite("airbench", "AIR-Bench 2024 (Zeng et al. 2024), 5,694 harmful prompts in 314 risk categories",
                "Hugging Face dataset stanford-crfm/air-bench-2024, config 'default', split 'test' "
                "(datasets.load_dataset('stanford-crfm/air-bench-2024', split='test').save_to_disk(PATH), or its "
@@ -138,7 +142,8 @@ LOCAL: dict[str, LocalSuite] = {s.name: s for s in (
                "strongreject_dataset/strongreject_dataset.csv from https://github.com/alexandrasouly/strongreject "
                "(the built-in 'strongreject' suite has only its 281 MIT-licensed rows)", 313,
                "the StrongREJECT paper (313 prompts)", _strongreject_full),
-)}  # fmt: skip
+):  # fmt: skip
+    LOCAL.add(_suite.name, _suite)
 UNSUPPORTED = {
     "cyberseceval-phishing": "CyberSecEval's spear-phishing test is a multi-turn dialogue between an attacker "
     "model and a simulated victim with a judge model; tracesafe generates single-turn traces, so it does not run it. "
@@ -154,19 +159,17 @@ def split_name(name: str) -> tuple[str, str] | None:
 
 
 def load_local(name: str) -> list[Prompt]:
-    from . import _read_rows
-
     key, path = split_name(name) or (name, "")
     if key in UNSUPPORTED:
         raise ValueError(f"{key}: {UNSUPPORTED[key]}")
-    spec = LOCAL[key]
+    spec = LOCAL.get(key)
     if not path:
         raise FileNotFoundError(f"{key}: not shipped with tracesafe (license); download {spec.download} and name "
                                 f"it as '{key}:PATH'")  # fmt: skip
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such file or folder (for suite {key}: download {spec.download})")
-    rows = _json_array(p) if p.suffix.lower() == ".json" and p.is_file() else _read_rows(p)
+    rows = _json_array(p) if p.suffix.lower() == ".json" and p.is_file() else read_rows(p)
     if spec.expected is not None and len(rows) != spec.expected:
         raise ValueError(f"{p}: {len(rows)} rows, but {spec.title} has {spec.expected} ({spec.expected_source}); "
                          f"download {spec.download}")  # fmt: skip

@@ -1,0 +1,116 @@
+"""Whole-file outputs written safely: a fresh temporary file (or folder) beside the output replaces it at the
+end, under the output's lock, and an output that is one of the inputs is refused before any work.
+
+The one implementation of temp-file-then-replace; ``tracesafe.store`` re-exports it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+
+
+class OutputError(ValueError):
+    """An output that cannot be written safely: it is one of the inputs (or a folder holding one), a folder
+    where a file is wanted, or another process writes it. The message starts with the output's path."""
+
+
+def file_lock(path: str | os.PathLike, wait: float):
+    """The lock of output ``path`` (``PATH.lock``), waiting up to ``wait`` seconds when acquired."""
+    from filelock import FileLock
+
+    # Beside the output, not on it: whole-file outputs are replaced (a new inode), the lock file stays.
+    # thread_local=False: generation threads write through one writer.
+    return FileLock(f"{path}.lock", timeout=wait, thread_local=False)
+
+
+def acquire(lock, path: str | os.PathLike) -> None:
+    """Acquire ``file_lock(path)``; OutputError naming the lock when another process holds it."""
+    from filelock import Timeout
+
+    try:
+        lock.acquire()
+    except Timeout:
+        raise OutputError(f"{path}: another process is writing it (it holds {path}.lock); wait for it to finish") from None
+
+
+@contextmanager
+def output_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold ``PATH.lock`` for the block; OutputError at once if another writer holds it."""
+    lock = file_lock(path, 0)
+    acquire(lock, path)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def refuse_input_as_output(output: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> None:
+    """OutputError when ``output`` is one of ``inputs`` (the same file under any name: hard link, symlink,
+    ``./``) or a folder holding one: writing it would destroy the input while it is read."""
+    out = Path(output)
+    out_res = out.resolve()
+    for inp in inputs:
+        inp_res = Path(inp).resolve()
+        if inp_res == out_res or (out.exists() and Path(inp).exists() and os.path.samefile(out, inp)):
+            raise OutputError(f"{output}: the output is the input {inp}; write to another file")
+        if out_res in inp_res.parents:
+            raise OutputError(f"{output}: the output would replace a folder holding the input {inp}; write elsewhere")
+
+
+def prepare_output(path: Path, inputs: Iterable[str | os.PathLike], folder: bool = False) -> None:
+    """Refuse an input as the output and a folder where a file is wanted; create the output's folder."""
+    refuse_input_as_output(path, inputs)
+    if path.is_dir() and not folder:
+        raise OutputError(f"{path}: is a folder; the output must be a file")
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()  # read once at import: os.umask can only be read by setting it
+
+
+@contextmanager
+def atomic_output(
+    path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), *, lock: bool = True, folder: bool = False
+) -> Iterator[Path]:
+    """Write a whole file at once: yields a new empty temporary file in ``path``'s folder, which replaces
+    ``path`` when the block ends without an error and is deleted otherwise, so a crash leaves the old file
+    (or none). The temporary name is unique (``mkstemp``), so it cannot be an input. Refuses an output that
+    is one of ``inputs``; holds the output's lock unless ``lock`` is False (the caller holds it already,
+    or the file is a small by-product of an output that is locked). ``folder``: the output is a folder
+    (a saved model); an old one is removed just before the new one takes its name."""
+    path = Path(path)
+    prepare_output(path, inputs, folder)
+    with output_lock(path) if lock else nullcontext():
+        name = dict(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        if folder:
+            tmp = tempfile.mkdtemp(**name)
+        else:
+            fd, tmp = tempfile.mkstemp(**name)
+            os.close(fd)
+        try:
+            yield Path(tmp)
+            # mkstemp/mkdtemp make it private (0600/0700); the output gets the mode a new one would.
+            if path.exists():
+                mode = path.stat().st_mode & 0o7777
+            else:
+                mode = (0o777 if folder else 0o666) & ~_UMASK
+            os.chmod(tmp, mode)
+            if folder and path.is_dir():
+                shutil.rmtree(path)  # os.replace cannot replace a folder that is not empty
+            os.replace(tmp, path)
+        except BaseException:
+            if folder:
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                Path(tmp).unlink(missing_ok=True)
+            raise
