@@ -8,10 +8,12 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..runconfig import JudgeSection
 from ._app import JUDGES, PIPELINE, Typer, fail
 from ._options import BadLineOpt, OnBadLine, ReasoningFormatOpt, key_values
 
 app = Typer()
+J = JudgeSection()  # the defaults, shared with run configs
 judges_app = Typer(help="Harm and refusal judges.", no_args_is_help=True)
 app.add_typer(judges_app, name="judges", rich_help_panel=JUDGES)
 
@@ -61,8 +63,8 @@ JudgeOptionOpt = Annotated[list[str], typer.Option("-O", "--option", help="Judge
 def judge_cmd(
     traces: Annotated[list[Path], typer.Argument(help="Trace JSONL file(s); unsplit traces are split on the fly.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Verdict JSONL (appended; a rerun resumes).")],
-    judge: Annotated[list[str], typer.Option("-j", "--judge", help="Judge name (repeatable); `tracesafe judges list`.")] = ["offline", "refusal"],
-    segments: Annotated[str, typer.Option("--segments", help="Comma-separated: thinking, answer, full.")] = "thinking,answer",
+    judge: Annotated[list[str], typer.Option("-j", "--judge", help="Judge name (repeatable); `tracesafe judges list`.")] = J.judges,
+    segments: Annotated[str, typer.Option("--segments", help="Comma-separated: thinking, answer, full.")] = ",".join(J.segments),
     judge_model: JudgeModelOpt = [],
     backend: BackendOpt = None,
     batch_size: BatchSizeOpt = None,

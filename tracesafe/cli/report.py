@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..runconfig import ReportSection
 from ._app import PIPELINE, Typer, fail
 from ._options import BadLineOpt, OnBadLine
 
@@ -19,9 +20,9 @@ def report_cmd(
     traces: Annotated[list[Path], typer.Option("--traces", help="Trace JSONL (repeatable), instead of positional files.")] = [],
     verdicts: Annotated[Optional[Path], typer.Option("--verdicts", help="Verdict JSONL, instead of a positional file.")] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Report directory (default RUN_DIR/report).")] = None,
-    title: Annotated[Optional[str], typer.Option(help="Report title.")] = None,
+    title: Annotated[Optional[str], typer.Option(help="Report title.")] = ReportSection.title,
     judge_card: Annotated[list[Path], typer.Option("--judge-card", help="A judge card (JSON from `judge-eval --card`; repeatable): adds rates corrected for that judge's measured error.")] = [],
-    default_cards: Annotated[bool, typer.Option("--default-cards/--no-default-cards", help="Use the built-in cards of the offline and refusal judges.")] = True,
+    default_cards: Annotated[bool, typer.Option("--default-cards/--no-default-cards", help="Use the built-in cards of the offline and refusal judges.")] = ReportSection.default_cards,
     on_bad_line: BadLineOpt = OnBadLine.error,
 ):
     """Tables (CSV, Parquet), figures (PNG, SVG), report.md and a self-contained report.html.
