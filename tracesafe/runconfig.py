@@ -35,7 +35,6 @@ wrong type; ``[generate]`` and each ``[[models]]`` take GenerateConfig's fields 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import inspect
 import os
 import tomllib
