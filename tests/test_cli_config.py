@@ -36,6 +36,7 @@ def write(tmp_path: Path, text: str) -> Path:
     (MODELS.replace("[[models]]", "[generate]\ntemprature=0.5\n[[models]]"), r"cfg\.toml: \[generate\] unknown key 'temprature'"),
     (MODELS + "sampels=2\n", r"cfg\.toml: \[\[models\]\] unknown key 'sampels'"),
     (TRACES + "[judge]\njudges=['offline']\nthreshhold=0.5\n", r"cfg\.toml: \[judge\] unknown key 'threshhold'"),
+    (TRACES + "[judge]\njudges=['offline']\n[judge.offline]\nthreshhold=0.5\n", r"cfg\.toml: \[judge\.offline\] unknown key 'threshhold'"),
     (TRACES + "limit='ten'\n", r"cfg\.toml: \[run\] limit = 'ten': expected int"),
     (TRACES + "[report]\ndefault_cards='no'\n", r"cfg\.toml: \[report\] default_cards = 'no': expected bool"),
     (MODELS + "engine_options=3\n", r"cfg\.toml: \[\[models\]\] engine_options = 3: expected dict"),

@@ -130,22 +130,22 @@ def check_table(path: Path, section: str, table: Any, cls: type, extra: set[str]
     return dict(table)
 
 
-def _judge_keys(names: list[str]) -> set[str] | None:
-    """Keys [judge] may hold besides judges and segments: run_judges' settings, the options the judges
-    ``names`` accept, and one table per registered judge; None when a judge takes any option."""
+def _check_judge_options(path: Path, names: list[str], options: dict[str, Any]) -> None:
+    """[judge]'s keys besides judges and segments: run_judges' settings, options one of the judges ``names``
+    accepts, and tables [judge.NAME] of options judge NAME accepts. A judge that takes any option (**kwargs)
+    lets any key through, as run_judges does."""
     from .judges import list_judges, run_judges
     from .judges._batch import _accepted
 
     infos = {i.name: i for i in list_judges()}
-    keys = {n for n, p in inspect.signature(run_judges).parameters.items() if p.kind is not p.VAR_KEYWORD} - _RUN_SUPPLIED
-    keys |= set(infos)
-    for n in names:
-        if n in infos:
-            acc = _accepted(infos[n].cls)
-            if acc is None:
-                return None
-            keys |= acc
-    return keys
+    accepted = {n: _accepted(infos[n].cls) for n in names if n in infos}
+    for name, table in options.items():
+        if isinstance(table, dict) and accepted.get(name) is not None:
+            unknown_keys(path, f"judge.{name}", table, accepted[name])
+    if None in accepted.values():
+        return
+    known = {n for n, p in inspect.signature(run_judges).parameters.items() if p.kind is not p.VAR_KEYWORD} - _RUN_SUPPLIED
+    unknown_keys(path, "judge", options, known | set(infos) | {"judges", "segments"}.union(*accepted.values()))
 
 
 SMOKE_JUDGES = ("offline", "refusal")  # the judges that need no model download
@@ -213,9 +213,8 @@ def load_config(
         raise ValueError(f"{path}: [judge] must be a table, not {type(table).__name__}")
     options = {k: v for k, v in table.items() if k not in ("judges", "segments")}
     judge = JudgeSection(**check_table(path, "judge", {k: table[k] for k in table if k not in options}, JudgeSection), options=options)
-    known = _judge_keys(judge.judges) if options else None
-    if known is not None:
-        unknown_keys(path, "judge", options, known | {"judges", "segments"})
+    if options:
+        _check_judge_options(path, judge.judges, options)
     report = ReportSection(**check_table(path, "report", raw.get("report", {}), ReportSection))
     cfg = RunConfig(path=path, run=run, generate=generate, models=models, judge=judge, report=report, raw=raw)
     if run.reasoning_format not in (None, "auto"):
