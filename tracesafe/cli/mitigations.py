@@ -8,10 +8,13 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..realign import RealignConfig
+from ..rewards import RewardParams
 from ._app import MITIGATIONS, Typer, fail
 from ._options import BadLineOpt, OnBadLine
 
 app = Typer()
+R, P = RealignConfig(), RewardParams()  # the defaults
 
 
 class RewardFormat(str, Enum):
@@ -29,9 +32,9 @@ def reward_cmd(
     input: Annotated[Path, typer.Argument(help="Trace JSONL (raw, and label or prompt_id).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Reward JSONL, one record per trace.")],
     labels: Annotated[Optional[str], typer.Option(help="prompt_id -> label: a suite name, suite file, or JSONL/CSV of prompt_id,label (overrides trace labels).")] = None,
-    format: Annotated[RewardFormat, typer.Option("--format", help="think: the trace's own thinking; alphaalign: the paper's <safety_reasoning>/<answer> template.")] = RewardFormat.think,
-    r_format: Annotated[float, typer.Option(help="r_f, weight of the format/safety-reasoning verifier.")] = 1.0,
-    r_refusal: Annotated[float, typer.Option(help="r_a, weight of the refusal verifier.")] = 1.0,
+    format: Annotated[RewardFormat, typer.Option("--format", help="think: the trace's own thinking; alphaalign: the paper's <safety_reasoning>/<answer> template.")] = RewardFormat(P.fmt),
+    r_format: Annotated[float, typer.Option(help="r_f, weight of the format/safety-reasoning verifier.")] = P.r_format,
+    r_refusal: Annotated[float, typer.Option(help="r_a, weight of the refusal verifier.")] = P.r_refusal,
     refusal: Annotated[RefusalChoice, typer.Option(help="V_r. paper: AlphaAlign's Appendix B.1 refusal patterns; judge: the project's refusal judge (tracesafe.judges.refusal; not comparable with the paper).")] = RefusalChoice.paper,
     helpfulness_model: Annotated[Optional[Path], typer.Option(help="Local sequence-classification reward model for R_h on benign prompts.")] = None,
     on_bad_line: BadLineOpt = OnBadLine.error,
@@ -72,17 +75,17 @@ def realign_cmd(
     finetuned: Annotated[list[Path], typer.Option("--finetuned", help="A fine-tuned descendant of it; repeat to fuse several.")],
     safety_data: Annotated[Path, typer.Option("--safety-data", help="JSONL/CSV of harmful prompt + safe response (+ optional rejected).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Directory for the realigned model.")],
-    mask_method: Annotated[MaskMethod, typer.Option(help="learned: SOMF Concrete mask trained on the safety loss; scored: one-pass gradient x task-vector score.")] = MaskMethod.learned,
-    mask_ratio: Annotated[float, typer.Option(help="Fraction of masked entries returned to the aligned weights; -1: the paper's threshold (learned p<0.5, scored benefit>0).")] = 0.1,
-    scaling: Annotated[Optional[float], typer.Option(help="Task-arithmetic weight lambda (default 1.0 for one model, 0.3 for several).")] = None,
-    rescale: Annotated[bool, typer.Option(help="Divide the masked task vector by mean(mask) per tensor, as SOMF does.")] = True,
-    include: Annotated[Optional[str], typer.Option(help="Regex of parameter names the mask covers (default all).")] = None,
-    steps: Annotated[int, typer.Option(help="Mask training steps (learned).")] = 50,
-    lr: Annotated[float, typer.Option(help="Mask learning rate (learned).")] = 1e-2,
-    batch_size: Annotated[int, typer.Option(help="Safety examples per step.")] = 4,
-    max_examples: Annotated[int, typer.Option(help="Use at most this many safety examples.")] = 256,
-    max_length: Annotated[int, typer.Option(help="Token limit per example.")] = 512,
-    seed: Annotated[int, typer.Option(help="Seed for sampling and batch order.")] = 0,
+    mask_method: Annotated[MaskMethod, typer.Option(help="learned: SOMF Concrete mask trained on the safety loss; scored: one-pass gradient x task-vector score.")] = MaskMethod(R.method),
+    mask_ratio: Annotated[float, typer.Option(help="Fraction of masked entries returned to the aligned weights; -1: the paper's threshold (learned p<0.5, scored benefit>0).")] = R.mask_ratio,
+    scaling: Annotated[Optional[float], typer.Option(help="Task-arithmetic weight lambda (default 1.0 for one model, 0.3 for several).")] = R.scaling,
+    rescale: Annotated[bool, typer.Option(help="Divide the masked task vector by mean(mask) per tensor, as SOMF does.")] = R.rescale,
+    include: Annotated[Optional[str], typer.Option(help="Regex of parameter names the mask covers (default all).")] = R.include,
+    steps: Annotated[int, typer.Option(help="Mask training steps (learned).")] = R.steps,
+    lr: Annotated[float, typer.Option(help="Mask learning rate (learned).")] = R.lr,
+    batch_size: Annotated[int, typer.Option(help="Safety examples per step.")] = R.batch_size,
+    max_examples: Annotated[int, typer.Option(help="Use at most this many safety examples.")] = R.max_examples,
+    max_length: Annotated[int, typer.Option(help="Token limit per example.")] = R.max_length,
+    seed: Annotated[int, typer.Option(help="Seed for sampling and batch order.")] = R.seed,
     save_mask: Annotated[bool, typer.Option(help="Also write mask.safetensors (1 = kept task vector).")] = False,
 ):
     """SOMF safety realignment (arXiv:2405.09055): aligned + safety-masked task vectors -> a loadable model."""
