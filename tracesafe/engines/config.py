@@ -3,7 +3,7 @@ vLLM's engine arguments are built from it (offline engine and Ray replicas alike
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -20,6 +20,8 @@ class EngineConfig:
     trust_remote_code: bool = False
     revision: str | None = None
     seed: int = 0
+    # Engine-specific knobs (-E KEY=VALUE, engine_options in run configs), applied last, as they are.
+    options: dict[str, Any] = field(default_factory=dict, hash=False)
 
 
 def vllm_on_cpu() -> bool:
@@ -56,4 +58,4 @@ def vllm_engine_args(cfg: EngineConfig, *, on_cpu: bool, sampled: bool) -> dict[
         # chunked: the model runner rewinds the request's torch generator, which CPU generators cannot.
         # Unchunked, vLLM raises max_num_batched_tokens to the context length itself.
         kwargs["enable_chunked_prefill"] = False
-    return kwargs
+    return {**kwargs, **cfg.options}

@@ -70,6 +70,7 @@ class GenerateConfig:
     request_timeout: float = 600.0
     max_retries: int = 6
     reasoning_format: str | None = None  # split with this family (`tracesafe formats list`); None: detect
+    engine_options: dict[str, Any] = field(default_factory=dict)  # engine-specific knobs (-E KEY=VALUE), passed as they are
 
     def __post_init__(self) -> None:
         if self.reasoning_format not in (None, "auto"):
@@ -85,7 +86,8 @@ class GenerateConfig:
             parse_shard(self.shard)
 
     def engine_config(self) -> EngineConfig:
-        return EngineConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(EngineConfig)})
+        shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(EngineConfig) if f.name != "options"}
+        return EngineConfig(**shared, options=self.engine_options)
 
     def sampling_params(self) -> dict[str, Any]:
         """The parameters a trace id depends on (thinking mode is hashed separately)."""

@@ -1,0 +1,157 @@
+"""The command line as a package and its settings: typed run-config sections (unknown keys and wrong types fail as
+one line), -E engine options end to end, CLI defaults read from the config dataclasses, and a start-up that imports
+only what the command needs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tracesafe.engines.config import EngineConfig, vllm_engine_args
+from tracesafe.generate import GenerateConfig
+from tracesafe.generate.core import manifest_path
+from tracesafe.runner import load_config, plan
+
+REPO = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "tracesafe.cli"]
+TRACES = "[run]\ntraces=['t.jsonl']\n"
+MODELS = "[run]\nsuites=['sst']\n[[models]]\nmodel='org/A'\n"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "t.jsonl").write_text("")
+    p = tmp_path / "cfg.toml"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize("text, message", [
+    (TRACES + "[report]\ntitel='x'\n", r"cfg\.toml: \[report\] unknown key 'titel' \(known: default_cards, judge_cards, title\)"),
+    (TRACES + "nmae='x'\n", r"cfg\.toml: \[run\] unknown key 'nmae'"),
+    (MODELS.replace("[[models]]", "[generate]\ntemprature=0.5\n[[models]]"), r"cfg\.toml: \[generate\] unknown key 'temprature'"),
+    (MODELS + "sampels=2\n", r"cfg\.toml: \[\[models\]\] unknown key 'sampels'"),
+    (TRACES + "[judge]\njudges=['offline']\nthreshhold=0.5\n", r"cfg\.toml: \[judge\] unknown key 'threshhold'"),
+    (TRACES + "[judge]\njudges=['offline']\n[judge.offline]\nthreshhold=0.5\n", r"cfg\.toml: \[judge\.offline\] unknown key 'threshhold'"),
+    (TRACES + "limit='ten'\n", r"cfg\.toml: \[run\] limit = 'ten': expected int"),
+    (TRACES + "[report]\ndefault_cards='no'\n", r"cfg\.toml: \[report\] default_cards = 'no': expected bool"),
+    (MODELS + "engine_options=3\n", r"cfg\.toml: \[\[models\]\] engine_options = 3: expected dict"),
+])  # fmt: skip
+def test_unknown_keys_and_wrong_types_fail_naming_file_and_section(tmp_path, text, message):
+    with pytest.raises(ValueError, match=message):
+        load_config(write(tmp_path, text))
+
+
+def test_known_keys_load_into_typed_sections(tmp_path):
+    cfg = load_config(write(tmp_path, TRACES + "[judge]\njudges=['offline','refusal']\nthreshold=0.4\nbatch_size=8\n"
+                                      "[judge.refusal]\nhead=100\n[report]\ntitle='T'\ndefault_cards=false\n"))
+    assert cfg.name == "cfg" and cfg.run.traces == ["t.jsonl"]
+    assert cfg.judge.judges == ["offline", "refusal"] and cfg.judge.segments == ["thinking", "answer"]
+    assert cfg.judge.options == {"threshold": 0.4, "batch_size": 8, "refusal": {"head": 100}}
+    assert cfg.report.title == "T" and cfg.report.default_cards is False
+    # a judge that takes any option (llama-guard: **kwargs) lets any key through, as run_judges does
+    assert load_config(write(tmp_path, TRACES + "[judge]\njudges=['llama-guard']\nanything=1\n")).judge.options == {"anything": 1}
+
+
+def test_cli_config_error_is_one_line_exit_2(tmp_path):
+    cfg = write(tmp_path, TRACES + "[report]\ntitel='x'\n")
+    r = subprocess.run([*CLI, "run", str(cfg), "--dry-run"], capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [f"error: {cfg}: [report] unknown key 'titel' (known: default_cards, judge_cards, title)"]
+
+
+def test_engine_options_from_run_config_reach_the_engine_arguments(tmp_path):
+    cfg = load_config(write(tmp_path, MODELS.replace("[[models]]", "[generate]\nengine_options={max_num_seqs=4}\n[[models]]")
+                            + "engine_options={kv_cache_dtype='fp8', enforce_eager=true}\n"))
+    assert plan(cfg)[2].startswith("  generate A (org/A, backend vllm)")
+    from tracesafe.runner import _generate_config
+
+    gcfg = _generate_config(cfg, cfg.models[0])  # a model's table replaces [generate]'s, as every key does
+    assert gcfg.engine_options == {"kv_cache_dtype": "fp8", "enforce_eager": True}
+    args = vllm_engine_args(gcfg.engine_config(), on_cpu=True, sampled=True)
+    assert args["kv_cache_dtype"] == "fp8" and args["enforce_eager"] is True  # merged last: an option wins
+
+
+def test_engine_args_builder_merges_options_last():
+    base = vllm_engine_args(EngineConfig(), on_cpu=True, sampled=True)
+    assert base["enable_chunked_prefill"] is False and "max_num_seqs" not in base
+    args = vllm_engine_args(EngineConfig(options={"max_num_seqs": 8, "enable_chunked_prefill": True}), on_cpu=True, sampled=True)
+    assert args == {**base, "max_num_seqs": 8, "enable_chunked_prefill": True}
+    assert GenerateConfig(model="m", engine_options={"a": 1}).engine_config().options == {"a": 1}
+    hash(EngineConfig(options={"a": 1}))  # still hashable (options are not part of the hash)
+
+
+def test_generate_records_engine_options_in_the_manifest(tiny_r1, tmp_path):
+    out = tmp_path / "t.jsonl"
+    r = subprocess.run([*CLI, "generate", "--model", str(tiny_r1), "--backend", "hf", "--limit", "1", "--max-tokens", "4",
+                        "-E", "max_num_seqs=4", "-E", 'extra={"a": [1, 2]}', "-E", "kv_cache_dtype=fp8", "-o", str(out)],
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    config = json.loads(manifest_path(out).read_text())["config"]
+    assert config["engine_options"] == {"max_num_seqs": 4, "extra": {"a": [1, 2]}, "kv_cache_dtype": "fp8"}
+    assert config["temperature"] == GenerateConfig.temperature and config["top_p"] == GenerateConfig.top_p  # defaults from the config
+    r = subprocess.run([*CLI, "generate", "--model", str(tiny_r1), "-E", "nokey", "-o", str(out)], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.strip() == "error: -E 'nokey': expected KEY=VALUE, e.g. max_num_seqs=64"
+
+
+def test_split_starts_without_the_heavy_modules(tmp_path):
+    """`tracesafe split` imports neither the other commands' modules nor pydantic (typer's value coercion),
+    pandas, rich or the importers: start-up is most of what a split of a small file costs."""
+    src = tmp_path / "t.jsonl"
+    src.write_text('{"raw": "<think>a</think>b"}\n')
+    code = ("import sys, runpy; sys.argv = ['tracesafe', 'split', sys.argv[1], '-o', sys.argv[2]]\n"
+            "try:\n runpy.run_module('tracesafe.cli', run_name='__main__')\n"
+            "except SystemExit:\n pass\n"
+            "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('pydantic', 'pandas', 'rich', 'numpy', 'pyarrow') or m.startswith(('tracesafe.cli.', 'tracesafe.importers')))))")  # fmt: skip
+    r = subprocess.run([sys.executable, "-c", code, str(src), str(tmp_path / "o.jsonl")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["tracesafe.cli._app", "tracesafe.cli._options", "tracesafe.cli.split"]
+    assert json.loads((tmp_path / "o.jsonl").read_text())["answer"] == "b"
+
+
+def test_bad_choice_keeps_typers_message(tmp_path):
+    src = tmp_path / "t.jsonl"
+    src.write_text("")
+    r = subprocess.run([*CLI, "split", str(src), "-o", str(tmp_path / "o.jsonl"), "--on-bad-line", "bogus"], capture_output=True, text=True,
+                       env={**os.environ, "COLUMNS": "200"})
+    assert r.returncode == 2 and "'bogus' is not one of 'error', 'skip'" in r.stderr
+
+
+@pytest.mark.parametrize("entry", [["-m", "tracesafe"], ["-m", "tracesafe.cli"]])
+def test_entry_points_list_every_command_in_pipeline_order(entry):
+    r = subprocess.run([sys.executable, *entry, "--help"], capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    assert r.returncode == 0, r.stderr
+    from tracesafe.cli import COMMANDS
+
+    found = [c for line in r.stdout.splitlines() for c in COMMANDS if line.startswith(f"│ {c} ")]
+    assert found == list(COMMANDS)
+
+
+def test_cli_defaults_come_from_the_config_dataclasses():
+    from tracesafe.cli import generate as gen_cli
+    from tracesafe.cli.judge import J
+    from tracesafe.runconfig import JudgeSection
+
+    defaults = {p.name: p.default for p in __import__("typer").main.get_command(gen_cli.app).params}
+    for name in ("samples", "temperature", "top_p", "top_k", "seed", "think_budget", "think_retries", "dtype", "limit",
+                 "batch_size", "concurrency", "request_timeout", "max_retries"):  # fmt: skip
+        assert defaults[name] == getattr(GenerateConfig, name), name
+    assert J.judges == JudgeSection().judges
+
+
+@pytest.mark.engine
+def test_engine_options_reach_vllm(tiny_r1, tmp_path):
+    """-E reaches vLLM's engine: a real engine argument runs (and is recorded), one vLLM does not know is refused by vLLM."""
+    base = [*CLI, "generate", "--model", str(tiny_r1), "--backend", "vllm", "--limit", "1", "--max-tokens", "4", "--temperature", "0",
+            "--enforce-eager", "--dtype", "float32"]  # fmt: skip
+    out = tmp_path / "v.jsonl"
+    r = subprocess.run([*base, "-o", str(out), "-E", "max_num_seqs=2"], capture_output=True, text=True, timeout=400)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads(manifest_path(out).read_text())["config"]["engine_options"] == {"max_num_seqs": 2}
+    r = subprocess.run([*base, "-o", str(tmp_path / "w.jsonl"), "-E", "not_an_engine_argument=1"], capture_output=True, text=True, timeout=400)
+    assert r.returncode != 0 and "not_an_engine_argument" in r.stderr

@@ -1,0 +1,78 @@
+"""`tracesafe split` and `tracesafe formats`. This module is all that `split` imports besides the splitter:
+keep heavy imports out of it (start-up is most of the time a split of a few tens of MB takes)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._app import DATA, PIPELINE, Typer, fail
+from ._options import BadLineOpt, OnBadLine, ReasoningFormatOpt
+
+app = Typer()
+formats_app = Typer(help="Reasoning-output formats the splitter knows.", no_args_is_help=True)
+app.add_typer(formats_app, name="formats", rich_help_panel=DATA)
+
+
+def progress_bytes(path: Path, description: str):
+    """A rich progress bar advanced by bytes read, on stderr; None when stderr is not a terminal."""
+    if not sys.stderr.isatty():
+        return None, None
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+    prog = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = prog.add_task(description, total=path.stat().st_size)
+    return prog, lambda n: prog.advance(task, n)
+
+
+@app.command("split", rich_help_panel=PIPELINE)
+def split_cmd(
+    input: Annotated[Path, typer.Argument(help="JSONL with `raw` (and optionally `reasoning`, `prompt_rendered`).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output JSONL (written atomically).")],
+    on_bad_line: BadLineOpt = OnBadLine.error,
+    format: ReasoningFormatOpt = None,
+):
+    """Separate thinking from the final answer: adds thinking, answer, split_status, split_rule, split_format."""
+    from .. import formats
+    from ..split import split_file
+
+    if not input.exists():
+        fail(f"{input}: no such file")
+    if format not in (None, "auto"):
+        try:
+            formats.get(format)
+        except ValueError as e:
+            fail(str(e))
+    prog, advance = progress_bytes(input, "split")
+    if prog:
+        with prog:
+            counts = split_file(input, output, on_bad_line=on_bad_line.value, progress=advance, format=format)
+    else:
+        counts = split_file(input, output, on_bad_line=on_bad_line.value, format=format)
+    total = sum(v for k, v in counts.items() if k != "skipped")
+    parts = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+    typer.echo(f"split {total} records -> {output} ({parts})", err=True)
+
+
+@formats_app.command("list")
+def formats_list():
+    """Each format: name, how it is detected, and its markers."""
+    from .. import formats
+
+    for f in formats.all_formats():
+        how = "text" if f.auto else "name"
+        if f.prompt_signatures:
+            how += "+prompt"
+        typer.echo(f"{f.name:<14} {how:<12} {f.description}")
