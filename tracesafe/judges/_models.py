@@ -85,7 +85,7 @@ class LocalLM:
         elif self.backend == "ray":
             from transformers import AutoConfig
 
-            from ..generate.ray_backend import cluster_is_cpu_only, vllm_processor
+            from ..engines.ray import cluster_is_cpu_only, vllm_processor
             cpu_only = cluster_is_cpu_only()
             cfg = AutoConfig.from_pretrained(self.path, trust_remote_code=self.trust_remote_code)
             self.max_len = self.max_model_len or getattr(cfg, "max_position_embeddings", 4096)
