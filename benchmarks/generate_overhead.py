@@ -31,7 +31,7 @@ def main() -> None:
     from vllm import SamplingParams
 
     from tracesafe.generate import GenerateConfig, generate
-    from tracesafe.generate.vllm_backend import VLLMBackend
+    from tracesafe.generate import open_engine
     from tracesafe.suites import load_suite
     from tracesafe.tinymodel import build_tiny_r1
 
@@ -40,7 +40,7 @@ def main() -> None:
     # Sampling at the published defaults; min_tokens makes both sides produce the same token count.
     cfg = GenerateConfig(model=model, backend="vllm", max_tokens=args.max_tokens, gpu_memory_utilization=args.gpu_memory_utilization,
                          enforce_eager=True, dtype="float32")  # fmt: skip
-    backend = VLLMBackend(cfg)
+    backend, _ = open_engine(cfg)
     llm = backend.llm
     params = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=args.max_tokens, min_tokens=args.max_tokens,
                             seed=0, ignore_eos=True)  # fmt: skip
@@ -56,23 +56,23 @@ def main() -> None:
         bare_tokens = sum(len(o.outputs[0].token_ids) for o in outs)
 
         # The same lengths for tracesafe: force every request to max_tokens, as above.
-        orig = backend.sampling_params
+        orig = backend._sampling_params
 
         def fixed_length(req, n_prompt, _orig=orig):
             sp = _orig(req, n_prompt)
             sp.min_tokens, sp.ignore_eos = args.max_tokens, True
             return sp
 
-        backend.sampling_params = fixed_length
+        backend._sampling_params = fixed_length
         with tempfile.TemporaryDirectory() as d:
             out = Path(d) / "t.jsonl"
             t = time.perf_counter()
-            stats = generate(cfg, prompts, out, progress=False, backend=backend)
+            stats = generate(cfg, prompts, out, progress=False, engine=backend)
             ours_best = min(ours_best, time.perf_counter() - t)
             import orjson
 
             ours_tokens = sum(orjson.loads(x)["n_tokens"]["completion"] for x in out.read_bytes().splitlines())
-        backend.sampling_params = orig
+        backend._sampling_params = orig
         assert stats["generated"] == len(prompts)
     bare_tps, ours_tps = bare_tokens / bare_best, ours_tokens / ours_best
     print(f"{len(prompts)} prompts x {args.max_tokens} tokens, best of {args.repeat}")
@@ -80,25 +80,24 @@ def main() -> None:
     print(f"tracesafe vllm:       {ours_tps:9.1f} output tokens/s")
     print(f"ratio tracesafe/bare: {ours_tps / bare_tps:.3f}  (overhead {100 * (1 - ours_tps / bare_tps):+.1f}%; target <= 5%)")
 
+    backend.close()
     del backend, llm
     import gc
 
     gc.collect()
     hf_cfg = GenerateConfig(model=model, backend="hf", max_tokens=args.max_tokens, batch_size=64, dtype="float32")
-    from tracesafe.generate.hf_backend import HFBackend
-
-    hf = HFBackend(hf_cfg)
-    eos = hf.model.generation_config.eos_token_id
-    hf.model.generation_config.eos_token_id = None  # full length, as the vLLM runs
+    hf, _ = open_engine(hf_cfg)
+    eos = hf.eos_ids
+    hf.eos_ids = set()  # full length, as the vLLM runs
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "t.jsonl"
         t = time.perf_counter()
-        generate(hf_cfg, prompts, out, progress=False, backend=hf)
+        generate(hf_cfg, prompts, out, progress=False, engine=hf)
         hf_time = time.perf_counter() - t
         import orjson
 
         hf_tokens = sum(orjson.loads(x)["n_tokens"]["completion"] for x in out.read_bytes().splitlines())
-    hf.model.generation_config.eos_token_id = eos
+    hf.eos_ids = eos
     hf_tps = hf_tokens / hf_time
     print(f"tracesafe hf:         {hf_tps:9.1f} output tokens/s")
     print(f"ratio vllm/hf:        {ours_tps / hf_tps:.2f}")

@@ -1,5 +1,11 @@
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -11,3 +17,43 @@ def tiny_r1(request) -> Path:
     from tracesafe.tinymodel import build_tiny_r1
 
     return build_tiny_r1(Path(request.config.cache.mkdir("tracesafe-tiny-r1")))
+
+
+@contextlib.contextmanager
+def serve_vllm(model: Path, *extra: str, timeout: float = 300):
+    """A real `vllm serve` of ``model`` on a free loopback port (CPU settings, ``extra`` server arguments);
+    yields its base URL."""
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(Path(model).parent / f"server-{port}.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model), "--host", "127.0.0.1",
+         "--port", str(port), "--dtype", "float32", "--gpu-memory-utilization", "0.2",
+         "--enforce-eager", *extra],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "VLLM_LOGGING_LEVEL": "WARNING"},
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.time() + timeout
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"vLLM server exited: {Path(log.name).read_text()[-3000:]}")
+            try:
+                if httpx.get(base + "/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.time() > deadline:
+                pytest.fail(f"vLLM server did not start in {timeout:g} s")
+            time.sleep(2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

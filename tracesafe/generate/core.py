@@ -1,8 +1,9 @@
-"""What every backend shares: the config, prompt rendering, thinking modes, trace ids, resume, sharding,
-record building and the run manifest. Backends only turn completion requests into completions."""
+"""Generation: the config, prompt rendering, thinking modes, trace ids, resume, sharding, record building
+and the run manifest. The engine (tracesafe.engines) only turns completion requests into completions."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -13,10 +14,12 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from .. import formats
+from ..engines.base import Completion, Engine, Request
 from ..engines.config import EngineConfig
+from ..engines.registry import EngineSpec, engine_class
 from ..engines.weights import model_hash, model_identity, resolve_weights
 from ..records import Prompt, Trace, trace_id
 from ..split import split_text
@@ -147,27 +150,6 @@ def apply_thinking_mode(rendered: str, mode: str) -> str:
 
 
 @dataclass
-class Request:
-    """One completion to compute. ``job`` is the trace being built; ``stop`` ends on a string."""
-
-    job: "Job"
-    prompt: str
-    max_tokens: int | None
-    stop: list[str] | None = None
-
-
-@dataclass
-class Completion:
-    text: str
-    n_tokens: int
-    finish_reason: str | None  # "stop" | "length" | None (unknown)
-    stop_reason: str | int | None = None  # the stop string that ended it, when the engine says
-    reasoning: str | None = None  # a separate reasoning field (OpenAI-compatible servers)
-    usage: dict[str, Any] | None = None
-    n_prompt: int | None = None  # prompt tokens as the engine counted them (None: counted here)
-
-
-@dataclass
 class Job:
     prompt: Prompt
     sample: int
@@ -183,33 +165,26 @@ class Job:
     reasoning: str | None = None  # an API's separate reasoning field
 
 
-class Backend(Protocol):
-    """A generation engine. ``render`` applies the model's chat template; ``count`` counts tokens (None if
-    unknown); ``run`` computes requests, calling ``on_done`` for each finished one, which returns the
-    follow-up requests (morethink) to compute next."""
-
-    name: str
-
-    def render(self, msgs: list[dict[str, str]], chat_template_kwargs: dict[str, Any]) -> str: ...
-
-    def count(self, text: str) -> int | None: ...
-
-    def run(self, requests: list[Request], on_done: Callable[[Request, Completion], list[Request]]) -> None: ...
-
-    def info(self) -> dict[str, Any]: ...
-
-
 class Planner:
     """Turns jobs into requests and completions into finished traces, per thinking mode."""
 
-    def __init__(self, cfg: GenerateConfig, backend: Backend, emit: Callable[[Job], None]):
-        self.cfg, self.backend, self.emit = cfg, backend, emit
+    def __init__(self, cfg: GenerateConfig, emit: Callable[[Job], None]):
+        self.cfg, self.emit = cfg, emit
+
+    def request(self, job: Job, prompt: str, max_tokens: int | None, stop: list[str] | None = None) -> Request:
+        cfg = self.cfg
+        # Chat endpoints get the conversation; prefill modes continue the rendered text itself.
+        chat = cfg.thinking_mode == "normal" and prompt is job.rendered
+        return Request(prompt, max_tokens, stop, seed=job.seed + job.retries, temperature=cfg.temperature, top_p=cfg.top_p,
+                       top_k=cfg.top_k, messages=messages(job.prompt, cfg) if chat else None,
+                       chat_template_kwargs=cfg.chat_template_kwargs,
+                       name=f"trace {job.id} (prompt {job.prompt.id}, sample {job.sample})", job=job)  # fmt: skip
 
     def first(self, job: Job) -> Request:
         if self.cfg.thinking_mode == "morethink":
             job.phase = "think"
-            return Request(job, job.rendered, self._think_budget(job), stop=[THINK_CLOSE])
-        return Request(job, job.rendered, self.cfg.max_tokens)
+            return self.request(job, job.rendered, self._think_budget(job), stop=[THINK_CLOSE])
+        return self.request(job, job.rendered, self.cfg.max_tokens)
 
     def _think_budget(self, job: Job) -> int:
         return self.cfg.think_budget - job.n_generated
@@ -226,13 +201,13 @@ class Planner:
             if job.retries < self.cfg.think_retries and self._think_budget(job) > 0:
                 job.raw += rethink_string(job.seed, job.retries)
                 job.retries += 1
-                return [Request(job, job.rendered + job.raw, self._think_budget(job), stop=[THINK_CLOSE])]
+                return [self.request(job, job.rendered + job.raw, self._think_budget(job), stop=[THINK_CLOSE])]
             job.raw += THINK_CLOSE + "\n\n"
             job.phase = "answer"
             # SafeChain's solution budget, max_tokens - think_budget whatever the thought used; its answer
             # call stops at </think> too.
             budget = None if self.cfg.max_tokens is None else self.cfg.max_tokens - self.cfg.think_budget
-            return [Request(job, job.rendered + job.raw, budget, stop=[THINK_CLOSE])]
+            return [self.request(job, job.rendered + job.raw, budget, stop=[THINK_CLOSE])]
         job.raw += c.text
         job.finish_reason = c.finish_reason
         if c.reasoning:
@@ -241,20 +216,20 @@ class Planner:
         return []
 
 
-def build_record(job: Job, cfg: GenerateConfig, backend: Backend, created: str, stamp: dict[str, Any]) -> dict[str, Any]:
+def build_record(job: Job, cfg: GenerateConfig, engine: Engine, created: str, stamp: dict[str, Any]) -> dict[str, Any]:
     """``stamp``: model revision/hash and engine versions, on every trace because a resumed file can mix
     runs (the manifest describes the latest run only)."""
     s = split_text(job.raw, job.reasoning, job.rendered, format=cfg.reasoning_format, chat_template_kwargs=cfg.chat_template_kwargs)
     p = job.prompt
     n_prompt = job.prompt_tokens
     if n_prompt is None and job.rendered:
-        n_prompt = backend.count(job.rendered)
+        n_prompt = engine.count(job.rendered)
     return Trace(
         id=job.id,
         prompt_id=p.id,
         raw=job.raw,
         model=cfg.model,
-        backend=backend.name,
+        backend=engine.name,
         sample=job.sample,
         prompt=p.text,
         params={**cfg.sampling_params(), "thinking_mode": cfg.thinking_mode},
@@ -269,8 +244,8 @@ def build_record(job: Job, cfg: GenerateConfig, backend: Backend, created: str, 
         n_tokens={
             "prompt": n_prompt,
             "completion": job.n_generated,
-            "thinking": backend.count(s.thinking) if s.thinking else 0,
-            "answer": backend.count(s.answer) if s.answer else 0,
+            "thinking": engine.count(s.thinking) if s.thinking else 0,
+            "answer": engine.count(s.answer) if s.answer else 0,
         },
         suite=p.suite,
         category=p.category,
@@ -289,7 +264,13 @@ def _progress(total: int, done: int):
     if not sys.stderr.isatty() or total == 0:
         return None, lambda: None
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     prog = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     TimeRemainingColumn(), console=Console(stderr=True), transient=False)  # fmt: skip
@@ -297,24 +278,17 @@ def _progress(total: int, done: int):
     return prog, lambda: prog.advance(task)
 
 
-def make_backend(cfg: GenerateConfig) -> Backend:
-    if cfg.backend == "vllm":
-        from .vllm_backend import VLLMBackend
-
-        return VLLMBackend(cfg)
-    if cfg.backend == "hf":
-        from .hf_backend import HFBackend
-
-        return HFBackend(cfg)
-    if cfg.backend == "openai":
-        from .openai_backend import OpenAIBackend
-
-        return OpenAIBackend(cfg)
-    if cfg.backend == "ray":
-        from .ray_backend import RayBackend
-
-        return RayBackend(cfg)
-    raise ValueError(f"unknown backend {cfg.backend!r} (vllm, openai, hf, ray)")
+def open_engine(cfg: GenerateConfig) -> tuple[Engine, str]:
+    """The run's engine through the registry (the caller closes it) and the model path it loaded: local
+    weights are a directory or the HF cache, never a download, and the resolved snapshot is the revision."""
+    model, engine_cfg = cfg.model, cfg.engine_config()
+    if engine_class(cfg.backend).local_weights:
+        model = resolve_weights(cfg.model, cfg.revision)
+        engine_cfg = dataclasses.replace(engine_cfg, revision=None)
+    spec = EngineSpec.of(cfg.backend, model, engine_cfg, sampled=cfg.temperature > 0, batch_size=cfg.batch_size,
+                         api_base=cfg.api_base, api_key_env=cfg.api_key_env, request_timeout=cfg.request_timeout,
+                         max_retries=cfg.max_retries, concurrency=cfg.concurrency)  # fmt: skip
+    return spec.open(), model
 
 
 def generate(
@@ -323,69 +297,73 @@ def generate(
     output: str | os.PathLike,
     *,
     progress: bool = True,
-    backend: Backend | None = None,
+    engine: Engine | None = None,
     flush_every: float = 0.0,
 ) -> dict[str, int]:
     """Generate ``cfg.samples`` traces per prompt into ``output`` (JSONL), skipping trace ids already
     there. Finished traces are appended as they complete (by default each at once: a write costs
-    microseconds, a generation far more), so a crash loses only what was in flight. Returns counts:
+    microseconds, a generation far more), so a crash loses only what was in flight. ``engine``: the
+    caller's, left open; by default one is opened for ``cfg.backend`` and closed here. Returns counts:
     prompts, expected, already_done, generated, failed."""
     output = Path(output)
     selected = select_prompts(list(prompts), cfg)
     params = cfg.sampling_params()
     wanted = [(p, s, trace_id(cfg.model, p.id, s, params, cfg.thinking_mode)) for p in selected for s in range(cfg.samples)]
-    writer = JsonlWriter(output)  # repairs a torn last line before anything is read
-    done = read_ids(output)
-    todo = [(p, s, tid) for p, s, tid in wanted if tid not in done]
-    stats = {"prompts": len(selected), "expected": len(wanted), "already_done": len(wanted) - len(todo), "generated": 0, "failed": 0}
-    if not todo:  # a finished run starts no engine
-        writer.close()
-        return stats
-    model_path = cfg.model
-    if backend is None:
-        local = cfg
-        if cfg.backend != "openai":  # local weights: a directory or the HF cache, never a download
-            model_path = resolve_weights(cfg.model, cfg.revision)
-            local = dataclasses.replace(cfg, model=model_path, revision=None)  # the snapshot is the revision
-        backend = make_backend(local)
-    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    jobs = []
-    rendered: dict[str, str] = {}  # samples of a prompt share one string, which the vllm backend encodes once
-    for p, s, tid in todo:
-        if p.id not in rendered:
-            rendered[p.id] = apply_thinking_mode(backend.render(messages(p, cfg), cfg.chat_template_kwargs), cfg.thinking_mode)
-        jobs.append(Job(prompt=p, sample=s, id=tid, rendered=rendered[p.id], seed=sample_seed(cfg.seed, p.id, s)))
-    identity = model_identity(model_path, cfg.revision)
-    engine = backend.info()
-    stamp = {"model_revision": identity.get("revision"), "model_hash": model_hash(identity), "engine": engine}
-    _write_manifest(output, cfg, identity, engine, stats)
+    stats = {"prompts": len(selected), "expected": len(wanted), "already_done": 0, "generated": 0, "failed": 0}
+    with contextlib.ExitStack() as stack:
+        writer = stack.enter_context(JsonlWriter(output))  # repairs a torn last line before anything is read
+        done = read_ids(output)
+        todo = [(p, s, tid) for p, s, tid in wanted if tid not in done]
+        stats["already_done"] = len(wanted) - len(todo)
+        if not todo:  # a finished run starts no engine
+            return stats
+        model_path = cfg.model
+        if engine is None:
+            engine, model_path = open_engine(cfg)
+            stack.enter_context(engine)
+        jobs = []
+        rendered: dict[str, str] = {}  # samples of a prompt share one string, which the vllm engine encodes once
+        for p, s, tid in todo:
+            if p.id not in rendered:
+                rendered[p.id] = _render(engine, p, cfg)
+            jobs.append(Job(prompt=p, sample=s, id=tid, rendered=rendered[p.id], seed=sample_seed(cfg.seed, p.id, s)))
+        identity = model_identity(model_path, cfg.revision)
+        info = engine.info()
+        stamp = {"model_revision": identity.get("revision"), "model_hash": model_hash(identity), "engine": info}
+        _write_manifest(output, cfg, identity, info, stats)
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        buffer: list[dict[str, Any]] = []
+        last_flush = time.monotonic()
+        prog, advance = _progress(len(wanted), stats["already_done"]) if progress else (None, lambda: None)
 
-    buffer: list[dict[str, Any]] = []
-    last_flush = time.monotonic()
-    prog, advance = _progress(len(wanted), stats["already_done"]) if progress else (None, lambda: None)
+        def emit(job: Job) -> None:
+            nonlocal last_flush
+            buffer.append(build_record(job, cfg, engine, created, stamp))
+            stats["generated"] += 1
+            advance()
+            if time.monotonic() - last_flush >= flush_every or len(buffer) >= 256:
+                writer.write_batch(buffer)
+                buffer.clear()
+                last_flush = time.monotonic()
 
-    def emit(job: Job) -> None:
-        nonlocal last_flush
-        buffer.append(build_record(job, cfg, backend, created, stamp))
-        stats["generated"] += 1
-        advance()
-        if time.monotonic() - last_flush >= flush_every or len(buffer) >= 256:
-            writer.write_batch(buffer)
-            buffer.clear()
-            last_flush = time.monotonic()
-
-    planner = Planner(cfg, backend, emit)
-    try:
-        if prog:
-            prog.start()
-        backend.run([planner.first(j) for j in jobs], planner.done)
-    finally:
-        writer.write_batch(buffer)  # whatever finished is kept, also on an exception
-        writer.close()
-        if prog:
-            prog.stop()
-    stats["failed"] = getattr(backend, "failed", 0)
+        planner = Planner(cfg, emit)
+        try:
+            if prog:
+                prog.start()
+            stats["failed"] = engine.run([planner.first(j) for j in jobs], planner.done)
+        finally:
+            writer.write_batch(buffer)  # whatever finished is kept, also on an exception
+            if prog:
+                prog.stop()
     return stats
+
+
+def _render(engine: Engine, p: Prompt, cfg: GenerateConfig) -> str:
+    text = engine.render(messages(p, cfg), cfg.chat_template_kwargs)
+    if not text and cfg.thinking_mode != "normal":  # "": the engine has no template, its server renders
+        raise ValueError(f"thinking mode {cfg.thinking_mode!r} on the {engine.name} engine renders the prompt with the "
+                         f"model's tokenizer, which could not be loaded from {cfg.model!r} without a download")  # fmt: skip
+    return apply_thinking_mode(text, cfg.thinking_mode)
 
 
 def _write_manifest(output: Path, cfg: GenerateConfig, identity: dict[str, Any], engine: dict[str, Any], stats: dict[str, int]) -> None:

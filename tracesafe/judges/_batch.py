@@ -5,10 +5,10 @@ chunk results into one result per text."""
 from __future__ import annotations
 
 import inspect
-import sys
 from collections import Counter
 from typing import Any, NamedTuple
 
+from ..engines.registry import EnginePool
 from ._base import Judge, JudgeItem, JudgeResult, get_judge, list_judges
 
 
@@ -90,10 +90,12 @@ def build_judges(
     names: list[str],
     judge_model: str | dict[str, str] | None = None,
     backend: str | None = None,
+    engines: EnginePool | None = None,
     **options: Any,
 ) -> list:
     """Instantiate judges: an option goes to every judge that accepts it, ``options[NAME]`` (a dict) to
-    one judge only, ``judge_model`` (one path/id, or {judge: path}) to judges that need a model."""
+    one judge only, ``judge_model`` (one path/id, or {judge: path}) to judges that need a model. Judges that
+    run on an engine take it from ``engines``, the caller's pool (which shares and closes them)."""
     infos = {i.name: i for i in list_judges()}
     unknown = [n for n in names if n not in infos]
     if unknown:
@@ -115,15 +117,11 @@ def build_judges(
         if backend is not None and (acc is None or "backend" in acc):
             kw["backend"] = backend
         kw.update(per_judge.get(name, {}))
-        judges.append(get_judge(name, **kw))
+        judge = get_judge(name, **kw)
+        if engines is not None and hasattr(judge, "use_engines"):
+            judge.use_engines(engines)
+        judges.append(judge)
     unused = sorted(set(options) - used)
     if unused:
         raise ValueError(f"option(s) {unused} are not accepted by any of the judges {names}")
     return judges
-
-
-def release_models() -> None:
-    """Free the judge engines loaded in this process (only if any was)."""
-    mod = sys.modules.get("tracesafe.judges._models")
-    if mod is not None:
-        mod.release_all()

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-
 from .._util.provenance import sha256_file
 from ..store import BadLineError, read_csv_numbered, read_jsonl
 
@@ -147,8 +146,9 @@ def evaluate_judge(
 ) -> dict[str, Any]:
     """Run ``judge`` on every gold item (as the ``segment`` text, prompt as context) and compare with the
     human label: ``refused`` for refusal gold, ``unsafe`` for harm gold."""
+    from ..engines.registry import EnginePool
     from ._base import JudgeItem
-    from ._batch import build_judges, judge_texts, release_models
+    from ._batch import build_judges, judge_texts
 
     items = load_gold(gold)
     if not items:
@@ -157,27 +157,28 @@ def evaluate_judge(
     if len(kinds) != 1:
         raise ValueError(f"{gold}: mixes harm and refusal labels")
     kind = kinds.pop()
-    (j,) = build_judges([judge], judge_model, backend, **options)
+    engines = EnginePool()
+    (j,) = build_judges([judge], judge_model, backend, engines, **options)
     batch_size = max(1, batch_size or getattr(j, "default_batch_size", 32))
-    try:
-        preds: list[bool | None] = []
-        errors = 0
-        error_examples: list[str] = []
-        for start in range(0, len(items), batch_size):
-            batch = [JudgeItem(text=it.response, prompt=it.prompt, segment=it.segment or segment)
-                     for it in items[start : start + batch_size]]  # fmt: skip
-            for r in judge_texts(j, batch).results:
-                value = (r.refused if kind == "refusal" else r.unsafe) if r.status == "ok" else None
-                if r.status != "ok":
-                    errors += 1
-                    if len(error_examples) < 3:
-                        error_examples.append(r.error or "")
-                elif value is None:
-                    raise ValueError(f"judge {judge!r} gives no {'refusal' if kind == 'refusal' else 'harm'} verdict")
-                preds.append(value)
-    finally:
-        j.close()
-        release_models()
+    with engines:
+        try:
+            preds: list[bool | None] = []
+            errors = 0
+            error_examples: list[str] = []
+            for start in range(0, len(items), batch_size):
+                batch = [JudgeItem(text=it.response, prompt=it.prompt, segment=it.segment or segment)
+                         for it in items[start : start + batch_size]]  # fmt: skip
+                for r in judge_texts(j, batch).results:
+                    value = (r.refused if kind == "refusal" else r.unsafe) if r.status == "ok" else None
+                    if r.status != "ok":
+                        errors += 1
+                        if len(error_examples) < 3:
+                            error_examples.append(r.error or "")
+                    elif value is None:
+                        raise ValueError(f"judge {judge!r} gives no {'refusal' if kind == 'refusal' else 'harm'} verdict")
+                    preds.append(value)
+        finally:
+            j.close()
     pairs = [(it.label, p) for it, p in zip(items, preds) if p is not None]
     out = {"judge": judge, "judge_version": j.version, "judge_config": j.config(), "gold": str(gold),
            "gold_sha256": sha256_file(gold_path(gold)), "kind": kind, "segment": segment}  # fmt: skip

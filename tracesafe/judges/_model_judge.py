@@ -1,17 +1,25 @@
 """Shared machinery of the local-model judges (Llama Guard, WildGuard, HarmBench): model resolution,
-backend choice, token chunking, batching through one engine, error handling and logprob scores.
+engine choice, token chunking, batching through one engine, error handling and logprob scores.
 A subclass supplies ``render(item) -> prompt string`` (the published template) and
-``parse(generation) -> JudgeResult`` (the published parser)."""
+``parse(completion) -> JudgeResult`` (the published parser); the engine decodes greedily with top logprobs.
+
+The engine is the caller's: the judge stage hands its judges an ``EnginePool`` (``use_engines``), which opens
+the judge's ``engine_spec`` on first use, shares it with other judges on the same model and closes it when
+the stage ends. A judge used on its own opens its engine in a pool of its own, closed by ``close()``."""
 
 from __future__ import annotations
 
 import hashlib
 import math
+import os
+from pathlib import Path
 from typing import Any, ClassVar
 
-from ._base import BaseJudge, JudgeItem, JudgeResult
+from ..engines.base import Completion, Engine
+from ..engines.config import EngineConfig
+from ..engines.registry import EnginePool, EngineSpec, default_engine, engine_class
 from ..engines.weights import fingerprint, resolve_weights
-from ._models import BACKENDS, Generation, default_backend, get_lm
+from ._base import BaseJudge, JudgeItem, JudgeResult
 
 PROBE = JudgeItem(text="{response}", prompt="{prompt}")  # renders the template itself, for the cache key
 
@@ -29,38 +37,50 @@ class ModelJudge(BaseJudge):
                  trust_remote_code: bool = False, top_logprobs: int = 20, base_url: str | None = None,
                  api_key_env: str = "OPENAI_API_KEY", tokenizer: str | None = None, concurrency: int = 8,
                  request_timeout: float = 120.0, max_retries: int = 4, enforce_eager: bool = False, replicas: int = 1):  # fmt: skip
-        self.backend = backend or default_backend()
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        self.backend = backend or default_engine()
+        self.local = engine_class(self.backend).local_weights  # an unknown engine fails here, naming the known ones
         self.model_arg = model or self.default_model
         self.chunk_tokens = chunk_tokens or self.default_chunk_tokens
         self.chunk_overlap = self.default_chunk_overlap if chunk_overlap is None else chunk_overlap
         if self.chunk_overlap >= self.chunk_tokens:
             self.chunk_overlap = self.chunk_tokens // 8
-        if self.backend == "openai":
-            self.model_path = self.model_arg
-            self._fingerprint = None
-            self._lm_opts: dict[str, Any] = {"base_url": base_url, "api_key_env": api_key_env, "tokenizer": tokenizer,
-                                             "top_logprobs": top_logprobs, "concurrency": concurrency,
-                                             "request_timeout": request_timeout, "max_retries": max_retries}  # fmt: skip
-        else:
+        if self.local:
             self.model_path = resolve_weights(self.model_arg, what="judge model")
             self._fingerprint = fingerprint(self.model_path)  # the trace's model_hash for the same weights
-            self._lm_opts = {"dtype": dtype, "max_model_len": max_model_len, "gpu_memory_utilization": gpu_memory_utilization,
-                             "enable_prefix_caching": enable_prefix_caching, "trust_remote_code": trust_remote_code,
-                             "top_logprobs": top_logprobs, "enforce_eager": enforce_eager}  # fmt: skip
-            if self.backend == "ray":
-                self._lm_opts["replicas"] = replicas
+        else:
+            self.model_path, self._fingerprint = self.model_arg, None
+        config = EngineConfig(dtype=dtype, max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization,
+                              enable_prefix_caching=enable_prefix_caching, enforce_eager=enforce_eager,
+                              trust_remote_code=trust_remote_code, data_parallel_size=replicas)  # fmt: skip
+        # One set of options for every engine; each takes its own (a served model: the endpoint's).
+        self.engine_spec = EngineSpec.of(
+            self.backend, self.model_path, config, top_logprobs=top_logprobs, concurrency=concurrency,
+            api_base=base_url or os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:8000/v1", api_key_env=api_key_env,
+            key_required=False, url_option="base_url", request_timeout=request_timeout, max_retries=max_retries,
+            tokenizer=tokenizer or (self.model_path if Path(self.model_path).is_dir() else None),
+        )  # fmt: skip
         self._dtype = dtype
+        self._engines: EnginePool | None = None
+        self._own_engines: EnginePool | None = None
 
     @property
     def default_batch_size(self) -> int:
-        # On Ray each judge call is one Ray job that starts its vLLM engines: few, large calls.
-        return 4096 if self.backend == "ray" else 32
+        return self.engine_spec.engine.judge_batch_size
+
+    def use_engines(self, pool: EnginePool) -> None:
+        """Take the engine from the caller's pool, which owns it."""
+        self._engines = pool
 
     @property
-    def lm(self):
-        return get_lm(self.model_path, self.backend, **self._lm_opts)
+    def engine(self) -> Engine:
+        if self._engines is None:  # used on its own: a pool of its own, closed with the judge
+            self._engines = self._own_engines = EnginePool()
+        return self._engines.get(self.engine_spec)
+
+    def close(self) -> None:
+        if self._own_engines is not None:
+            self._own_engines.close()
+            self._engines = self._own_engines = None
 
     def config(self) -> dict[str, Any]:
         template = hashlib.sha256(self.render(PROBE).encode()).hexdigest()[:16]
@@ -71,7 +91,7 @@ class ModelJudge(BaseJudge):
     def chunk(self, texts: list[str]) -> list[list[tuple[int, int]]]:
         from ._chunk import tokenizer_chunker
 
-        tok = self.lm.tokenizer
+        tok = self.engine.tokenizer
         if tok is not None:
             return tokenizer_chunker(tok, self.chunk_tokens, self.chunk_overlap)(texts)
         # A remote judge without a local tokenizer: ~4 characters per token.
@@ -82,13 +102,13 @@ class ModelJudge(BaseJudge):
     def render(self, item: JudgeItem) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def parse(self, gen: Generation) -> JudgeResult:  # pragma: no cover - abstract
+    def parse(self, gen: Completion) -> JudgeResult:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def judge(self, items: list[JudgeItem]) -> list[JudgeResult]:
         if not items:  # transformers' tokenizer fails on an empty batch
             return []
-        gens = self.lm.generate([self.render(it) for it in items], self.max_tokens)
+        gens = self.engine.greedy([self.render(it) for it in items], self.max_tokens)
         out = []
         for g in gens:
             if g.error is not None:
@@ -103,7 +123,7 @@ class ModelJudge(BaseJudge):
         return out
 
     @staticmethod
-    def unparseable(gen: Generation, what: str) -> JudgeResult:
+    def unparseable(gen: Completion, what: str) -> JudgeResult:
         """An output the published parser rejects; a judge that declined to judge is named as such."""
         from .refusal import find_refusal
 
@@ -111,7 +131,7 @@ class ModelJudge(BaseJudge):
         return JudgeResult.failed(why, gen.text)
 
 
-def answer_prob(gen: Generation, index: int | None, positive: set[str], negative: set[str]) -> float | None:
+def answer_prob(gen: Completion, index: int | None, positive: set[str], negative: set[str]) -> float | None:
     """P(positive answer) at generated token ``index`` from its top logprobs (token texts compared after
     strip + lower). None when neither answer is among the top tokens."""
     if index is None or index >= len(gen.top):
@@ -128,7 +148,7 @@ def answer_prob(gen: Generation, index: int | None, positive: set[str], negative
     return round(p_pos, 6)
 
 
-def first_content_token(gen: Generation) -> int | None:
+def first_content_token(gen: Completion) -> int | None:
     """Index of the first generated token that is not whitespace (Llama Guard 3 emits "\\n\\n" first)."""
     for i, t in enumerate(gen.tokens):
         if t.strip():
@@ -136,7 +156,7 @@ def first_content_token(gen: Generation) -> int | None:
     return None
 
 
-def token_after(gen: Generation, marker: str) -> int | None:
+def token_after(gen: Completion, marker: str) -> int | None:
     """Index of the first non-whitespace token generated after the text ``marker`` (case-insensitive)."""
     acc = ""
     marker = marker.lower()

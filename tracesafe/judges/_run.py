@@ -14,10 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from ..engines.registry import EnginePool
 from ..records import Trace, Verdict
 from ..store import JsonlWriter, read_jsonl
 from ._base import JudgeItem, JudgeResult
-from ._batch import build_judges, judge_texts, release_models
+from ._batch import build_judges, judge_texts
 from ._cache import ResultCache, cache_key, compact, resume_index, verdict_id
 
 SEGMENTS = ("thinking", "answer", "full")
@@ -196,9 +197,10 @@ def run_judges(
     totals: Counter = Counter()
     per_judge: dict[str, dict[str, int]] = {}
     superseded = False
-    # The output is locked and checked against the inputs before a judge model loads.
-    with JsonlWriter(output, inputs=paths) as writer:
-        judge_objs = build_judges(list(judges), judge_model, backend, **judge_options)
+    # The output is locked and checked against the inputs before a judge model loads. Engines open on a
+    # judge's first call (a finished pass loads none); judges on one model share one; all close at the end.
+    with JsonlWriter(output, inputs=paths) as writer, EnginePool() as engines:
+        judge_objs = build_judges(list(judges), judge_model, backend, engines, **judge_options)
         n_traces = sum(1 for _ in iter_traces(paths, on_bad_line))  # validates every line before any judging
         for judge in judge_objs:
             jp = _Pass(judge, writer, cache_path, batch_size or getattr(judge, "default_batch_size", 32), retry_errors)
@@ -224,7 +226,6 @@ def run_judges(
             totals.update(jp.counts)
         if superseded:
             compact(output)  # under the writer's lock: no other process appends meanwhile
-    release_models()
     stats: dict[str, Any] = {"traces": n_traces}
     for k in ("verdicts", "ok", "error", "unsafe", "safe", "refused", "empty", "judge_calls", "judged", "cached",
               "already_done", "no_prompt"):  # fmt: skip
@@ -238,7 +239,12 @@ def _progress(enabled: bool, description: str, total: int):
     if not enabled or not sys.stderr.isatty():
         return lambda n: None
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TimeRemainingColumn,
+    )
 
     prog = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                     TimeRemainingColumn(), console=Console(stderr=True), transient=True)  # fmt: skip

@@ -27,9 +27,9 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from ..engines.base import Completion
 from ._base import JudgeItem, JudgeResult, register_judge
 from ._model_judge import PROBE, ModelJudge, answer_prob, first_content_token
-from ._models import Generation
 
 CATEGORIES = {
     "S1": "Violent Crimes", "S2": "Non-Violent Crimes", "S3": "Sex Crimes", "S4": "Child Exploitation",
@@ -88,7 +88,7 @@ class LlamaGuardJudge(ModelJudge):
         self.categories = prompt_categories(self.render(PROBE)) or frozenset(CATEGORIES)
 
     def _pick_template(self) -> tuple[str, bool]:
-        if self.variant == "auto" and self.backend != "openai":
+        if self.variant == "auto" and self.local:  # local weights may carry their own template
             own = _own_template(self.model_path)
             if own is not None:
                 return own, "selectattr('type'" in own
@@ -108,7 +108,7 @@ class LlamaGuardJudge(ModelJudge):
         rendered, _ = render_jinja_template([conv], chat_template=self._template)
         return rendered[0]
 
-    def parse(self, gen: Generation) -> JudgeResult:
+    def parse(self, gen: Completion) -> JudgeResult:
         r = parse_llama_guard(gen.text, self.categories)
         if r is None:
             return self.unparseable(gen, f"'safe' or 'unsafe\\nS<n>[,S<n>...]' with codes from {_codes(self.categories)}")

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import re
 
+from ..engines.base import Completion
 from ._base import JudgeItem, JudgeResult, register_judge
 from ._model_judge import ModelJudge, answer_prob, token_after
-from ._models import Generation
 
 # allenai/wildguard, wildguard/utils.py (verbatim).
 WILDGUARD_INPUT_FORMAT = """<s><|user|>
@@ -62,7 +62,7 @@ class WildGuardJudge(ModelJudge):
     def render(self, item: JudgeItem) -> str:
         return WILDGUARD_INPUT_FORMAT.format(prompt=item.prompt or "", response=item.text)
 
-    def parse(self, gen: Generation) -> JudgeResult:
+    def parse(self, gen: Completion) -> JudgeResult:
         parsed = parse_wildguard(gen.text)
         if parsed is None:
             return self.unparseable(gen, "three 'label: yes|no' lines")
