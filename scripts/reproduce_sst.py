@@ -7,7 +7,7 @@ with and without a safety-emphasising system prompt, unsafe rate per harm area, 
 Configs: scripts/configs/sst_plain.toml and sst_safety_prompt.toml; their runs are compared side by side
 (compare/). by_category.csv has the per-harm-area rates. OUT/comparison.csv lists the published cells
 (scripts/data/published/sst.csv): SST publishes no number for reasoning models, so each is "not published".
-Judge validation on human labels: `tracesafe judge-eval --judge NAME --gold FILE` (see the README's Judges section).
+Judge validation on human labels: `tracesafe judge-eval --judge NAME --gold FILE` (see docs/judges.md).
 """
 
 from _reproduce import main

@@ -88,14 +88,19 @@ def test_engine_args_builder_merges_options_last():
 def test_generate_records_engine_options_in_the_manifest(tiny_r1, tmp_path):
     out = tmp_path / "t.jsonl"
     r = subprocess.run([*CLI, "generate", "--model", str(tiny_r1), "--backend", "hf", "--limit", "1", "--max-tokens", "4",
-                        "-E", "max_num_seqs=4", "-E", 'extra={"a": [1, 2]}', "-E", "kv_cache_dtype=fp8", "-o", str(out)],
+                        "-E", "attn_implementation=eager", "-E", "use_cache=true", "-o", str(out)],
                        capture_output=True, text=True, timeout=300)  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     config = json.loads(manifest_path(out).read_text())["config"]
-    assert config["engine_options"] == {"max_num_seqs": 4, "extra": {"a": [1, 2]}, "kv_cache_dtype": "fp8"}
+    assert config["engine_options"] == {"attn_implementation": "eager", "use_cache": True}
     assert config["temperature"] == GenerateConfig.temperature and config["top_p"] == GenerateConfig.top_p  # defaults from the config
     r = subprocess.run([*CLI, "generate", "--model", str(tiny_r1), "-E", "nokey", "-o", str(out)], capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.strip() == "error: -E 'nokey': expected KEY=VALUE, e.g. max_num_seqs=64"
+    # An option the engine's library does not take (a vLLM argument on transformers): one line, exit 2.
+    r = subprocess.run([*CLI, "generate", "--model", str(tiny_r1), "--backend", "hf", "--limit", "1", "--max-tokens", "4",
+                        "-E", "max_num_seqs=4", "-o", str(tmp_path / "w.jsonl")], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert r.stderr.strip().splitlines()[-1].startswith("error: the hf engine does not take the engine option -E max_num_seqs")
 
 
 def test_split_starts_without_the_heavy_modules(tmp_path):
@@ -154,4 +159,5 @@ def test_engine_options_reach_vllm(tiny_r1, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads(manifest_path(out).read_text())["config"]["engine_options"] == {"max_num_seqs": 2}
     r = subprocess.run([*base, "-o", str(tmp_path / "w.jsonl"), "-E", "not_an_engine_argument=1"], capture_output=True, text=True, timeout=400)
-    assert r.returncode != 0 and "not_an_engine_argument" in r.stderr
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert "error: the vllm engine does not take the engine option -E not_an_engine_argument" in r.stderr

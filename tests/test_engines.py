@@ -53,3 +53,44 @@ def test_one_vllm_argument_builder_for_generation_and_judges():
     gpu = vllm_engine_args(EngineConfig(revision="abc", tensor_parallel_size=2), on_cpu=False, sampled=True)
     assert gpu["gpu_memory_utilization"] == 0.9 and gpu["revision"] == "abc" and gpu["tensor_parallel_size"] == 2
     assert "enable_chunked_prefill" not in gpu and "max_model_len" not in gpu
+
+
+def test_engine_options_reach_transformers_and_a_model_judge(tiny_r1, tmp_path):
+    """-E on the hf engine: from_pretrained keyword arguments; a model judge passes its engine_options to its
+    engine and records them in its config (so verdicts say how the judge ran)."""
+    from tracesafe.engines import EngineConfig
+    from tracesafe.engines.registry import get_engine
+    from tracesafe.judges import get_judge
+
+    for impl in ("eager", "sdpa"):
+        with get_engine("hf", str(tiny_r1), EngineConfig(options={"attn_implementation": impl})) as eng:
+            assert eng.model.config._attn_implementation == impl
+    judge = get_judge("harmbench-cls", model=str(tiny_r1), backend="hf", engine_options={"attn_implementation": "eager"})
+    try:
+        assert judge.config()["engine_options"] == {"attn_implementation": "eager"}
+        assert judge.engine.model.config._attn_implementation == "eager"
+    finally:
+        judge.close()
+    assert "engine_options" not in get_judge("harmbench-cls", model=str(tiny_r1), backend="hf").config()
+
+
+def test_the_openai_engine_refuses_engine_options():
+    from tracesafe.engines import EngineConfig
+    from tracesafe.engines.registry import get_engine
+
+    with pytest.raises(ValueError, match=r"openai engine takes no engine options \(-E max_num_seqs\)"):
+        get_engine("openai", "m", EngineConfig(options={"max_num_seqs": 4}), api_base="http://127.0.0.1:9/v1", key_required=False)
+
+
+def test_judge_cli_engine_options_are_recorded_on_verdicts(tiny_r1, tmp_path):
+    import subprocess
+
+    traces = tmp_path / "t.jsonl"
+    traces.write_text(json.dumps({"id": "t", "prompt": "q", "raw": "<think>a</think>b"}) + "\n")
+    out = tmp_path / "v.jsonl"
+    r = subprocess.run([sys.executable, "-m", "tracesafe", "judge", str(traces), "-o", str(out), "-j", "harmbench-cls",
+                        "--judge-model", str(tiny_r1), "--backend", "hf", "--segments", "answer",
+                        "-E", "attn_implementation=eager"], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    (v,) = read_jsonl(out)
+    assert v["judge_config"]["engine_options"] == {"attn_implementation": "eager"}

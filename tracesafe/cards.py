@@ -122,7 +122,7 @@ def load_card(path: str | Path) -> JudgeCard:
 
 
 def builtin_cards() -> dict[str, JudgeCard]:
-    """The cards shipped for the offline and refusal judges (held-out measurements; README, ## Judges)."""
+    """The cards shipped for the offline and refusal judges (held-out measurements; docs/judges.md)."""
     out = {}
     for name in BUILTIN_CARDS:
         res = resources.files("tracesafe.judges").joinpath("data", "cards", f"{name}.json")

@@ -135,10 +135,10 @@ def _check_judge_options(path: Path, names: list[str], options: dict[str, Any]) 
     accepts, and tables [judge.NAME] of options judge NAME accepts. A judge that takes any option (**kwargs)
     lets any key through, as run_judges does."""
     from .judges import list_judges, run_judges
-    from .judges._batch import _accepted
+    from .judges._batch import accepted_options
 
     infos = {i.name: i for i in list_judges()}
-    accepted = {n: _accepted(infos[n].cls) for n in names if n in infos}
+    accepted = {n: accepted_options(infos[n].cls) for n in names if n in infos}
     for name, table in options.items():
         if isinstance(table, dict) and accepted.get(name) is not None:
             unknown_keys(path, f"judge.{name}", table, accepted[name])

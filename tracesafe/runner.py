@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from ._util.provenance import package_versions
+from ._util.provenance import package_versions, sha256_file, sha256_text
 from .engines.openai_client import redact
 from .runconfig import RunConfig, config_warnings, load_config, model_label
 from .store import atomic_output
@@ -41,7 +41,7 @@ def unique_name(name: str, identity: str, taken: set[str]) -> str:
     out, i = name, 0
     while out.casefold() in taken:
         stem, suffix = (name[: -len(sfx)], sfx) if (sfx := Path(name).suffix) else (name, "")
-        out = f"{stem}-{hashlib.sha256(f'{identity}#{i}'.encode()).hexdigest()[:8]}{suffix}"
+        out = f"{stem}-{sha256_text(f'{identity}#{i}', 8)}{suffix}"
         i += 1
     taken.add(out.casefold())
     return out
@@ -68,7 +68,7 @@ class Stages:
     def _stamp(self, name: str) -> Path:
         # Names that slug alike ("a b.jsonl", "a_b.jsonl") keep stamps of their own.
         s = slug(name)
-        return self.dir / (f"{s}.json" if s == name else f"{s}-{hashlib.sha256(name.encode()).hexdigest()[:8]}.json")
+        return self.dir / (f"{s}.json" if s == name else f"{s}-{sha256_text(name, 8)}.json")
 
     def done(self, name: str, fingerprint: str, outputs: list[Path]) -> bool:
         stamp = self._stamp(name)
@@ -163,7 +163,7 @@ def run(cfg: RunConfig, run_dir: Path, *, log=print) -> Path:
     traces_dir.mkdir(exist_ok=True)
     trace_files: list[Path] = []
     taken: set[str] = set()
-    manifest: dict[str, Any] = {"name": cfg.name, "config_sha256": hashlib.sha256(cfg.path.read_bytes()).hexdigest(),
+    manifest: dict[str, Any] = {"name": cfg.name, "config_sha256": sha256_file(cfg.path),
                                 "config": cfg.raw, "packages": package_versions(), "models": {}, "inputs": {}}
 
     if cfg.models:
@@ -199,7 +199,7 @@ def run(cfg: RunConfig, run_dir: Path, *, log=print) -> Path:
             counts = split_file(src, out, format=cfg.run.reasoning_format)
             log(f"split {what}: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
             stages.mark(f"split-{out.name}", fp, [out])
-        manifest["inputs"][out.name] = {"source": str(src), "sha256": _sha256(src)}
+        manifest["inputs"][out.name] = {"source": str(src), "sha256": sha256_file(src)}
         trace_files.append(out)
 
     from .judges import run_judges
@@ -229,14 +229,6 @@ def run(cfg: RunConfig, run_dir: Path, *, log=print) -> Path:
         stages.mark("report", fp, [html])
     _write_json(run_dir / "manifest.json", manifest)
     return html
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _judge_versions(verdicts: Path) -> dict[str, str]:

@@ -26,7 +26,7 @@ opening without its closing marker (cut at max_tokens) gives thinking = the rest
 answer are stripped of surrounding whitespace and otherwise exact. Peers differ on purpose: lm-eval and
 garak split at the LAST ``</think>``, inspect_ai needs a closed pair, garak empties a truncated trace; a
 model that writes ``</think>`` inside its answer is split at its first close here, which is where the
-thought ended. README lists the differences from vLLM's parsers.
+thought ended. docs/formats.md lists the differences from vLLM's parsers.
 """
 
 from __future__ import annotations

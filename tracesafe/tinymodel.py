@@ -10,11 +10,12 @@ cached in its directory (keyed by this file's content).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
+
+from ._util.provenance import sha256_file
 
 BOS, EOS, USER, ASSISTANT = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<｜User｜>", "<｜Assistant｜>"
 SPECIALS = [BOS, EOS, USER, ASSISTANT, "<｜pad｜>"]
@@ -42,7 +43,7 @@ def default_tiny_dir() -> Path:
 
 
 def _key() -> str:
-    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+    return sha256_file(__file__, 12)
 
 
 def training_prompts() -> list[tuple[str, bool]]:
@@ -64,7 +65,14 @@ def build_tiny_r1(path: str | os.PathLike | None = None, *, steps: int = 300) ->
     if (out / "model.safetensors").exists():
         return out
     import torch
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import (
+        AddedToken,
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
     torch.manual_seed(0)

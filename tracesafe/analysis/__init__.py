@@ -10,11 +10,31 @@ from .compare import compare_table
 from .corrections import apply_cards, drop_unmatched_cards
 from .dataset import SCREENING_JUDGES, Data, is_screening, prepare
 from .load import NONE, UNSAFE_CHUNK, load_traces, load_verdicts
-from .stats import (Z95, cohen_kappa, holm, mcnemar_exact_p, newcombe_diff_ci, newcombe_paired_ci, wilson_ci,
-                    with_rate)
-from .tables import (TABLES, agreement_table, all_tables, at_k_table, category_table, harmfulness_table,
-                     length_bins_table, lengths_table, onset_table, onset_values, paired_table, refusal_table,
-                     summary_table)
+from .stats import (
+                    Z95,
+                    cohen_kappa,
+                    holm,
+                    mcnemar_exact_p,
+                    newcombe_diff_ci,
+                    newcombe_paired_ci,
+                    wilson_ci,
+                    with_rate,
+)
+from .tables import (
+                    TABLES,
+                    agreement_table,
+                    all_tables,
+                    at_k_table,
+                    category_table,
+                    harmfulness_table,
+                    length_bins_table,
+                    lengths_table,
+                    onset_table,
+                    onset_values,
+                    paired_table,
+                    refusal_table,
+                    summary_table,
+)
 
 __all__ = [
     "NONE", "SCREENING_JUDGES", "TABLES", "UNSAFE_CHUNK", "Z95", "Data", "agreement_table", "all_tables",

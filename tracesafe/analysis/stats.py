@@ -1,6 +1,6 @@
 """The statistics of the report: rates with confidence intervals, paired tests, agreement. numpy / scipy.
 
-Statistics (see the README, section "Report"):
+Statistics (see docs/report.md):
 - Wilson score interval for a proportion (Wilson 1927, JASA 22:209-212).
 - Exact McNemar test: two-sided binomial test of the discordant pairs b ~ Bin(b + c, 1/2) (McNemar 1947).
 - Newcombe's hybrid score interval for a difference of paired proportions (Newcombe 1998, Stat Med

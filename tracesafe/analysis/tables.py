@@ -8,7 +8,15 @@ import numpy as np
 import pandas as pd
 
 from .dataset import Data, _grade
-from .stats import Z95, cohen_kappa, holm, mcnemar_exact_p, newcombe_paired_ci, wilson_ci, with_rate
+from .stats import (
+    Z95,
+    cohen_kappa,
+    holm,
+    mcnemar_exact_p,
+    newcombe_paired_ci,
+    wilson_ci,
+    with_rate,
+)
 
 _DENSE_GROUPS = 1 << 22  # at most this many key combinations: groups numbered densely (else pandas groupby)
 

@@ -10,7 +10,14 @@ import typer
 
 from ..runconfig import JudgeSection
 from ._app import JUDGES, PIPELINE, Typer, fail
-from ._options import BadLineOpt, OnBadLine, ReasoningFormatOpt, key_values
+from ._options import (
+    BadLineOpt,
+    EngineOptionOpt,
+    OnBadLine,
+    ReasoningFormatOpt,
+    engine_options,
+    key_values,
+)
 
 app = Typer()
 J = JudgeSection()  # the defaults, shared with run configs
@@ -18,9 +25,10 @@ judges_app = Typer(help="Harm and refusal judges.", no_args_is_help=True)
 app.add_typer(judges_app, name="judges", rich_help_panel=JUDGES)
 
 
-def _judge_options(values: list[str]) -> dict:
-    """-O KEY=VALUE (every judge that takes KEY) or -O NAME.KEY=VALUE (judge NAME only); TOML values."""
-    out: dict = {}
+def _judge_options(values: list[str], engine: list[str]) -> dict:
+    """-O KEY=VALUE (every judge that takes KEY) or -O NAME.KEY=VALUE (judge NAME only), TOML values; -E KEY=VALUE
+    engine settings for the model judges (their ``engine_options``)."""
+    out: dict = {"engine_options": engine_options(engine)} if engine else {}
     for key, val in key_values(values, "-O", "JUDGE.KEY=VALUE").items():
         name, dot, opt = key.rpartition(".")
         if dot:
@@ -72,6 +80,7 @@ def judge_cmd(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the verdict cache (resume still works).")] = False,
     retry_errors: Annotated[bool, typer.Option("--retry-errors", help="Re-judge verdicts that ended in status=error.")] = False,
     option: JudgeOptionOpt = [],
+    engine_option: EngineOptionOpt = [],
     on_bad_line: BadLineOpt = OnBadLine.error,
     reasoning_format: ReasoningFormatOpt = None,
 ):
@@ -83,7 +92,7 @@ def judge_cmd(
         stats = run_judges(traces, judge, segs, output, judge_model=_judge_models(judge_model), backend=backend,
                            batch_size=batch_size, cache_dir=None if no_cache else (cache_dir or "auto"),
                            retry_errors=retry_errors, on_bad_line=on_bad_line.value, reasoning_format=reasoning_format,
-                           **_judge_options(option))
+                           **_judge_options(option, engine_option))
     except ValueError as e:
         fail(str(e))
     for name, c in stats["per_judge"].items():
@@ -114,6 +123,7 @@ def judge_eval_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
     card: Annotated[Optional[Path], typer.Option("--card", help="Write a judge card (JSON: the confusion counts, sensitivity, specificity, gold set and hash) for `report --judge-card`.")] = None,
     option: JudgeOptionOpt = [],
+    engine_option: EngineOptionOpt = [],
 ):
     """Measure a judge against human labels: accuracy, precision, recall, F1, Cohen's kappa, n, errors; per kind
     of gold item (e.g. `--gold contrast`) the false-positive rate on safe kinds and the recall on harmful ones."""
@@ -123,7 +133,7 @@ def judge_eval_cmd(
 
     try:
         m = evaluate_judge(judge, gold, judge_model=_judge_models(judge_model), backend=backend, batch_size=batch_size,
-                           segment=segment, **_judge_options(option))
+                           segment=segment, **_judge_options(option, engine_option))
     except ValueError as e:
         fail(str(e))
     if card is not None:

@@ -40,7 +40,15 @@ def reward_cmd(
     on_bad_line: BadLineOpt = OnBadLine.error,
 ):
     """AlphaAlign verifiable safety reward (arXiv:2507.14987) for existing traces."""
-    from ..rewards import RewardModelScorer, RewardParams, judge_refusal_detector, load_labels, paper_refusal, reward_file, summarise
+    from ..rewards import (
+        RewardModelScorer,
+        RewardParams,
+        judge_refusal_detector,
+        load_labels,
+        paper_refusal,
+        reward_file,
+        summarise,
+    )
     from ..store import read_jsonl
 
     if not input.exists():

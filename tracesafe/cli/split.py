@@ -3,7 +3,6 @@ keep heavy imports out of it (start-up is most of the time a split of a few tens
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -15,26 +14,6 @@ from ._options import BadLineOpt, OnBadLine, ReasoningFormatOpt
 app = Typer()
 formats_app = Typer(help="Reasoning-output formats the splitter knows.", no_args_is_help=True)
 app.add_typer(formats_app, name="formats", rich_help_panel=DATA)
-
-
-def progress_bytes(path: Path, description: str):
-    """A rich progress bar advanced by bytes read, on stderr; None when stderr is not a terminal."""
-    if not sys.stderr.isatty():
-        return None, None
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
-
-    prog = Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-    task = prog.add_task(description, total=path.stat().st_size)
-    return prog, lambda n: prog.advance(task, n)
 
 
 @app.command("split", rich_help_panel=PIPELINE)
@@ -55,12 +34,10 @@ def split_cmd(
             formats.get(format)
         except ValueError as e:
             fail(str(e))
-    prog, advance = progress_bytes(input, "split")
-    if prog:
-        with prog:
-            counts = split_file(input, output, on_bad_line=on_bad_line.value, progress=advance, format=format)
-    else:
-        counts = split_file(input, output, on_bad_line=on_bad_line.value, format=format)
+    from .._util.progress import progress
+
+    with progress("split", input.stat().st_size, unit="bytes") as advance:
+        counts = split_file(input, output, on_bad_line=on_bad_line.value, progress=advance, format=format)
     total = sum(v for k, v in counts.items() if k != "skipped")
     parts = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
     typer.echo(f"split {total} records -> {output} ({parts})", err=True)

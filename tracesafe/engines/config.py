@@ -3,6 +3,8 @@ vLLM's engine arguments are built from it (offline engine and Ray replicas alike
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,3 +61,16 @@ def vllm_engine_args(cfg: EngineConfig, *, on_cpu: bool, sampled: bool) -> dict[
         # Unchunked, vLLM raises max_num_batched_tokens to the context length itself.
         kwargs["enable_chunked_prefill"] = False
     return {**kwargs, **cfg.options}
+
+
+@contextlib.contextmanager
+def options_checked(engine: str, cfg: EngineConfig) -> Iterator[None]:
+    """The engine library's refusal of a ``-E`` option (a TypeError naming the keyword, as vLLM's EngineArgs
+    and transformers' model constructors raise it) as one ValueError naming the option: bad input, not a crash."""
+    try:
+        yield
+    except TypeError as e:
+        bad = [k for k in cfg.options if repr(k) in str(e) or k in str(e)]
+        if not bad:
+            raise
+        raise ValueError(f"the {engine} engine does not take the engine option -E {bad[0]}: {e}") from None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .base import BaseEngine, Completion, OnDone, Request
-from .config import EngineConfig
+from .config import EngineConfig, options_checked
 from .packages import require
 from .registry import register_engine
 
@@ -29,8 +29,10 @@ class HFEngine(BaseEngine):
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         dtype = "auto" if config.dtype == "auto" else getattr(torch, config.dtype)
-        self.model = AutoModelForCausalLM.from_pretrained(model, revision=config.revision, dtype=dtype,
-                                                          trust_remote_code=config.trust_remote_code)  # fmt: skip
+        # -E options are from_pretrained keyword arguments (e.g. attn_implementation=eager), applied last.
+        with options_checked("hf", config):
+            self.model = AutoModelForCausalLM.from_pretrained(model, **{"revision": config.revision, "dtype": dtype,
+                                                              "trust_remote_code": config.trust_remote_code, **config.options})  # fmt: skip
         self.model.eval()
         if torch.cuda.is_available():
             self.model.to("cuda")

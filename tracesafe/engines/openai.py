@@ -13,8 +13,8 @@ ask for ``top_logprobs`` per token; a failure is a Completion with ``error``.
 from __future__ import annotations
 
 import json
+import logging
 import queue
-import sys
 import threading
 from typing import Any
 
@@ -22,6 +22,8 @@ from .base import BaseEngine, Completion, OnDone, Request
 from .config import EngineConfig
 from .openai_client import Endpoint, ReplyError, first_choice
 from .registry import register_engine
+
+log = logging.getLogger(__name__)
 
 
 @register_engine("openai")
@@ -37,6 +39,9 @@ class OpenAIEngine(BaseEngine):
                  key_required: bool = True, request_timeout: float = 600.0, max_retries: int = 6,
                  concurrency: int = 16, tokenizer: str | bool | None = True, top_logprobs: int = 20,
                  url_option: str = "--api-base"):  # fmt: skip
+        if config.options:
+            raise ValueError(f"the openai engine takes no engine options (-E {', '.join(sorted(config.options))}): "
+                             "they configure a local engine; set them on the server")  # fmt: skip
         self.model, self.config = model, config
         self.endpoint = Endpoint(api_base, api_key_env=api_key_env, key_required=key_required, timeout=request_timeout,
                                  max_retries=max_retries, option=url_option)  # fmt: skip
@@ -110,7 +115,7 @@ class OpenAIEngine(BaseEngine):
     def _fail(self, req: Request, why: str) -> None:
         with self._lock:
             self._failed += 1
-        print(f"warning: {req.name or 'request'} failed: {why}", file=sys.stderr)
+        log.warning("%s failed: %s", req.name or "request", why)
 
     def run(self, requests: list[Request], on_done: OnDone) -> int:
         """Workers send; this thread hands each finished reply to ``on_done`` (which writes it) at once.

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from .base import BaseEngine, Completion, OnDone, Request
-from .config import EngineConfig, vllm_engine_args, vllm_on_cpu
+from .config import EngineConfig, options_checked, vllm_engine_args, vllm_on_cpu
 from .packages import require
 from .registry import register_engine
 
@@ -26,7 +26,8 @@ class VLLMEngine(BaseEngine):
         if config.data_parallel_size > 1:
             kwargs["data_parallel_size"] = config.data_parallel_size
         kwargs.update(engine_kwargs)
-        self.llm = LLM(**kwargs)
+        with options_checked("vllm", config):
+            self.llm = LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self.max_model_len = self.llm.llm_engine.model_config.max_model_len
 

@@ -13,6 +13,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from .._util.provenance import sha256_file
 from ..records import stable_id
 
 
@@ -49,7 +50,7 @@ def model_identity(model: str, revision: str | None = None) -> dict[str, Any]:
     for name in ("config.json", "generation_config.json", "model.safetensors.index.json"):
         f = path / name
         if f.exists():
-            info[f"{name}_sha256"] = hashlib.sha256(f.read_bytes()).hexdigest()
+            info[f"{name}_sha256"] = sha256_file(f)
     if not (path / "model.safetensors.index.json").exists():
         h = hashlib.sha256()
         shards = sorted(path.glob("*.safetensors"))

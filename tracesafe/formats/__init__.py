@@ -9,7 +9,7 @@ that opens the thought only under a chat-template switch), ``prefix_is_content``
 ``prompt_tail`` apply; subclass and override ``split`` only for a different structure, as
 ``harmony`` does) and passes it to :func:`register`; add the module name to ``FAMILIES`` below; add
 its cases to ``tests/data/formats/`` (vLLM's test cases for the family go in ``vllm_cases.jsonl``);
-list it in README's splitting section.
+list it in the formats table of docs/formats.md.
 """
 
 from importlib import import_module

@@ -3,6 +3,13 @@
 they finish, resumable by trace id."""
 
 from ..engines.base import Completion, Request
-from .core import THINKING_MODES, GenerateConfig, Job, generate, open_engine, select_prompts
+from .core import (
+    THINKING_MODES,
+    GenerateConfig,
+    Job,
+    generate,
+    open_engine,
+    select_prompts,
+)
 
 __all__ = ["THINKING_MODES", "Completion", "GenerateConfig", "Job", "Request", "generate", "open_engine", "select_prompts"]

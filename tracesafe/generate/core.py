@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import os
 import random
-import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -17,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import formats
+from .._util.progress import progress as progress_bar
+from .._util.provenance import sha256_text
 from ..engines.base import Completion, Engine, Request
 from ..engines.config import EngineConfig
 from ..engines.registry import EngineSpec, engine_class
@@ -117,13 +117,13 @@ def select_prompts(prompts: list[Prompt], cfg: GenerateConfig) -> list[Prompt]:
     out = prompts[: cfg.limit] if cfg.limit else list(prompts)
     if cfg.shard:
         i, n = parse_shard(cfg.shard)
-        out = [p for p in out if int(hashlib.sha256(p.id.encode()).hexdigest(), 16) % n == i]
+        out = [p for p in out if int(sha256_text(p.id), 16) % n == i]
     return out
 
 
 def sample_seed(seed: int, prompt_id: str, sample: int) -> int:
     """Each sample gets its own seed, so a sample is reproducible alone (resume, shards, reordering)."""
-    return int(hashlib.sha256(f"{seed}\0{prompt_id}\0{sample}".encode()).hexdigest()[:8], 16)
+    return int(sha256_text(f"{seed}\0{prompt_id}\0{sample}", 8), 16)
 
 
 def messages(prompt: Prompt, cfg: GenerateConfig) -> list[dict[str, str]]:
@@ -260,24 +260,6 @@ def manifest_path(output: Path) -> Path:
     return output.with_name(output.name.removesuffix(".jsonl") + ".manifest.json")
 
 
-def _progress(total: int, done: int):
-    if not sys.stderr.isatty() or total == 0:
-        return None, lambda: None
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    prog = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=Console(stderr=True), transient=False)  # fmt: skip
-    task = prog.add_task("generate", total=total, completed=done)
-    return prog, lambda: prog.advance(task)
-
-
 def open_engine(cfg: GenerateConfig) -> tuple[Engine, str]:
     """The run's engine through the registry (the caller closes it) and the model path it loaded: local
     weights are a directory or the HF cache, never a download, and the resolved snapshot is the revision."""
@@ -334,7 +316,6 @@ def generate(
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         buffer: list[dict[str, Any]] = []
         last_flush = time.monotonic()
-        prog, advance = _progress(len(wanted), stats["already_done"]) if progress else (None, lambda: None)
 
         def emit(job: Job) -> None:
             nonlocal last_flush
@@ -348,13 +329,11 @@ def generate(
 
         planner = Planner(cfg, emit)
         try:
-            if prog:
-                prog.start()
-            stats["failed"] = engine.run([planner.first(j) for j in jobs], planner.done)
+            with progress_bar("generate", len(wanted), completed=stats["already_done"], transient=False,
+                              enabled=progress) as advance:  # fmt: skip
+                stats["failed"] = engine.run([planner.first(j) for j in jobs], planner.done)
         finally:
             writer.write_batch(buffer)  # whatever finished is kept, also on an exception
-            if prog:
-                prog.stop()
     return stats
 
 

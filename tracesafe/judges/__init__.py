@@ -15,7 +15,16 @@ To add a judge:
    ship its judge card before it is a default.
 """
 
-from ._base import BaseJudge, Judge, JudgeInfo, JudgeItem, JudgeResult, get_judge, list_judges, register_judge
+from ._base import (
+    BaseJudge,
+    Judge,
+    JudgeInfo,
+    JudgeItem,
+    JudgeResult,
+    get_judge,
+    list_judges,
+    register_judge,
+)
 from ._eval import evaluate_judge, load_gold
 from ._run import SEGMENTS, run_judges
 

@@ -78,7 +78,7 @@ def aggregate(results: list[JudgeResult], spans: list[tuple[int, int]]) -> Judge
     )  # fmt: skip
 
 
-def _accepted(cls: type) -> set[str] | None:
+def accepted_options(cls: type) -> set[str] | None:
     """Keyword options a judge class accepts (None: it takes **kwargs)."""
     params = inspect.signature(cls.__init__).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
@@ -105,7 +105,7 @@ def build_judges(
     judges = []
     for name in names:
         info = infos[name]
-        acc = _accepted(info.cls)
+        acc = accepted_options(info.cls)
         kw: dict[str, Any] = {}
         for k, v in options.items():
             if acc is None or k in acc:

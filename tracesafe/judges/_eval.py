@@ -24,7 +24,7 @@ from .._util.provenance import sha256_file
 from ..store import BadLineError, read_csv_numbered, read_jsonl
 
 GoldKind = Literal["harm", "refusal"]
-# name -> file in tracesafe/judges/data/gold/ (README, ## Judges, says how each was made)
+# name -> file in tracesafe/judges/data/gold/ (docs/judges.md says how each was made)
 BUILTIN_GOLD = {"contrast": "contrast.jsonl", "blind-safe": "blind_safe.jsonl"}
 
 

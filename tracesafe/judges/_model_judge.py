@@ -9,12 +9,12 @@ the stage ends. A judge used on its own opens its engine in a pool of its own, c
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .._util.provenance import sha256_text
 from ..engines.base import Completion, Engine
 from ..engines.config import EngineConfig
 from ..engines.registry import EnginePool, EngineSpec, default_engine, engine_class
@@ -36,7 +36,8 @@ class ModelJudge(BaseJudge):
                  gpu_memory_utilization: float | None = None, enable_prefix_caching: bool = True,
                  trust_remote_code: bool = False, top_logprobs: int = 20, base_url: str | None = None,
                  api_key_env: str = "OPENAI_API_KEY", tokenizer: str | None = None, concurrency: int = 8,
-                 request_timeout: float = 120.0, max_retries: int = 4, enforce_eager: bool = False, replicas: int = 1):  # fmt: skip
+                 request_timeout: float = 120.0, max_retries: int = 4, enforce_eager: bool = False, replicas: int = 1,
+                 engine_options: dict[str, Any] | None = None):  # fmt: skip
         self.backend = backend or default_engine()
         self.local = engine_class(self.backend).local_weights  # an unknown engine fails here, naming the known ones
         self.model_arg = model or self.default_model
@@ -51,7 +52,8 @@ class ModelJudge(BaseJudge):
             self.model_path, self._fingerprint = self.model_arg, None
         config = EngineConfig(dtype=dtype, max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization,
                               enable_prefix_caching=enable_prefix_caching, enforce_eager=enforce_eager,
-                              trust_remote_code=trust_remote_code, data_parallel_size=replicas)  # fmt: skip
+                              trust_remote_code=trust_remote_code, data_parallel_size=replicas,
+                              options=dict(engine_options or {}))  # fmt: skip
         # One set of options for every engine; each takes its own (a served model: the endpoint's).
         self.engine_spec = EngineSpec.of(
             self.backend, self.model_path, config, top_logprobs=top_logprobs, concurrency=concurrency,
@@ -60,6 +62,7 @@ class ModelJudge(BaseJudge):
             tokenizer=tokenizer or (self.model_path if Path(self.model_path).is_dir() else None),
         )  # fmt: skip
         self._dtype = dtype
+        self._engine_options = dict(engine_options or {})
         self._engines: EnginePool | None = None
         self._own_engines: EnginePool | None = None
 
@@ -83,10 +86,10 @@ class ModelJudge(BaseJudge):
             self._engines = self._own_engines = None
 
     def config(self) -> dict[str, Any]:
-        template = hashlib.sha256(self.render(PROBE).encode()).hexdigest()[:16]
+        template = sha256_text(self.render(PROBE), 16)
         return {"model": self.model_arg, "weights": self._fingerprint, "backend": self.backend, "dtype": self._dtype,
                 "template": template, "chunk_tokens": self.chunk_tokens, "chunk_overlap": self.chunk_overlap,
-                "max_tokens": self.max_tokens}  # fmt: skip
+                "max_tokens": self.max_tokens, **({"engine_options": self._engine_options} if self._engine_options else {})}  # fmt: skip
 
     def chunk(self, texts: list[str]) -> list[list[tuple[int, int]]]:
         from ._chunk import tokenizer_chunker

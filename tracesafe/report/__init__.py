@@ -8,7 +8,15 @@ section there), ``build`` loads, tabulates, plots and writes, ``plots`` draws th
 The report never prints prompt or trace texts: only ids, counts and rates.
 """
 
-from .build import build_report, compare_runs, load, resolve_inputs, run_inputs, sort_inputs, write_tables
+from .build import (
+    build_report,
+    compare_runs,
+    load,
+    resolve_inputs,
+    run_inputs,
+    sort_inputs,
+    write_tables,
+)
 from .document import Doc
 from .format import MARK, ci, csv_safe, judge_disp, md, num, one_line, pct, pval
 from .sections import SCREENING_NOTE, SECTIONS, SYNTHETIC_NOTE, Context

@@ -10,7 +10,15 @@ from .. import analysis as A
 from ..store import atomic_output
 from .document import Doc
 from .format import csv_safe, judge_disp, marks, md, num, pct, pp, pval
-from .sections import SCREENING_NOTE, SYNTHETIC_NOTE, _disp_paired, _disp_summary, _primary_judge, document, methods_section
+from .sections import (
+    SCREENING_NOTE,
+    SYNTHETIC_NOTE,
+    _disp_paired,
+    _disp_summary,
+    _primary_judge,
+    document,
+    methods_section,
+)
 
 
 def run_inputs(run_dir: Path) -> tuple[list[Path], Path]:
