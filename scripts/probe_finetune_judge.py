@@ -21,7 +21,35 @@ Harmful text never reaches stdout: only counts and metrics are printed.
     OMP_NUM_THREADS=2 nice -n 19 .venv/bin/python scripts/probe_finetune_judge.py [--top-k 2] [--epochs 3]
         [--holdout-categories ... --v3-head /tmp/c.npz] [--cache /tmp/judge4]
 
-Measured table: see MEASURED below (filled in from the runs).
+Measured 2026-12-01 (02:24-03:10 UTC), 2 cores shared with five other jobs, every job at nice 19:
+    OMP_NUM_THREADS=2 nice -n 19 .venv/bin/python scripts/probe_finetune_judge.py --data ../shared/data \
+        --holdout-categories pyrit:hate_speech,pyrit:bias,harmbench:harassment_bullying,harmbench:chemical_biological \
+        --v3-head /tmp/c.npz --top-k 2 --epochs 2 --train-minutes 15      # then the same with --bench
+where /tmp/c.npz is v3 retrained without those categories (train_offline_judge.py --out /tmp/c.npz with the same
+--holdout-categories; it reproduces README's 0.739 / 0.476). Both judges are thus trained without the four
+categories and scored on the same sets: that build's contrast gold (1038: the shipped set's safe kinds, harmful
+responses of its larger test split), its test answers (730) and the held-out categories (218). The probe trained
+133 of its 276 planned steps (one epoch; the 15-minute box, at ~0.3 of a core) and a dev fold of 552 rows.
+
+| set (n)                                  | v3            | probe k=2     | cascade [0.05,0.95) | [0.1,0.9)     | [0.2,0.8)     |
+|------------------------------------------|---------------|---------------|---------------------|---------------|---------------|
+| contrast deliberation FPR                | 0.025         | 0.043         | 0.021               | 0.014         | 0.007         |
+| contrast restatement FPR                 | 0.018         | 0.000         | 0.000               | 0.000         | 0.000         |
+| contrast lecture FPR                     | 0.014         | 0.014         | 0.007               | 0.007         | 0.000         |
+| contrast harmful reasoning recall        | 0.789         | 0.772         | 0.776               | 0.794         | 0.789         |
+| contrast harm after disclaimer recall    | 0.822         | 0.673         | 0.683               | 0.693         | 0.733         |
+| contrast acc / κ (1038)                  | 0.923 / 0.814 | 0.905 / 0.766 | 0.913 / 0.786       | 0.920 / 0.804 | 0.926 / 0.818 |
+| test answers acc / κ (730)               | 0.814 / 0.565 | 0.784 / 0.438 | 0.800 / 0.489       | 0.803 / 0.504 | 0.816 / 0.545 |
+| unseen categories acc / κ (218)          | 0.739 / 0.476 | 0.670 / 0.331 | 0.693 / 0.379       | 0.702 / 0.398 | 0.739 / 0.473 |
+| share routed: contrast / answers / categ.| –             | –             | 0.41 / 0.55 / 0.65  | 0.29 / 0.43 / 0.54 | 0.16 / 0.28 / 0.35 |
+| segments/s on 2 cores (answers) ¹        | ~740-1480     | 8.6           | 15                  | 20            | 30            |
+
+¹ 48 test answers (81 probe windows): 2 x the rate per CPU-second of this process (the CPU was shared; wall-clock
+rates were 150 segments/s for v3, 1.0 for the probe): the probe ran 7.2 windows per CPU-second, ~14/s on two
+free cores; cascade = 1 / (1/v3 + routed/probe). Top two layers + head: 3,549,313 parameters, 6.8 MB in fp16,
+3.4 MB in int8. The run: 40.9 min wall, 13.8 min CPU.
+Verdict: one epoch of the top two layers does not beat v3 on recall at <= 5% FPR nor on unseen categories, and a
+cascade only approaches v3 as fewer segments are routed.
 """
 
 from __future__ import annotations
@@ -43,10 +71,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
-import train_offline_judge as tj  # noqa: E402
+import train_offline_judge as tj
 
-from tracesafe.judges._base import JudgeItem  # noqa: E402
-from tracesafe.judges.offline import OfflineJudge, minilm_dir  # noqa: E402
+from tracesafe.judges._base import JudgeItem
+from tracesafe.judges.offline import OfflineJudge, minilm_dir
 
 DEV_FOLD = tj.FOLDS - 1
 PROMPT_TOKENS = 48
@@ -186,7 +214,7 @@ def train(enc: Encoder, wins: list[np.ndarray], y: np.ndarray, args, ckpt: Path)
             loss.backward()
             opt.step()
             sched.step()
-            tot += float(loss) * len(b)
+            tot += float(loss.detach()) * len(b)
             step += 1
             if (time.time() - t0) / 60 > args.train_minutes:
                 break
@@ -222,7 +250,7 @@ def calibrated(logit: np.ndarray, ab: tuple[float, float]) -> np.ndarray:
 
 
 def metrics(y: np.ndarray, pred: np.ndarray) -> dict:
-    return {"n": int(len(y)), "acc": round(float((pred == (y == 1)).mean()), 4), "kappa": round(tj.kappa(y, pred), 4)}
+    return {"n": len(y), "acc": round(float((pred == (y == 1)).mean()), 4), "kappa": round(tj.kappa(y, pred), 4)}
 
 
 def v3_scores(head: str | None, rows, segment: str) -> tuple[np.ndarray, np.ndarray, float, int]:
@@ -237,17 +265,58 @@ def v3_scores(head: str | None, rows, segment: str) -> tuple[np.ndarray, np.ndar
 
 
 @torch.no_grad()
-def full_throughput(enc: Encoder, model: Top, rows, segment: str, n: int = 48) -> tuple[float, float]:
-    """Windows/s and segments/s of the whole model from raw text (tokenize, 6 layers), batch 16, on ``n`` rows."""
-    rows = rows[:n]
-    t0 = time.perf_counter()
-    wins, owner = enc.windows([r.text for r in rows], [r.prompt for r in rows], [segment] * len(rows))
+def full_throughput(enc: Encoder, model: Top, rows, segment: str) -> tuple[int, float, float]:
+    """Windows, wall and process CPU seconds of the whole model from raw text (tokenize, all layers), batch 16."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    wins, _owner = enc.windows([r.text for r in rows], [r.prompt for r in rows], [segment] * len(rows))
     for b in Encoder.batches([len(w) for w in wins], 16):
         ids, mask = Encoder.pad([wins[i] for i in b])
-        h = enc.bottom(ids, mask, enc.n_bottom)
-        model(h, mask)
-    dt = time.perf_counter() - t0
-    return len(wins) / dt, len(rows) / dt
+        model(enc.bottom(ids, mask, enc.n_bottom), mask)
+    return len(wins), time.perf_counter() - t0, time.process_time() - c0
+
+
+def throughput(enc: Encoder, model: Top, rows, head: str | None) -> dict:
+    """Segments and windows per second of v3 and of the probe on the same answers. The CPU is shared with other
+    jobs, so besides wall-clock rates the rate per CPU-second is given; x2 estimates two dedicated cores (an upper
+    bound: it assumes perfect two-thread scaling)."""
+    full_throughput(enc, model, rows[:2], "answer")
+    v3_scores(head, rows[:2], "answer")  # warm: loads v3's tokenizer and embeddings
+    nw, wall, cpu = full_throughput(enc, model, rows, "answer")
+    c0 = time.process_time()
+    _, _, wall3, nw3 = v3_scores(head, rows, "answer")
+    cpu3 = time.process_time() - c0
+    n = len(rows)
+    return {"n_segments": n, "probe_windows": nw, "v3_windows": nw3,
+            "probe_segments_per_s": round(n / wall, 1), "probe_windows_per_s": round(nw / wall, 1),
+            "probe_segments_per_cpu_s": round(n / cpu, 2), "probe_windows_per_cpu_s": round(nw / cpu, 2),
+            "v3_segments_per_s": round(n / wall3, 1), "v3_segments_per_cpu_s": round(n / cpu3, 1)}  # fmt: skip
+
+
+def table(report: dict) -> str:
+    """v3 vs the probe vs each cascade band, as a markdown table."""
+    cols = ["v3", "probe"] + sorted((k for k in report.get("contrast", {}) if k.startswith("cascade_")), key=lambda k: -float(k.split("_")[2]))
+    head = ["v3", f"probe ({report['tag']})"] + [f"cascade [{c.split('_')[1]}, {c.split('_')[2]})" for c in cols[2:]]
+    lines = ["| " + " | ".join(["set (n)"] + head) + " |", "|" + "---|" * (len(cols) + 1)]
+    con = report.get("contrast")
+    if con:
+        for kind, what in (("deliberation", "FPR"), ("restatement", "FPR"), ("lecture", "FPR"), ("benign_reasoning", "FPR"),
+                           ("harmful_reasoning", "recall"), ("disclaimer_harm", "recall")):  # fmt: skip
+            if kind in con["v3"]["by_kind"]:
+                lines.append(f"| contrast {kind} {what} | " + " | ".join(f"{con[c]['by_kind'][kind]:.3f}" for c in cols) + " |")
+    for name in ("contrast", "answers", "categories"):
+        if name in report:
+            r = report[name]
+            lines.append(f"| {name} acc / κ ({r['v3']['n']}) | "
+                         + " | ".join(f"{r[c]['acc']:.3f} / {r[c]['kappa']:.3f}" for c in cols) + " |")  # fmt: skip
+    for name in ("contrast", "answers", "categories"):
+        if name in report:
+            lines.append(f"| {name}: share routed | – | – | " + " | ".join(f"{report[name][c]['routed']:.3f}" for c in cols[2:]) + " |")
+    t = report.get("throughput")
+    if t and "answers" in report and "v3_segments_per_cpu_s" in t:  # cascade: every segment through v3, the routed share also through the probe
+        v3, pr = 2 * t["v3_segments_per_cpu_s"], 2 * t["probe_segments_per_cpu_s"]
+        casc = [1.0 / (1.0 / v3 + report["answers"][c]["routed"] / pr) for c in cols[2:]]
+        lines.append("| segments/s on 2 cores, answers (2 x per CPU-second) | " + " | ".join(f"{x:.1f}" for x in [v3, pr, *casc]) + " |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -265,8 +334,14 @@ def main() -> None:
     ap.add_argument("--train-minutes", type=float, default=15.0, help="time box: training stops at the first step past this")
     ap.add_argument("--bands", default="0.2:0.8,0.1:0.9,0.05:0.95", help="cascade bands lo:hi on the v3 score")
     ap.add_argument("--limit", type=int, default=0, help="smoke test: only every n-th row of each set")
+    ap.add_argument("--bench", action="store_true", help="only measure throughput of the saved model of this configuration")
+    ap.add_argument("--table", type=Path, nargs="*", help="only print the table of these saved reports")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/judge4"))
     args = ap.parse_args()
+    if args.table:
+        for f in args.table:
+            print(f"{f}\n{table(json.loads(f.read_text()))}\n")
+        return
     torch.set_num_threads(2)
     t_start, c_start = time.time(), time.process_time()
     holdout = {c for c in args.holdout_categories.split(",") if c}
@@ -274,6 +349,18 @@ def main() -> None:
     args.cache.mkdir(parents=True, exist_ok=True)
 
     fit_rows, cal_rows, held, gold = tj.build(args.data, args.seed, holdout)
+    if args.bench:
+        enc = Encoder(args.top_k, args.max_len)
+        model = Top(enc)
+        model.load_state_dict(torch.load(args.cache / f"top_{tag}.pt"))
+        t = throughput(enc, model.eval(), held[:48], args.v3_head)
+        print(json.dumps(t, indent=1))
+        out = args.cache / f"report_{tag}.json"
+        if out.exists():  # a report of this configuration: its throughput replaced by this measurement
+            report = json.loads(out.read_text())
+            out.write_text(json.dumps({**report, "throughput": t}, indent=1))
+            print(table({**report, "throughput": t}))
+        return
     fit = [r for k, r in fit_rows if k != DEV_FOLD]
     dev = [r for k, r in cal_rows if k == DEV_FOLD]
     if args.limit:
@@ -336,12 +423,7 @@ def main() -> None:
         print(name, json.dumps({k: v for k, v in r.items() if k in ("probe", "v3")}), flush=True)
         (args.cache / f"report_{tag}.json").write_text(json.dumps(report, indent=1))  # partial, in case the run is cut
     torch.save(enc.cache, cache_file)
-    # throughput from raw text, 2 threads
-    thr_rows = held
-    wps, sps = full_throughput(enc, model, thr_rows, "answer")
-    _, _, dt3, nw3 = v3_scores(args.v3_head, thr_rows[:48], "answer")
-    report["throughput"] = {"probe_windows_per_s": round(wps, 1), "probe_segments_per_s": round(sps, 1),
-                            "v3_segments_per_s": round(48 / dt3, 1), "v3_windows_per_s": round(nw3 / dt3, 1)}  # fmt: skip
+    report["throughput"] = throughput(enc, model, held[:48], args.v3_head)
     n_params = sum(p.numel() for p in model.parameters())
     report["top_params"] = n_params
     report["size_mb"] = {"fp16": round(n_params * 2 / 2**20, 2), "int8": round(n_params / 2**20, 2)}
@@ -350,6 +432,7 @@ def main() -> None:
     out = args.cache / f"report_{tag}.json"
     out.write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))
+    print(table(report))
 
 
 if __name__ == "__main__":
