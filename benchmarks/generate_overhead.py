@@ -39,7 +39,7 @@ def main() -> None:
     prompts = (load_suite("sst") + load_suite("xstest"))[: args.prompts]
     # Sampling at the published defaults; min_tokens makes both sides produce the same token count.
     cfg = GenerateConfig.from_flat(model=model, backend="vllm", max_tokens=args.max_tokens, gpu_memory_utilization=args.gpu_memory_utilization,
-                         enforce_eager=True, dtype="float32")  # fmt: skip
+                                   enforce_eager=True, dtype="float32")  # fmt: skip
     backend, _ = open_engine(cfg)
     llm = backend.llm
     params = SamplingParams(temperature=cfg.sampling.temperature, top_p=cfg.sampling.top_p, max_tokens=args.max_tokens, min_tokens=args.max_tokens,

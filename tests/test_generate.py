@@ -219,7 +219,7 @@ def test_vllm_server_with_reasoning_parser(tiny_r1, tmp_path):
         ps = prompts()
         # The model path is local, so the prompt is rendered locally too and recorded.
         stats = generate(GenerateConfig.from_flat(model=str(tiny_r1), backend="openai", api_base=base, temperature=0.0, max_tokens=48,
-                                        samples=2, concurrency=4), ps, out, progress=False)  # fmt: skip
+                                                  samples=2, concurrency=4), ps, out, progress=False)  # fmt: skip
         assert stats["generated"] == 8 and stats["failed"] == 0
         recs = check_traces(out, ps, 2, "openai")
         assert all(r["split_rule"] == "api_field" and r["reasoning"].strip() == r["thinking"] for r in recs)
@@ -339,7 +339,7 @@ def test_openai_backend_retries_and_never_writes_the_key(tmp_path, monkeypatch):
     out = tmp_path / "o.jsonl"
     try:
         cfg = GenerateConfig.from_flat(model="deepseek-reasoner", backend="openai", api_base=f"http://127.0.0.1:{server.server_port}/v1",
-                             api_key_env="TS_TEST_KEY", concurrency=1, max_retries=3)  # fmt: skip
+                                       api_key_env="TS_TEST_KEY", concurrency=1, max_retries=3)  # fmt: skip
         stats = generate(cfg, [Prompt(id="p", text="hi")], out, progress=False)
     finally:
         server.shutdown()
