@@ -38,11 +38,11 @@ def main() -> None:
     model = args.model or str(build_tiny_r1())
     prompts = (load_suite("sst") + load_suite("xstest"))[: args.prompts]
     # Sampling at the published defaults; min_tokens makes both sides produce the same token count.
-    cfg = GenerateConfig(model=model, backend="vllm", max_tokens=args.max_tokens, gpu_memory_utilization=args.gpu_memory_utilization,
-                         enforce_eager=True, dtype="float32")  # fmt: skip
+    cfg = GenerateConfig.from_flat(model=model, backend="vllm", max_tokens=args.max_tokens, gpu_memory_utilization=args.gpu_memory_utilization,
+                                   enforce_eager=True, dtype="float32")  # fmt: skip
     backend, _ = open_engine(cfg)
     llm = backend.llm
-    params = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=args.max_tokens, min_tokens=args.max_tokens,
+    params = SamplingParams(temperature=cfg.sampling.temperature, top_p=cfg.sampling.top_p, max_tokens=args.max_tokens, min_tokens=args.max_tokens,
                             seed=0, ignore_eos=True)  # fmt: skip
     msgs = [[{"role": "user", "content": p.text}] for p in prompts]
     llm.chat(msgs[:8], params, use_tqdm=False)  # warm-up
@@ -85,7 +85,7 @@ def main() -> None:
     import gc
 
     gc.collect()
-    hf_cfg = GenerateConfig(model=model, backend="hf", max_tokens=args.max_tokens, batch_size=64, dtype="float32")
+    hf_cfg = GenerateConfig.from_flat(model=model, backend="hf", max_tokens=args.max_tokens, batch_size=64, dtype="float32")
     hf, _ = open_engine(hf_cfg)
     eos = hf.eos_ids
     hf.eos_ids = set()  # full length, as the vLLM runs

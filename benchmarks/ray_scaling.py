@@ -36,8 +36,8 @@ def main() -> None:
     rates = {1: 0.0, 2: 0.0}
     # Alternating rounds, best of each: the first Ray job also pays for the cluster's worker processes.
     for workers in [1, 2] * args.repeat:
-        cfg = GenerateConfig(model=model, backend="ray", data_parallel_size=workers, max_tokens=args.max_tokens,
-                             gpu_memory_utilization=0.2, enforce_eager=True, dtype="float32")  # fmt: skip
+        cfg = GenerateConfig.from_flat(model=model, backend="ray", data_parallel_size=workers, max_tokens=args.max_tokens,
+                                       gpu_memory_utilization=0.2, enforce_eager=True, dtype="float32")  # fmt: skip
         with tempfile.TemporaryDirectory() as d:
             out = Path(d) / "t.jsonl"
             t = time.perf_counter()

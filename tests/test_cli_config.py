@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tracesafe.engines.config import EngineConfig, vllm_engine_args
-from tracesafe.generate import GenerateConfig
+from tracesafe.generate import ClientConfig, GenerateConfig, SamplingConfig, Selection
 from tracesafe.generate.core import manifest_path
 from tracesafe.runner import load_config, plan
 
@@ -71,8 +71,8 @@ def test_engine_options_from_run_config_reach_the_engine_arguments(tmp_path):
     from tracesafe.runner import _generate_config
 
     gcfg = _generate_config(cfg, cfg.models[0])  # a model's table replaces [generate]'s, as every key does
-    assert gcfg.engine_options == {"kv_cache_dtype": "fp8", "enforce_eager": True}
-    args = vllm_engine_args(gcfg.engine_config(), on_cpu=True, sampled=True)
+    assert gcfg.engine.options == {"kv_cache_dtype": "fp8", "enforce_eager": True}
+    args = vllm_engine_args(gcfg.engine, on_cpu=True, sampled=True)
     assert args["kv_cache_dtype"] == "fp8" and args["enforce_eager"] is True  # merged last: an option wins
 
 
@@ -81,7 +81,7 @@ def test_engine_args_builder_merges_options_last():
     assert base["enable_chunked_prefill"] is False and "max_num_seqs" not in base
     args = vllm_engine_args(EngineConfig(options={"max_num_seqs": 8, "enable_chunked_prefill": True}), on_cpu=True, sampled=True)
     assert args == {**base, "max_num_seqs": 8, "enable_chunked_prefill": True}
-    assert GenerateConfig(model="m", engine_options={"a": 1}).engine_config().options == {"a": 1}
+    assert GenerateConfig.from_flat(model="m", engine_options={"a": 1}).engine.options == {"a": 1}
     hash(EngineConfig(options={"a": 1}))  # still hashable (options are not part of the hash)
 
 
@@ -93,7 +93,7 @@ def test_generate_records_engine_options_in_the_manifest(tiny_r1, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     config = json.loads(manifest_path(out).read_text())["config"]
     assert config["engine_options"] == {"attn_implementation": "eager", "use_cache": True}
-    assert config["temperature"] == GenerateConfig.temperature and config["top_p"] == GenerateConfig.top_p  # defaults from the config
+    assert config["temperature"] == SamplingConfig.temperature and config["top_p"] == SamplingConfig.top_p  # defaults from the config
     r = subprocess.run([*CLI, "generate", "--model", str(tiny_r1), "-E", "nokey", "-o", str(out)], capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.strip() == "error: -E 'nokey': expected KEY=VALUE, e.g. max_num_seqs=64"
     # An option the engine's library does not take (a vLLM argument on transformers): one line, exit 2.
@@ -145,7 +145,9 @@ def test_cli_defaults_come_from_the_config_dataclasses():
     defaults = {p.name: p.default for p in __import__("typer").main.get_command(gen_cli.app).params}
     for name in ("samples", "temperature", "top_p", "top_k", "seed", "think_budget", "think_retries", "dtype", "limit",
                  "batch_size", "concurrency", "request_timeout", "max_retries"):  # fmt: skip
-        assert defaults[name] == getattr(GenerateConfig, name), name
+        assert defaults[name] == GenerateConfig.flat_defaults()[name], name
+    assert (defaults["temperature"], defaults["samples"], defaults["dtype"], defaults["batch_size"]) == (
+        SamplingConfig.temperature, Selection.samples, EngineConfig.dtype, ClientConfig.batch_size)  # fmt: skip
     assert J.judges == JudgeSection().judges
 
 

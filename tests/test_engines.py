@@ -16,7 +16,7 @@ from tracesafe.store import read_jsonl
 
 def test_a_trace_and_a_verdict_from_the_same_weights_carry_the_same_fingerprint(tiny_r1, tmp_path):
     traces = tmp_path / "traces.jsonl"
-    cfg = GenerateConfig(model=str(tiny_r1), backend="hf", temperature=0.0, max_tokens=8)
+    cfg = GenerateConfig.from_flat(model=str(tiny_r1), backend="hf", temperature=0.0, max_tokens=8)
     generate(cfg, [Prompt(id="p", text="How do I bake bread?")], traces, progress=False)
     (trace,) = read_jsonl(traces)
     verdicts = tmp_path / "verdicts.jsonl"
@@ -29,7 +29,7 @@ def test_a_trace_and_a_verdict_from_the_same_weights_carry_the_same_fingerprint(
                                                           ("ray", "ray", "tracesafe[ray]")])  # fmt: skip
 def test_a_missing_optional_package_names_the_pip_command(tiny_r1, tmp_path, monkeypatch, backend, missing, pip):
     monkeypatch.setitem(sys.modules, missing, None)  # as if not installed: importing it raises ImportError
-    cfg = GenerateConfig(model=str(tiny_r1), backend=backend, max_tokens=8)
+    cfg = GenerateConfig.from_flat(model=str(tiny_r1), backend=backend, max_tokens=8)
     with pytest.raises(ValueError, match=re.escape(f"the {missing} package is not installed: pip install '{pip}'")):
         generate(cfg, [Prompt(id="p", text="hi")], tmp_path / "t.jsonl", progress=False)
     traces = tmp_path / "traces.jsonl"
@@ -43,13 +43,13 @@ def test_one_vllm_argument_builder_for_generation_and_judges():
     from tracesafe.engines.config import EngineConfig, vllm_engine_args
     from tracesafe.judges.harmbench import HarmBenchJudge
 
-    gen = GenerateConfig(model="m", dtype="float32", max_model_len=2048, enforce_eager=True, seed=0, temperature=0.0)
+    gen = GenerateConfig.from_flat(model="m", dtype="float32", max_model_len=2048, enforce_eager=True, seed=0, temperature=0.0)
     judge = HarmBenchJudge(model="m", backend="openai", dtype="float32", max_model_len=2048, enforce_eager=True)
-    assert gen.engine_config() == judge.engine_spec.config == EngineConfig(dtype="float32", max_model_len=2048, enforce_eager=True)
-    args = vllm_engine_args(gen.engine_config(), on_cpu=True, sampled=False)
+    assert gen.engine == judge.engine_spec.config == EngineConfig(dtype="float32", max_model_len=2048, enforce_eager=True)
+    args = vllm_engine_args(gen.engine, on_cpu=True, sampled=False)
     assert args["gpu_memory_utilization"] == 0.2 and args["max_model_len"] == 2048 and "enable_chunked_prefill" not in args
     # Seeded sampling on vLLM-CPU cannot chunk a prefill; on a GPU it can, with 0.9 of its memory.
-    assert vllm_engine_args(gen.engine_config(), on_cpu=True, sampled=True)["enable_chunked_prefill"] is False
+    assert vllm_engine_args(gen.engine, on_cpu=True, sampled=True)["enable_chunked_prefill"] is False
     gpu = vllm_engine_args(EngineConfig(revision="abc", tensor_parallel_size=2), on_cpu=False, sampled=True)
     assert gpu["gpu_memory_utilization"] == 0.9 and gpu["revision"] == "abc" and gpu["tensor_parallel_size"] == 2
     assert "enable_chunked_prefill" not in gpu and "max_model_len" not in gpu

@@ -3,6 +3,7 @@ plus resume after kill -9, sharding + merge, thinking modes, and the OpenAI back
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -55,7 +56,7 @@ def check_traces(path: Path, ps: list[Prompt], samples: int, backend: str) -> li
 
 
 def greedy(model: Path, backend: str, **kw) -> GenerateConfig:
-    return GenerateConfig(**{"model": str(model), "backend": backend, "temperature": 0.0, "max_tokens": 48, **kw})
+    return GenerateConfig.from_flat(**{"model": str(model), "backend": backend, "temperature": 0.0, "max_tokens": 48, **kw})
 
 
 def test_hf_backend_traces_and_manifest(tiny_r1, tmp_path):
@@ -121,7 +122,7 @@ def test_morethink_draws_safechains_strings_from_the_seed_and_budgets_the_answer
     assert rethink_string(7, 3) == rethink_string(7, 3)
     assert {rethink_string(seed, i) for seed in range(3) for i in range(10)} == {"Wait", "Let me think again"}
     with pytest.raises(ValueError, match="max_tokens - think_budget"):
-        GenerateConfig(model="m", thinking_mode="morethink", think_budget=100, max_tokens=100)
+        GenerateConfig.from_flat(model="m", thinking_mode="morethink", think_budget=100, max_tokens=100)
 
 
 def test_model_is_a_directory_or_in_the_hf_cache_never_downloaded(tiny_r1, tmp_path):
@@ -217,8 +218,8 @@ def test_vllm_server_with_reasoning_parser(tiny_r1, tmp_path):
         out = tmp_path / "api.jsonl"
         ps = prompts()
         # The model path is local, so the prompt is rendered locally too and recorded.
-        stats = generate(GenerateConfig(model=str(tiny_r1), backend="openai", api_base=base, temperature=0.0, max_tokens=48,
-                                        samples=2, concurrency=4), ps, out, progress=False)  # fmt: skip
+        stats = generate(GenerateConfig.from_flat(model=str(tiny_r1), backend="openai", api_base=base, temperature=0.0, max_tokens=48,
+                                                  samples=2, concurrency=4), ps, out, progress=False)  # fmt: skip
         assert stats["generated"] == 8 and stats["failed"] == 0
         recs = check_traces(out, ps, 2, "openai")
         assert all(r["split_rule"] == "api_field" and r["reasoning"].strip() == r["thinking"] for r in recs)
@@ -252,10 +253,10 @@ def test_kill_9_then_resume_generates_exactly_the_rest(tiny_r1, tmp_path):
 def test_shards_partition_and_merge_equals_unsharded(tiny_r1, tmp_path):
     ps = load_suite("xstest")[:6]
     base = dict(temperature=0.0, max_tokens=16, samples=2)
-    generate(GenerateConfig(model=str(tiny_r1), backend="hf", **base), ps, tmp_path / "all.jsonl", progress=False)
+    generate(GenerateConfig.from_flat(model=str(tiny_r1), backend="hf", **base), ps, tmp_path / "all.jsonl", progress=False)
     shards = []
     for i in range(2):
-        cfg = GenerateConfig(model=str(tiny_r1), backend="hf", shard=f"{i}/2", **base)
+        cfg = GenerateConfig.from_flat(model=str(tiny_r1), backend="hf", shard=f"{i}/2", **base)
         assert select_prompts(ps, cfg) == select_prompts(list(reversed(ps)), cfg)[::-1]  # order-free partition
         generate(cfg, ps, tmp_path / f"s{i}.jsonl", progress=False)
         shards.append(tmp_path / f"s{i}.jsonl")
@@ -273,14 +274,36 @@ def test_shards_partition_and_merge_equals_unsharded(tiny_r1, tmp_path):
 
 
 def test_trace_ids_cover_model_params_mode():
-    cfg = GenerateConfig(model="m")
-    assert trace_id("m", "p", 0, cfg.sampling_params()) != trace_id("m", "p", 0, GenerateConfig(model="m", top_p=0.9).sampling_params())
+    cfg = GenerateConfig.from_flat(model="m")
+    assert trace_id("m", "p", 0, cfg.sampling.params()) != trace_id("m", "p", 0, GenerateConfig.from_flat(model="m", top_p=0.9).sampling.params())
     with pytest.raises(ValueError, match="thinking_mode must be one of"):
-        GenerateConfig(model="m", thinking_mode="deep")
+        GenerateConfig.from_flat(model="m", thinking_mode="deep")
     with pytest.raises(ValueError, match="--shard must be I/N"):
-        GenerateConfig(model="m", shard="1-2")
+        GenerateConfig.from_flat(model="m", shard="1-2")
     with pytest.raises(ValueError, match="need 0 <= I < N"):
-        GenerateConfig(model="m", shard="2/2")
+        GenerateConfig.from_flat(model="m", shard="2/2")
+
+
+def test_trace_ids_are_pinned():
+    """Ids computed before the config was split by concern: a change here would make every resume redo its traces."""
+    cfg = GenerateConfig.from_flat(model="m")
+    assert trace_id("m", "p1", 0, cfg.sampling.params(), cfg.sampling.thinking_mode) == "dd68fcc83e6487e0"
+    cfg = GenerateConfig.from_flat(model="m", thinking_mode="morethink", max_tokens=200, think_budget=100, system_prompt="s",
+                                   chat_template_kwargs={"enable_thinking": True}, seed=3)  # fmt: skip
+    assert trace_id("m", "p1", 1, cfg.sampling.params(), cfg.sampling.thinking_mode) == "cbdaf1a130eac265"
+
+
+def test_flat_keys_each_declared_once_and_round_trip():
+    keys = GenerateConfig.flat_fields()
+    declared = [f.name for sub in GenerateConfig.CONCERNS.values() for f in dataclasses.fields(sub)]
+    assert len(declared) == len(set(declared)) + 1  # only the engine's seed repeats a name: it is the sampling seed
+    cfg = GenerateConfig.from_flat(model="m", temperature=0.0, shard="1/2", dtype="float32", concurrency=3,
+                                   engine_options={"a": 1}, seed=7)  # fmt: skip
+    assert (cfg.sampling.temperature, cfg.selection.shard, cfg.engine.dtype, cfg.client.concurrency) == (0.0, "1/2", "float32", 3)
+    assert cfg.engine.options == {"a": 1} and cfg.engine.seed == 7  # the engine seeds with the sampling seed
+    assert set(cfg.flat()) == set(keys) and GenerateConfig.from_flat(**cfg.flat()) == cfg
+    with pytest.raises(TypeError, match="unexpected keyword argument 'temprature'"):
+        GenerateConfig.from_flat(model="m", temprature=0.5)
 
 
 class _Flaky(BaseHTTPRequestHandler):
@@ -315,8 +338,8 @@ def test_openai_backend_retries_and_never_writes_the_key(tmp_path, monkeypatch):
     monkeypatch.setenv("TS_TEST_KEY", "sk-secret-value")
     out = tmp_path / "o.jsonl"
     try:
-        cfg = GenerateConfig(model="deepseek-reasoner", backend="openai", api_base=f"http://127.0.0.1:{server.server_port}/v1",
-                             api_key_env="TS_TEST_KEY", concurrency=1, max_retries=3)  # fmt: skip
+        cfg = GenerateConfig.from_flat(model="deepseek-reasoner", backend="openai", api_base=f"http://127.0.0.1:{server.server_port}/v1",
+                                       api_key_env="TS_TEST_KEY", concurrency=1, max_retries=3)  # fmt: skip
         stats = generate(cfg, [Prompt(id="p", text="hi")], out, progress=False)
     finally:
         server.shutdown()

@@ -10,7 +10,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tracesafe.generate.core import GenerateConfig, messages
+from tracesafe.generate import SamplingConfig
+from tracesafe.generate.core import messages
 from tracesafe.suites import is_named, load_suite
 
 
@@ -40,7 +41,7 @@ def test_local_suite_checks_the_published_row_count(tmp_path):
     ps = load_suite(f"cyberseceval-prompt-injection:{f}")
     assert len(ps) == 251 and ps[0].meta["system_prompt"].startswith("The secret key is 'K0'")
     # The benchmark's system message reaches the model in place of the run's.
-    msgs = messages(ps[0], GenerateConfig(model="m", system_prompt="run-wide"))
+    msgs = messages(ps[0], SamplingConfig(system_prompt="run-wide"))
     assert msgs[0] == {"role": "system", "content": ps[0].meta["system_prompt"]}
     short = tmp_path / "short.json"
     short.write_bytes(orjson.dumps(_injection_rows(250)))

@@ -30,8 +30,8 @@ if __name__ == "__main__":
 
         ray.init(num_cpus=2, object_store_memory=200 * 1024**2, include_dashboard=False, log_to_driver=False)
     ps = load_suite("sst")[:2] + [p for p in load_suite("xstest") if p.label == "benign"][:2]
-    cfg = GenerateConfig(model=sys.argv[1], backend=sys.argv[2], temperature=0.0, max_tokens=27, samples=2,
-                         gpu_memory_utilization=0.2, enforce_eager=True, dtype="float32")
+    cfg = GenerateConfig.from_flat(model=sys.argv[1], backend=sys.argv[2], temperature=0.0, max_tokens=27, samples=2,
+                                   gpu_memory_utilization=0.2, enforce_eager=True, dtype="float32")
     print("STATS", json.dumps(generate(cfg, ps, Path(sys.argv[3]), progress=False)), flush=True)
 """
 

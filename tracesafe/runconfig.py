@@ -1,8 +1,8 @@
 """Run configs (TOML): one typed section per table, read and checked before anything runs.
 
 A key no section declares fails as one line, ``FILE: [section] unknown key 'x'``, as does a value of the
-wrong type; ``[generate]`` and each ``[[models]]`` take GenerateConfig's fields (declared there once),
-``[judge]`` its own fields plus the options the chosen judges accept (``[judge.NAME]`` for one judge).
+wrong type; ``[generate]`` and each ``[[models]]`` take GenerateConfig's flat keys (each declared once, in
+its concern: tracesafe.generate.config), ``[judge]`` its own fields plus the options the chosen judges accept (``[judge.NAME]`` for one judge).
 
     [run]
     name = "r1-hidden-risks"
@@ -11,7 +11,7 @@ wrong type; ``[generate]`` and each ``[[models]]`` take GenerateConfig's fields 
     limit = 0                            # first N prompts of each suite (0 = all)
     reasoning_format = "qwen3"           # split every trace with this family (default: detect per trace)
 
-    [generate]                           # defaults for every model: any GenerateConfig field
+    [generate]                           # defaults for every model: any GenerateConfig flat key
     backend = "vllm"
     samples = 1
     engine_options = {max_num_seqs = 64} # engine-specific knobs, passed to the engine as they are
@@ -75,8 +75,8 @@ class ReportSection:
 class RunConfig:
     path: Path
     run: RunSection
-    generate: dict[str, Any] = field(default_factory=dict)  # GenerateConfig fields, defaults for every model
-    models: list[dict[str, Any]] = field(default_factory=list)  # GenerateConfig fields and a name
+    generate: dict[str, Any] = field(default_factory=dict)  # GenerateConfig flat keys, defaults for every model
+    models: list[dict[str, Any]] = field(default_factory=list)  # GenerateConfig flat keys and a name
     judge: JudgeSection = field(default_factory=JudgeSection)
     report: ReportSection = field(default_factory=ReportSection)
     raw: dict[str, Any] = field(default_factory=dict)
@@ -118,11 +118,12 @@ def unknown_keys(path: Path, section: str, keys: Any, known: set[str]) -> None:
         raise ValueError(f"{path}: [{section}] unknown key {', '.join(map(repr, unknown))} (known: {', '.join(sorted(known))})")
 
 
-def check_table(path: Path, section: str, table: Any, cls: type, extra: set[str] | None = None) -> dict[str, Any]:
-    """``table`` checked against the fields of dataclass ``cls`` (and ``extra`` keys, taken as they are)."""
+def check_table(path: Path, section: str, table: Any, cls: type | dict[str, Any], extra: set[str] | None = None) -> dict[str, Any]:
+    """``table`` checked against the fields of dataclass ``cls``, or a dict key -> type hint (and ``extra``
+    keys, taken as they are)."""
     if not isinstance(table, dict):
         raise ValueError(f"{path}: [{section}] must be a table, not {type(table).__name__}")
-    hints = typing.get_type_hints(cls)
+    hints = cls if isinstance(cls, dict) else typing.get_type_hints(cls)
     unknown_keys(path, section, table, set(hints) | (extra or set()))
     for k, v in table.items():
         if k in hints and not _type_ok(v, hints[k]):
@@ -203,11 +204,12 @@ def load_config(
     if unknown:
         raise ValueError(f"{path}: unknown section(s) {sorted(unknown)}; expected {sorted(SECTIONS)}")
     run = RunSection(**check_table(path, "run", raw.get("run", {}), RunSection))
-    generate = check_table(path, "generate", raw.get("generate", {}), GenerateConfig)
+    keys = GenerateConfig.flat_types()  # flat keys, each a field of one concern
+    generate = check_table(path, "generate", raw.get("generate", {}), keys)
     models = raw.get("models", [])
     if not isinstance(models, list):
         raise ValueError(f"{path}: models must be an array of tables ([[models]])")
-    models = [check_table(path, "[models]", m, GenerateConfig, {"name"}) for m in models]
+    models = [check_table(path, "[models]", m, keys, {"name"}) for m in models]
     table = raw.get("judge", {})
     if not isinstance(table, dict):
         raise ValueError(f"{path}: [judge] must be a table, not {type(table).__name__}")

@@ -119,7 +119,7 @@ def _generate_config(cfg: RunConfig, m: dict[str, Any]):
 
     fields = {"reasoning_format": cfg.run.reasoning_format, **cfg.generate, **{k: v for k, v in m.items() if k != "name"}}
     try:
-        return GenerateConfig(**fields)
+        return GenerateConfig.from_flat(**fields)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{cfg.path}: model {model_label(m)!r}: {e}") from None
 
@@ -134,7 +134,7 @@ def plan(cfg: RunConfig) -> list[str]:
             lines.append(f"  suite {s}: {h['n']} prompts (hash {h['hash']})")
         for m in cfg.models:
             gcfg = _generate_config(cfg, m)
-            samples, backend = gcfg.samples, gcfg.backend
+            samples, backend = gcfg.selection.samples, gcfg.backend
             n = len(prompts) * samples
             n_traces += n
             lines.append(f"  generate {model_label(m)} ({m['model']}, backend {backend}): "
@@ -173,7 +173,7 @@ def run(cfg: RunConfig, run_dir: Path, *, log=print) -> Path:
         for m in cfg.models:
             gcfg = _generate_config(cfg, m)
             out = traces_dir / unique_name(f"{slug(model_label(m))}.jsonl", model_label(m), taken)
-            fp = _fingerprint("generate", model_label(m), repr(gcfg), manifest["suites"])
+            fp = _fingerprint("generate", model_label(m), gcfg.flat(), manifest["suites"])
             if stages.done(f"generate-{out.stem}", fp, [out]):
                 log(f"generate {model_label(m)}: done")
             else:
@@ -184,7 +184,7 @@ def run(cfg: RunConfig, run_dir: Path, *, log=print) -> Path:
                     manifest.setdefault("incomplete", {})[model_label(m)] = failed
                 else:
                     stages.mark(f"generate-{out.stem}", fp, [out])
-            manifest["models"][model_label(m)] = {"config": {k: v for k, v in vars(gcfg).items()}, "traces": str(out.name)}
+            manifest["models"][model_label(m)] = {"config": gcfg.flat(), "traces": str(out.name)}
             trace_files.append(out)
 
     for src in _trace_inputs(cfg) if cfg.run.traces else []:

@@ -1,9 +1,9 @@
-"""`tracesafe generate`. Every option is a GenerateConfig field of the same name, and its default is read
-from GenerateConfig: the setting is declared there once, and the command passes its values on by name."""
+"""`tracesafe generate`. Every option is a GenerateConfig flat key of the same name, and its default is read
+from the concern that declares it (tracesafe.generate.config): the setting is declared there once, and the
+command passes its values on by name."""
 
 from __future__ import annotations
 
-import dataclasses
 import signal
 from enum import Enum
 from pathlib import Path
@@ -17,7 +17,7 @@ from ._options import EngineOptionOpt, ReasoningFormatOpt, engine_options, plain
 
 app = Typer()
 
-D: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(GenerateConfig) if f.default is not dataclasses.MISSING}
+D: dict[str, Any] = GenerateConfig.flat_defaults()
 
 
 class Backend(str, Enum):
@@ -75,11 +75,11 @@ def generate_cmd(
     from ..store import refuse_input_as_output
     from ..suites import load_suite
 
-    fields = {k: plain(v) for k, v in ctx.params.items() if k in GenerateConfig.__dataclass_fields__}
+    fields = {k: plain(v) for k, v in ctx.params.items() if k in GenerateConfig.flat_fields()}
     try:
         refuse_input_as_output(output, [s for s in suite if Path(s).exists()])
         fields["chat_template_kwargs"] = json.loads(chat_template_kwargs) if chat_template_kwargs else {}
-        cfg = GenerateConfig(**fields, engine_options=engine_options(engine_option))
+        cfg = GenerateConfig.from_flat(**fields, engine_options=engine_options(engine_option))
         prompts = [p for name in suite for p in load_suite(name)]
         # SIGTERM stops like Ctrl-C (finished traces kept); the previous handler is restored for whoever called us.
         previous = signal.signal(signal.SIGTERM, signal.default_int_handler)

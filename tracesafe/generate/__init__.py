@@ -3,13 +3,8 @@
 they finish, resumable by trace id."""
 
 from ..engines.base import Completion, Request
-from .core import (
-    THINKING_MODES,
-    GenerateConfig,
-    Job,
-    generate,
-    open_engine,
-    select_prompts,
-)
+from .config import THINKING_MODES, ClientConfig, GenerateConfig, SamplingConfig, Selection
+from .core import Job, generate, open_engine, select_prompts
 
-__all__ = ["THINKING_MODES", "Completion", "GenerateConfig", "Job", "Request", "generate", "open_engine", "select_prompts"]
+__all__ = ["THINKING_MODES", "ClientConfig", "Completion", "GenerateConfig", "Job", "Request", "SamplingConfig", "Selection",
+           "generate", "open_engine", "select_prompts"]  # fmt: skip

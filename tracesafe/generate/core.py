@@ -10,22 +10,20 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import formats
 from .._util.progress import progress as progress_bar
 from .._util.provenance import sha256_text
 from ..engines.base import Completion, Engine, Request
-from ..engines.config import EngineConfig
 from ..engines.registry import EngineSpec, engine_class
 from ..engines.weights import model_hash, model_identity, resolve_weights
 from ..records import Prompt, Trace, trace_id
 from ..split import split_text
 from ..store import JsonlWriter, atomic_output, read_ids
+from .config import GenerateConfig, SamplingConfig
 
-THINKING_MODES = ("normal", "zerothink", "lessthink", "morethink")
 # SafeChain's prefills (uw-nsl/safechain resp_gen.py input_proc), verbatim, including its wording.
 ZEROTHINK_PREFILL = "\n</think>\n\n"
 LESSTHINK_PREFILL = "Okay, the user ask for this, I can answer it without thinking much. \n</think>\n\n"
@@ -36,89 +34,8 @@ MORETHINK_CONTINUE = ("Wait", "Let me think again")
 THINK_OPEN, THINK_CLOSE = "<think>\n", "</think>"
 
 
-@dataclass
-class GenerateConfig:
-    """Every setting a trace depends on. Defaults are the published ones for R1-style models
-    (DeepSeek-R1 model card: temperature 0.6, top_p 0.95, no system prompt)."""
-
-    model: str
-    backend: str = "vllm"
-    samples: int = 1
-    max_tokens: int | None = None  # None: up to the model's context
-    temperature: float = 0.6
-    top_p: float = 0.95
-    top_k: int = -1
-    seed: int = 0
-    system_prompt: str | None = None
-    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
-    thinking_mode: str = "normal"
-    think_budget: int = 10000  # SafeChain morethink_batch default
-    think_retries: int = 10  # SafeChain enforce_num default
-    tensor_parallel_size: int = 1
-    pipeline_parallel_size: int = 1
-    data_parallel_size: int = 1
-    dtype: str = "auto"
-    max_model_len: int | None = None
-    gpu_memory_utilization: float | None = None  # None: 0.9 on GPU, 0.2 on CPU (where it reserves RAM)
-    enable_prefix_caching: bool = True
-    enforce_eager: bool = False  # vLLM: skip graph capture / compilation (faster start, CPU tests)
-    revision: str | None = None
-    trust_remote_code: bool = False
-    shard: str | None = None  # "I/N"
-    limit: int = 0
-    batch_size: int = 16  # hf backend
-    api_base: str | None = None  # openai backend
-    api_key_env: str | None = None
-    concurrency: int = 16
-    request_timeout: float = 600.0
-    max_retries: int = 6
-    reasoning_format: str | None = None  # split with this family (`tracesafe formats list`); None: detect
-    engine_options: dict[str, Any] = field(default_factory=dict)  # engine-specific knobs (-E KEY=VALUE), passed as they are
-
-    def __post_init__(self) -> None:
-        if self.reasoning_format not in (None, "auto"):
-            formats.get(self.reasoning_format)  # an unknown name fails before the model loads
-        if self.thinking_mode not in THINKING_MODES:
-            raise ValueError(f"thinking_mode must be one of {', '.join(THINKING_MODES)}, not {self.thinking_mode!r}")
-        if self.thinking_mode == "morethink" and self.max_tokens is not None and self.max_tokens <= self.think_budget:
-            raise ValueError(f"morethink: max_tokens ({self.max_tokens}) must exceed think_budget ({self.think_budget}); "
-                             "as SafeChain, the answer gets max_tokens - think_budget tokens")  # fmt: skip
-        if self.samples < 1:
-            raise ValueError("samples must be >= 1")
-        if self.shard is not None:
-            parse_shard(self.shard)
-
-    def engine_config(self) -> EngineConfig:
-        shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(EngineConfig) if f.name != "options"}
-        return EngineConfig(**shared, options=self.engine_options)
-
-    def sampling_params(self) -> dict[str, Any]:
-        """The parameters a trace id depends on (thinking mode is hashed separately)."""
-        p = {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k, "max_tokens": self.max_tokens,
-             "seed": self.seed, "system_prompt": self.system_prompt, "chat_template_kwargs": self.chat_template_kwargs}  # fmt: skip
-        if self.thinking_mode == "morethink":
-            p.update(think_budget=self.think_budget, think_retries=self.think_retries)
-        return p
-
-
-def parse_shard(shard: str) -> tuple[int, int]:
-    try:
-        i, n = (int(x) for x in shard.split("/"))
-    except ValueError:
-        raise ValueError(f"--shard must be I/N (e.g. 0/4), got {shard!r}") from None
-    if not (n >= 1 and 0 <= i < n):
-        raise ValueError(f"--shard {shard!r}: need 0 <= I < N")
-    return i, n
-
-
 def select_prompts(prompts: list[Prompt], cfg: GenerateConfig) -> list[Prompt]:
-    """``limit`` first, then the shard: a prompt's shard depends on its id alone, so shards of one run
-    partition the prompts whatever their order."""
-    out = prompts[: cfg.limit] if cfg.limit else list(prompts)
-    if cfg.shard:
-        i, n = parse_shard(cfg.shard)
-        out = [p for p in out if int(sha256_text(p.id), 16) % n == i]
-    return out
+    return cfg.selection.select(prompts)
 
 
 def sample_seed(seed: int, prompt_id: str, sample: int) -> int:
@@ -126,9 +43,9 @@ def sample_seed(seed: int, prompt_id: str, sample: int) -> int:
     return int(sha256_text(f"{seed}\0{prompt_id}\0{sample}", 8), 16)
 
 
-def messages(prompt: Prompt, cfg: GenerateConfig) -> list[dict[str, str]]:
+def messages(prompt: Prompt, sampling: SamplingConfig) -> list[dict[str, str]]:
     # A suite's own system message (CyberSecEval prompt injection) takes the place of the run's.
-    system = prompt.meta.get("system_prompt") or cfg.system_prompt
+    system = prompt.meta.get("system_prompt") or sampling.system_prompt
     msgs = [{"role": "system", "content": system}] if system else []
     return msgs + [{"role": "user", "content": prompt.text}]
 
@@ -169,10 +86,10 @@ class Planner:
     """Turns jobs into requests and completions into finished traces, per thinking mode."""
 
     def __init__(self, cfg: GenerateConfig, emit: Callable[[Job], None]):
-        self.cfg, self.emit = cfg, emit
+        self.sampling, self.emit = cfg.sampling, emit
 
     def request(self, job: Job, prompt: str, max_tokens: int | None, stop: list[str] | None = None) -> Request:
-        cfg = self.cfg
+        cfg = self.sampling
         # Chat endpoints get the conversation; prefill modes continue the rendered text itself.
         chat = cfg.thinking_mode == "normal" and prompt is job.rendered
         return Request(prompt, max_tokens, stop, seed=job.seed + job.retries, temperature=cfg.temperature, top_p=cfg.top_p,
@@ -181,13 +98,13 @@ class Planner:
                        name=f"trace {job.id} (prompt {job.prompt.id}, sample {job.sample})", job=job)  # fmt: skip
 
     def first(self, job: Job) -> Request:
-        if self.cfg.thinking_mode == "morethink":
+        if self.sampling.thinking_mode == "morethink":
             job.phase = "think"
             return self.request(job, job.rendered, self._think_budget(job), stop=[THINK_CLOSE])
-        return self.request(job, job.rendered, self.cfg.max_tokens)
+        return self.request(job, job.rendered, self.sampling.max_tokens)
 
     def _think_budget(self, job: Job) -> int:
-        return self.cfg.think_budget - job.n_generated
+        return self.sampling.think_budget - job.n_generated
 
     def done(self, req: Request, c: Completion) -> list[Request]:
         job = req.job
@@ -198,7 +115,7 @@ class Planner:
             job.raw += c.text
             # As morethink_single: re-open however the call ended while continuations and thinking budget
             # remain (a call that used up the budget leaves none).
-            if job.retries < self.cfg.think_retries and self._think_budget(job) > 0:
+            if job.retries < self.sampling.think_retries and self._think_budget(job) > 0:
                 job.raw += rethink_string(job.seed, job.retries)
                 job.retries += 1
                 return [self.request(job, job.rendered + job.raw, self._think_budget(job), stop=[THINK_CLOSE])]
@@ -206,7 +123,7 @@ class Planner:
             job.phase = "answer"
             # SafeChain's solution budget, max_tokens - think_budget whatever the thought used; its answer
             # call stops at </think> too.
-            budget = None if self.cfg.max_tokens is None else self.cfg.max_tokens - self.cfg.think_budget
+            budget = None if self.sampling.max_tokens is None else self.sampling.max_tokens - self.sampling.think_budget
             return [self.request(job, job.rendered + job.raw, budget, stop=[THINK_CLOSE])]
         job.raw += c.text
         job.finish_reason = c.finish_reason
@@ -219,7 +136,7 @@ class Planner:
 def build_record(job: Job, cfg: GenerateConfig, engine: Engine, created: str, stamp: dict[str, Any]) -> dict[str, Any]:
     """``stamp``: model revision/hash and engine versions, on every trace because a resumed file can mix
     runs (the manifest describes the latest run only)."""
-    s = split_text(job.raw, job.reasoning, job.rendered, format=cfg.reasoning_format, chat_template_kwargs=cfg.chat_template_kwargs)
+    s = split_text(job.raw, job.reasoning, job.rendered, format=cfg.reasoning_format, chat_template_kwargs=cfg.sampling.chat_template_kwargs)
     p = job.prompt
     n_prompt = job.prompt_tokens
     if n_prompt is None and job.rendered:
@@ -232,7 +149,7 @@ def build_record(job: Job, cfg: GenerateConfig, engine: Engine, created: str, st
         backend=engine.name,
         sample=job.sample,
         prompt=p.text,
-        params={**cfg.sampling_params(), "thinking_mode": cfg.thinking_mode},
+        params={**cfg.sampling.params(), "thinking_mode": cfg.sampling.thinking_mode},
         prompt_rendered=job.rendered or None,
         reasoning=job.reasoning,
         thinking=s.thinking,
@@ -263,13 +180,12 @@ def manifest_path(output: Path) -> Path:
 def open_engine(cfg: GenerateConfig) -> tuple[Engine, str]:
     """The run's engine through the registry (the caller closes it) and the model path it loaded: local
     weights are a directory or the HF cache, never a download, and the resolved snapshot is the revision."""
-    model, engine_cfg = cfg.model, cfg.engine_config()
+    model, engine_cfg = cfg.model, cfg.engine
     if engine_class(cfg.backend).local_weights:
-        model = resolve_weights(cfg.model, cfg.revision)
+        model = resolve_weights(cfg.model, engine_cfg.revision)
         engine_cfg = dataclasses.replace(engine_cfg, revision=None)
-    spec = EngineSpec.of(cfg.backend, model, engine_cfg, sampled=cfg.temperature > 0, batch_size=cfg.batch_size,
-                         api_base=cfg.api_base, api_key_env=cfg.api_key_env, request_timeout=cfg.request_timeout,
-                         max_retries=cfg.max_retries, concurrency=cfg.concurrency)  # fmt: skip
+    spec = EngineSpec.of(cfg.backend, model, engine_cfg, sampled=cfg.sampling.temperature > 0,
+                         **dataclasses.asdict(cfg.client))  # fmt: skip
     return spec.open(), model
 
 
@@ -282,15 +198,15 @@ def generate(
     engine: Engine | None = None,
     flush_every: float = 0.0,
 ) -> dict[str, int]:
-    """Generate ``cfg.samples`` traces per prompt into ``output`` (JSONL), skipping trace ids already
+    """Generate ``cfg.selection.samples`` traces per prompt into ``output`` (JSONL), skipping trace ids already
     there. Finished traces are appended as they complete (by default each at once: a write costs
     microseconds, a generation far more), so a crash loses only what was in flight. ``engine``: the
     caller's, left open; by default one is opened for ``cfg.backend`` and closed here. Returns counts:
     prompts, expected, already_done, generated, failed."""
     output = Path(output)
     selected = select_prompts(list(prompts), cfg)
-    params = cfg.sampling_params()
-    wanted = [(p, s, trace_id(cfg.model, p.id, s, params, cfg.thinking_mode)) for p in selected for s in range(cfg.samples)]
+    params, mode = cfg.sampling.params(), cfg.sampling.thinking_mode
+    wanted = [(p, s, trace_id(cfg.model, p.id, s, params, mode)) for p in selected for s in range(cfg.selection.samples)]
     stats = {"prompts": len(selected), "expected": len(wanted), "already_done": 0, "generated": 0, "failed": 0}
     with contextlib.ExitStack() as stack:
         writer = stack.enter_context(JsonlWriter(output))  # repairs a torn last line before anything is read
@@ -308,8 +224,8 @@ def generate(
         for p, s, tid in todo:
             if p.id not in rendered:
                 rendered[p.id] = _render(engine, p, cfg)
-            jobs.append(Job(prompt=p, sample=s, id=tid, rendered=rendered[p.id], seed=sample_seed(cfg.seed, p.id, s)))
-        identity = model_identity(model_path, cfg.revision)
+            jobs.append(Job(prompt=p, sample=s, id=tid, rendered=rendered[p.id], seed=sample_seed(cfg.sampling.seed, p.id, s)))
+        identity = model_identity(model_path, cfg.engine.revision)
         info = engine.info()
         stamp = {"model_revision": identity.get("revision"), "model_hash": model_hash(identity), "engine": info}
         _write_manifest(output, cfg, identity, info, stats)
@@ -338,11 +254,12 @@ def generate(
 
 
 def _render(engine: Engine, p: Prompt, cfg: GenerateConfig) -> str:
-    text = engine.render(messages(p, cfg), cfg.chat_template_kwargs)
-    if not text and cfg.thinking_mode != "normal":  # "": the engine has no template, its server renders
-        raise ValueError(f"thinking mode {cfg.thinking_mode!r} on the {engine.name} engine renders the prompt with the "
+    mode = cfg.sampling.thinking_mode
+    text = engine.render(messages(p, cfg.sampling), cfg.sampling.chat_template_kwargs)
+    if not text and mode != "normal":  # "": the engine has no template, its server renders
+        raise ValueError(f"thinking mode {mode!r} on the {engine.name} engine renders the prompt with the "
                          f"model's tokenizer, which could not be loaded from {cfg.model!r} without a download")  # fmt: skip
-    return apply_thinking_mode(text, cfg.thinking_mode)
+    return apply_thinking_mode(text, mode)
 
 
 def _write_manifest(output: Path, cfg: GenerateConfig, identity: dict[str, Any], engine: dict[str, Any], stats: dict[str, int]) -> None:
@@ -350,18 +267,16 @@ def _write_manifest(output: Path, cfg: GenerateConfig, identity: dict[str, Any],
 
     data = {
         "traces": output.name,
-        "config": dataclasses.asdict(cfg),
+        "config": cfg.flat(),  # flat keys, as the CLI and run configs take them
         "model": {**identity, "hash": model_hash(identity)},
         "backend": engine,
         "packages": package_versions(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "counts_at_start": stats,
     }
-    if cfg.api_key_env:
-        data["config"]["api_key_env"] = cfg.api_key_env  # the variable's name only, never its value
-    if cfg.api_base:
+    if cfg.client.api_base:
         from ..engines.openai_client import redact
 
-        data["config"]["api_base"] = redact(cfg.api_base)  # credentials in a URL are never written
+        data["config"]["api_base"] = redact(cfg.client.api_base)  # credentials in a URL are never written
     with atomic_output(manifest_path(output), lock=False) as tmp:  # the traces' writer holds their lock
         tmp.write_text(json.dumps(data, indent=2, default=str))
