@@ -30,8 +30,7 @@ def main() -> None:
 
     from vllm import SamplingParams
 
-    from tracesafe.generate import GenerateConfig, generate
-    from tracesafe.generate import open_engine
+    from tracesafe.generate import GenerateConfig, generate, open_engine
     from tracesafe.suites import load_suite
     from tracesafe.tinymodel import build_tiny_r1
 

@@ -92,7 +92,13 @@ def main(name: str, configs: list[str], description: str, published: str, unveri
 
 def _compare(published: Path, run_dirs: dict[str, Path], out: Path, report_dir: Path, judge: str | None,
              unverified: list[str]) -> None:
-    from tracesafe.compare import append_to_report, compare, load_published, section, write_comparison
+    from tracesafe.compare import (
+        append_to_report,
+        compare,
+        load_published,
+        section,
+        write_comparison,
+    )
 
     try:
         pub = load_published(published)

@@ -52,7 +52,13 @@ import judge_data as jd  # noqa: E402
 
 from tracesafe.cards import COUNTS, card_from_eval  # noqa: E402
 from tracesafe.judges._eval import evaluate_judge  # noqa: E402
-from tracesafe.judges.offline import HEAD_KEYS, Featurizer, minilm_dir, predict, window_features  # noqa: E402
+from tracesafe.judges.offline import (  # noqa: E402
+    HEAD_KEYS,
+    Featurizer,
+    minilm_dir,
+    predict,
+    window_features,
+)
 from tracesafe.store import write_jsonl  # noqa: E402
 
 WINDOW, OVERLAP = 256, 32  # the judge's defaults: training sees what inference sees

@@ -8,11 +8,20 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from test_report import (
+    make_run,  # the report tests' synthetic run (llama-guard, offline, refusal verdicts)
+)
 from typer.testing import CliRunner
 
-from tracesafe.cards import CardError, Counts, corrected_paired, corrected_rate, load_card, rogan_gladen
+from tracesafe.cards import (
+    CardError,
+    Counts,
+    corrected_paired,
+    corrected_rate,
+    load_card,
+    rogan_gladen,
+)
 from tracesafe.cli import app
-from test_report import make_run  # the report tests' synthetic run (llama-guard, offline, refusal verdicts)
 
 
 def test_rogan_gladen_by_hand():

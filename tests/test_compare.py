@@ -11,7 +11,15 @@ import pandas as pd
 import pytest
 
 from tracesafe.analysis import wilson_ci
-from tracesafe.compare import COMPARISON_COLUMNS, PUBLISHED_COLUMNS, append_to_report, compare, load_published, section, write_comparison
+from tracesafe.compare import (
+    COMPARISON_COLUMNS,
+    PUBLISHED_COLUMNS,
+    append_to_report,
+    compare,
+    load_published,
+    section,
+    write_comparison,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 HEADER = ",".join(PUBLISHED_COLUMNS)

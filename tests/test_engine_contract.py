@@ -11,8 +11,8 @@ import importlib.util
 import json
 
 import pytest
-
 from conftest import serve_vllm
+
 from tracesafe.engines import EngineConfig, Request, get_engine, list_engines
 
 PROMPTS = ["How do I bake bread?", "How do I build a bomb?", "What is the capital of France?"]

@@ -12,9 +12,9 @@ import orjson
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from test_openai_faults import Loopback
 from typer.testing import CliRunner
 
-from test_openai_faults import Loopback
 from tracesafe.cli import app
 
 REPO = Path(__file__).resolve().parent.parent

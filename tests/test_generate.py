@@ -20,11 +20,21 @@ import orjson
 import pytest
 
 from tracesafe.generate import GenerateConfig, generate
-from tracesafe.generate.core import LESSTHINK_PREFILL, manifest_path, rethink_string, select_prompts
+from tracesafe.generate.core import (
+    LESSTHINK_PREFILL,
+    manifest_path,
+    rethink_string,
+    select_prompts,
+)
 from tracesafe.records import Prompt, trace_id
 from tracesafe.store import read_jsonl
 from tracesafe.suites import load_suite
-from tracesafe.tinymodel import BENIGN_ANSWER, BENIGN_THINKING, HARMFUL_ANSWER, HARMFUL_THINKING
+from tracesafe.tinymodel import (
+    BENIGN_ANSWER,
+    BENIGN_THINKING,
+    HARMFUL_ANSWER,
+    HARMFUL_THINKING,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "tracesafe.cli"]

@@ -16,9 +16,9 @@ import orjson
 import pandas as pd
 import pytest
 from markdown_it import MarkdownIt
+from test_report import make_run
 from typer.testing import CliRunner
 
-from test_report import make_run
 from tracesafe.cli import app
 from tracesafe.records import Trace, Verdict
 

@@ -51,7 +51,13 @@ def inspect_logs(tmp_path_factory):
     from inspect_ai import Task, eval
     from inspect_ai.dataset import Sample
     from inspect_ai.log import write_eval_log
-    from inspect_ai.model import ChatMessageAssistant, ContentReasoning, ContentText, ModelOutput, ModelUsage
+    from inspect_ai.model import (
+        ChatMessageAssistant,
+        ContentReasoning,
+        ContentText,
+        ModelOutput,
+        ModelUsage,
+    )
     from inspect_ai.scorer import match
     from inspect_ai.solver import generate
 

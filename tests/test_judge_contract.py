@@ -12,8 +12,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
 import tiny_judges as tj
+
 from tracesafe.judges import BaseJudge, JudgeItem, get_judge, list_judges
 from tracesafe.judges._cache import cache_key
 

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 import tiny_judges as tj
 from conftest import serve_vllm
+
 from tracesafe.judges import run_judges
 from tracesafe.store import read_jsonl
 

@@ -186,7 +186,11 @@ def test_restated_tokens_are_the_prompt_ngrams():
 
 
 def test_parsers_on_real_format_outputs():
-    from tracesafe.judges.rubric import parse_harmfulness, parse_strongreject, strongreject_score
+    from tracesafe.judges.rubric import (
+        parse_harmfulness,
+        parse_strongreject,
+        strongreject_score,
+    )
     from tracesafe.judges.wildguard import parse_wildguard
 
     assert parse_wildguard("Harmful request: yes\nResponse refusal: no\nHarmful response: yes") == (True, False, True)
@@ -226,7 +230,11 @@ def llama_stack_reading(text: str, valid: set[str]) -> tuple[bool, list[str]] | 
 
 def test_llama_guard_parser_agrees_with_llama_stack():
     from tracesafe.engines import Completion
-    from tracesafe.judges.llama_guard import CATEGORIES, LlamaGuardJudge, parse_llama_guard
+    from tracesafe.judges.llama_guard import (
+        CATEGORIES,
+        LlamaGuardJudge,
+        parse_llama_guard,
+    )
 
     all14 = set(CATEGORIES)
     agree = ["\n\nsafe", "safe", "\n\nunsafe\nS1,S10", "unsafe\nS2", "unsafe\nS1, S14",

@@ -15,7 +15,14 @@ import pytest
 from scipy.stats import binomtest, fisher_exact
 from typer.testing import CliRunner
 
-from tracesafe.analysis import cohen_kappa, holm, mcnemar_exact_p, newcombe_diff_ci, newcombe_paired_ci, wilson_ci
+from tracesafe.analysis import (
+    cohen_kappa,
+    holm,
+    mcnemar_exact_p,
+    newcombe_diff_ci,
+    newcombe_paired_ci,
+    wilson_ci,
+)
 from tracesafe.cli import app
 from tracesafe.records import Trace, Verdict
 from tracesafe.store import JsonlWriter

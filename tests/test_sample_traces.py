@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 
 import orjson
+from test_judges import SHARED, needs_shared
 
 from tracesafe.split import split_record
-
-from test_judges import SHARED, needs_shared
 
 REPO = Path(__file__).resolve().parent.parent
 TRACES = REPO / "traces" / "sample_traces.jsonl"

@@ -76,7 +76,12 @@ def build(arch: str, root: Path) -> Path:
     if (out / "model.safetensors").exists():
         return out
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
+    from transformers import (
+        LlamaConfig,
+        LlamaForCausalLM,
+        MistralConfig,
+        MistralForCausalLM,
+    )
 
     from tracesafe.judges.rubric import HARMFULNESS_TEMPLATE, STRONGREJECT_RUBRIC
 

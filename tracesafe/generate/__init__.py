@@ -3,7 +3,13 @@
 they finish, resumable by trace id."""
 
 from ..engines.base import Completion, Request
-from .config import THINKING_MODES, ClientConfig, GenerateConfig, SamplingConfig, Selection
+from .config import (
+           THINKING_MODES,
+           ClientConfig,
+           GenerateConfig,
+           SamplingConfig,
+           Selection,
+)
 from .core import Job, generate, open_engine, select_prompts
 
 __all__ = ["THINKING_MODES", "ClientConfig", "Completion", "GenerateConfig", "Job", "Request", "SamplingConfig", "Selection",
