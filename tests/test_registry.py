@@ -34,3 +34,18 @@ def test_builtin_modules_load_on_first_lookup_only(tmp_path, monkeypatch):
     assert "plugin_mod_for_registry_test" not in sys.modules
     assert tests_registry_shared.REG.get("late") == 42  # the first look-up imported the plugin module
     assert "plugin_mod_for_registry_test" in sys.modules
+
+
+def test_built_ins_list_in_declared_order_whichever_was_imported_first(tmp_path, monkeypatch):
+    import importlib
+
+    (tmp_path / "reg_order_shared.py").write_text(
+        "from tracesafe._util import Registry\nREG = Registry('thing', modules=('reg_order_a', 'reg_order_b'))\n")
+    for m in ("a", "b"):
+        (tmp_path / f"reg_order_{m}.py").write_text(f"from reg_order_shared import REG\nREG.register('{m}')({m!r})\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.import_module("reg_order_b")  # a program that imports the second plugin module first
+    from reg_order_shared import REG
+
+    REG.add("third-party", "c")
+    assert REG.names() == ["a", "b", "third-party"]

@@ -7,6 +7,7 @@ built-in plugins and which entry-point group third-party packages use, and impor
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable, Iterator
 from importlib import metadata
 from typing import Generic, TypeVar
@@ -24,6 +25,7 @@ class Registry(Generic[T]):
         self._group = entry_points
         self._reserved = reserved  # names with a meaning of their own (formats' "auto"), never registrable
         self._items: dict[str, T] = {}
+        self._rank: dict[str, tuple[int, int]] = {}
         self._loaded = not modules and entry_points is None
 
     def add(self, name: str, item: T, *, replace: bool = False) -> T:
@@ -33,8 +35,24 @@ class Registry(Generic[T]):
             old = self._items[name]
             by = old.__module__ if isinstance(old, type) else None  # a class says where it came from
             raise ValueError(f"{self.kind} {name!r} is already registered" + (f" by {by}" if by else ""))
+        if name not in self._items:
+            # Listed in the built-in modules' declared order, whichever a program happened to import first
+            # (a test importing one plugin module directly); others after them, in the order they came.
+            self._rank[name] = (self._module_rank(), len(self._rank))
         self._items[name] = item
+        self._items = dict(sorted(self._items.items(), key=lambda kv: self._rank[kv[0]]))
         return item
+
+    def _module_rank(self) -> int:
+        """Position in ``modules`` of the built-in module whose import is adding a plugin now (found on the
+        call stack: the plugin module runs the add, directly or through a decorator); else after them all."""
+        frame = sys._getframe(2)
+        while frame is not None:
+            name = frame.f_globals.get("__name__")
+            if name in self._modules:
+                return self._modules.index(name)
+            frame = frame.f_back
+        return len(self._modules)
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator form of :meth:`add`."""
