@@ -70,7 +70,7 @@ def options_checked(engine: str, cfg: EngineConfig) -> Iterator[None]:
     try:
         yield
     except TypeError as e:
-        bad = [k for k in cfg.options if repr(k) in str(e) or k in str(e)]
+        bad = [k for k in cfg.options if k in str(e)]
         if not bad:
             raise
         raise ValueError(f"the {engine} engine does not take the engine option -E {bad[0]}: {e}") from None
