@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import platform
 import sys
-from importlib import metadata
 from typing import Any
 
 import orjson
@@ -43,6 +41,9 @@ def stable_id(*parts: Any, n: int | None = 16) -> str:
 
 def package_versions() -> dict[str, str]:
     """Python, platform and the installed versions of ``MANIFEST_PACKAGES``."""
+    import platform  # imported here: every CLI command imports this module, few need these two
+    from importlib import metadata
+
     out = {"python": sys.version.split()[0], "platform": platform.platform()}
     for name in MANIFEST_PACKAGES:
         try:

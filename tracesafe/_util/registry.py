@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable, Iterator
-from importlib import metadata
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -65,6 +64,8 @@ class Registry(Generic[T]):
         for mod in self._modules:
             importlib.import_module(mod)
         if self._group:
+            from importlib import metadata  # 25 ms to import: only when plugins are looked up
+
             for ep in metadata.entry_points(group=self._group):
                 ep.load()
 
