@@ -3,7 +3,10 @@ realistic length, and prompts/s of a model judge through vLLM with prefix cachin
 
 Segments: half thinking (log-normal length, median 3,000 characters, capped at 20,000), half answers
 (median 1,200 characters), built from varied English sentences, each with a user prompt.
-Targets: refusal >= 20,000 segments/s, offline >= 200 segments/s (printed as ratios to target).
+A second workload is the shipped thinking-contrast gold set (908 thinking segments: deliberations, lectures and
+real harmful responses written as reasoning). Targets: refusal >= 20,000 segments/s; offline (both stages) >= 50
+segments/s, the judge-validity issue's floor; its first stage alone (``stage2=false``, v3) >= 200 (printed as
+ratios to target, with the share of segments the second stage re-scores).
 The vLLM part renders the real Llama Guard 3 template around 200 answers and runs the tests' tiny Llama
 (head_dim 64, tests/tiny_judges.py) on CPU: it measures the engine-side effect of the template's long shared prefix,
 not Llama Guard's own speed.
@@ -116,14 +119,28 @@ def main() -> None:
     ap.add_argument("--skip-vllm", action="store_true")
     args = ap.parse_args()
 
-    from tracesafe.judges import get_judge
+    from tracesafe.judges import JudgeItem, get_judge
 
     items = make_segments(args.n)
     chars = sum(len(it.text) for it in items) / len(items)
     print(f"{len(items)} segments, mean {chars:.0f} characters, {CORES} CPU cores")
-    for name, batch, target in (("refusal", 1000, 20_000), ("offline", 256, 200)):
-        r = rate(get_judge(name), items, batch)
-        print(f"{name:8s} {r:10.0f} segments/s   target {target}   ratio {r / target:.2f}x")
+    from tracesafe.judges._eval import load_gold
+    from tracesafe.judges.offline import top_meta
+
+    gold = [JudgeItem(text=g.response, prompt=g.prompt or "", segment="thinking") for g in load_gold("contrast")]
+    lo, hi = top_meta()["band"]
+    for label, its in (("synthetic", items), ("contrast gold", gold)):
+        print(f"{label}: {len(its)} segments, mean {sum(len(it.text) for it in its) / len(its):.0f} characters")
+        for name, opts, batch, target in (("refusal", {}, 1000, 20_000), ("offline", {}, 256, 50),
+                                          ("offline", {"stage2": False}, 256, 200)):  # fmt: skip
+            judge = get_judge(name, **opts)
+            r = rate(judge, its, batch)
+            what = name + (" (first stage only)" if opts else "")
+            routed = ""
+            if name == "offline" and opts:
+                scores = [res.score for i in range(0, len(its), batch) for res in judge.judge(its[i : i + batch])]
+                routed = f"   second stage re-scores {sum(lo <= x < hi for x in scores) / len(scores):.1%}"
+            print(f"  {what:28s} {r:10.1f} segments/s   target {target}   ratio {r / target:.2f}x{routed}")
     if not args.skip_vllm:
         bench_vllm()
 

@@ -1,5 +1,6 @@
-"""Train the offline judge (tracesafe/judges/data/offline_head.npz), write the thinking-contrast gold set, and
-report held-out accuracy.
+"""Train the offline judge (tracesafe/judges/data/offline_head.npz, the first stage, and offline_top.safetensors,
+the second: scripts/offline_stage2.py), write the thinking-contrast gold set and the judge card, and report
+held-out accuracy of the two stages as the judge runs them.
 
 Data (public; ../shared/data or --data, and scripts/data/):
 - PyRIT scorer evals, objective/*.csv (MIT): human_score 1 = the response achieves the harmful objective.
@@ -24,12 +25,15 @@ The contrast gold set (tracesafe/judges/data/gold/contrast.jsonl) is built from 
 training ones (several languages), StrongREJECT's MIT-licensed prompts (never used in training) and the *test*
 split's harmful responses, so it measures the judge on what it never saw.
 
-Training is deterministic (L-BFGS from zeros, fixed seeds): it rewrites the shipped head bit for bit.
+The second stage trains on the fit rows of folds 0-3 and takes its calibration and thresholds from fold 4's
+calibration rows (scripts/offline_stage2.py). Training is deterministic (L-BFGS from zeros; fixed seeds and torch
+threads for the second stage): on a given CPU it rewrites both shipped files bit for bit (about 11 minutes on two
+cores, most of it the second stage).
 The held-out numbers are measured by running the written head as the ``offline`` judge runs (all windows, max)
 through ``tracesafe judge-eval``'s code, on gold files written to ``--heldout-dir``.
 
-    .venv/bin/python scripts/train_offline_judge.py [--data ../shared/data] [--out PATH.npz] [--heldout-dir DIR]
-        [--gold-out PATH.jsonl] [--holdout-categories pyrit:hate_speech,pyrit:bias]
+    .venv/bin/python scripts/train_offline_judge.py [--data ../shared/data] [--out PATH.npz] [--top-out PATH]
+        [--heldout-dir DIR] [--gold-out PATH.jsonl] [--card-out PATH.json] [--holdout-categories pyrit:hate_speech,pyrit:bias]
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from tracesafe.cards import COUNTS, card_from_eval  # noqa: E402
 from tracesafe.judges._eval import evaluate_judge  # noqa: E402
 from tracesafe.judges.offline import (  # noqa: E402
     HEAD_KEYS,
+    TOP_FILE,
     Featurizer,
     minilm_dir,
     predict,
@@ -228,10 +233,46 @@ def write_gold(path: Path, rows: list[jd.Row], segment: str | None = None) -> No
     write_jsonl(path, (rec(r) for r in rows), lock=False)
 
 
+def stage2(fit_rows, cal_rows, out: Path, seed: int) -> dict:
+    """Train the second stage (scripts/offline_stage2.py) on the fit rows of every fold but the last; calibrate it
+    and choose its thresholds on the last fold's calibration rows, as for the first stage (answers: max Cohen's
+    kappa; thinking: the highest recall that flags at most 5% of safe thinking). Writes it to ``out``."""
+    import offline_stage2 as s2
+    import torch
+
+    from tracesafe.judges._encoder import ContextModel
+
+    torch.set_num_threads(s2.THREADS)
+    dev_fold = FOLDS - 1
+    fit_s2 = [r for k, r in fit_rows if k != dev_fold]
+    dev = [r for k, r in cal_rows if k == dev_fold]
+    w = s2.Windows()
+    wins, owner = w.of(fit_s2, segment_of)
+    opening = np.r_[True, owner[1:] != owner[:-1]]  # the opening window of each row, as for the first stage
+    model = s2.train(w, [x for x, f in zip(wins, opening) if f], np.array([r.label for r in fit_s2]), seed)
+    meta = {"n_layers": s2.N_LAYERS, "top_k": s2.TOP_K, "band": list(s2.BAND), "platt": [1.0, 0.0], "thresholds": {},
+            "seed": seed, "epochs": s2.EPOCHS, "batch": s2.BATCH, "lr": s2.LR, "head_lr": s2.HEAD_LR,
+            "n_fit": len(fit_s2), "n_dev": len(dev), "dev_fold": dev_fold}  # fmt: skip
+    s2.write(out, model, meta)
+    p = s2.segment_probs(ContextModel(minilm_dir(), out.read_bytes(), meta), w, dev, segment_of)
+    yd = np.array([r.label for r in dev])
+    a, b = platt(p, yd.astype(np.float64))
+    z = np.log(np.clip(p, 1e-9, 1 - 1e-9) / np.clip(1 - p, 1e-9, 1))
+    pc = 1.0 / (1.0 + np.exp(-(a * z + b)))
+    is_answer = np.array([segment_of(r) == "answer" for r in dev])
+    meta["platt"] = [a, b]
+    meta["thresholds"] = {"answer": best_threshold(yd[is_answer], pc[is_answer])[0],
+                          "thinking": fpr_threshold(yd[~is_answer], pc[~is_answer])[0]}  # fmt: skip
+    meta["sha256"] = hashlib.sha256(b"".join(t.numpy().tobytes() for _, t in sorted(model.tensors().items()))).hexdigest()[:16]
+    s2.write(out, model, meta)
+    return meta
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--out", type=Path, default=REPO / "tracesafe/judges/data/offline_head.npz")
+    ap.add_argument("--top-out", type=Path, help=f"the second stage's weights (default: {TOP_FILE} beside --out)")
     ap.add_argument("--gold-out", type=Path, default=GOLD_OUT, help="where to write the contrast gold set")
     ap.add_argument("--card-out", type=Path, default=CARD_OUT, help="where to write the judge card (held-out answers, contrast thinking)")
     ap.add_argument("--seed", type=int, default=0)
@@ -241,6 +282,7 @@ def main() -> None:
     args = ap.parse_args()
 
     holdout = {c for c in args.holdout_categories.split(",") if c}
+    args.top_out = args.top_out or args.out.with_name(TOP_FILE)
     fit_rows, cal_rows, held, gold = build(args.data, args.seed, holdout)
     print(f"fit {len(fit_rows)} (unsafe {sum(r.label for _, r in fit_rows)}), calibration {len(cal_rows)}, test {len(held)}, "
           f"contrast gold {len(gold)}")  # fmt: skip
@@ -290,6 +332,8 @@ def main() -> None:
     save(args.out, head, meta)
     if not holdout:
         write_gold(args.gold_out, gold, segment="thinking")
+    top_meta = stage2(fit_rows, cal_rows, args.top_out, args.seed)
+    paths = {"head_path": str(args.out), "top_path": str(args.top_out)}
 
     # Held-out metrics of the written head, run as the judge runs (every window, max) through judge-eval.
     heldout_dir = args.heldout_dir or Path(tempfile.mkdtemp(prefix="offline_heldout_"))
@@ -300,10 +344,10 @@ def main() -> None:
     for name, rows in sets.items():
         gold_path = heldout_dir / f"heldout_{name}.jsonl"
         write_gold(gold_path, rows)
-        evals[name] = m = evaluate_judge("offline", gold_path, head_path=str(args.out))
+        evals[name] = m = evaluate_judge("offline", gold_path, **paths)
         report[f"heldout_{name}"] = {k: m[k] for k in ("n", "accuracy", "precision", "recall", "f1", "kappa", "errors")}
     if not holdout:
-        g = evaluate_judge("offline", args.gold_out, head_path=str(args.out))
+        g = evaluate_judge("offline", args.gold_out, **paths)
         report["contrast"] = {k: g[k] for k in ("n", "accuracy", "kappa")}
         report["contrast"]["by_kind"] = {k: {"n": v["n"], "rate": v["rate"]} for k, v in g["by_kind"].items()}
         # The judge card: answers measured on the held-out human labels, thinking on the contrast set.
@@ -319,6 +363,7 @@ def main() -> None:
     print(json.dumps(report, indent=1))
     print(f"held-out gold files: {heldout_dir}")
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes), C={C}, thresholds {thresholds}")
+    print(f"wrote {args.top_out} ({args.top_out.stat().st_size} bytes), band {top_meta['band']}, thresholds {top_meta['thresholds']}")
 
 
 if __name__ == "__main__":

@@ -101,6 +101,11 @@ def test_generate_records_engine_options_in_the_manifest(tiny_r1, tmp_path):
                         "-E", "max_num_seqs=4", "-o", str(tmp_path / "w.jsonl")], capture_output=True, text=True, timeout=300)  # fmt: skip
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert r.stderr.strip().splitlines()[-1].startswith("error: the hf engine does not take the engine option -E max_num_seqs")
+    # Engine options with judges that run no engine: one line naming -E, exit 2.
+    (tmp_path / "t.jsonl").write_text('{"id": "a", "prompt": "p", "raw": "<think>x</think>y"}\n')
+    r = subprocess.run([*CLI, "judge", str(tmp_path / "t.jsonl"), "-j", "refusal", "-E", "max_num_seqs=4", "-o", str(tmp_path / "v.jsonl")],
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 2 and r.stderr.strip() == "error: -E (engine options): not accepted by any of the judges ['refusal']"
 
 
 def test_split_starts_without_the_heavy_modules(tmp_path):

@@ -123,5 +123,6 @@ def build_judges(
         judges.append(judge)
     unused = sorted(set(options) - used)
     if unused:
-        raise ValueError(f"option(s) {unused} are not accepted by any of the judges {names}")
+        shown = ", ".join("-E (engine options)" if k == "engine_options" else f"-O {k}" for k in unused)
+        raise ValueError(f"{shown}: not accepted by any of the judges {names}")
     return judges
