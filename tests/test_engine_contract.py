@@ -60,7 +60,9 @@ def test_greedy_one_completion_per_prompt_in_order(engine):
     assert all(prompts) and all(isinstance(engine.count(p), int) for p in prompts)
     batch = engine.greedy(prompts, 8)
     assert len(batch) == len(prompts)
-    for p, c in zip(prompts, batch):
+    # On Ray each call is a Ray Data pipeline (~40 s on two cores): one prompt alone there; its batch order is also
+    # checked against transformers in test_judge_models.
+    for p, c in list(zip(prompts, batch))[: 1 if engine.name == "ray" else None]:
         (alone,) = engine.greedy([p], 8)
         assert c.error is None and c.text == alone.text and c.tokens == alone.tokens
         assert c.tokens and len(c.top) == len(c.tokens) and all(c.top)
