@@ -240,10 +240,12 @@ def _top_blob(path: str | None) -> bytes:
 
 @lru_cache(maxsize=4)
 def top_meta(path: str | None = None) -> dict[str, Any]:
-    """The second stage's metadata (band, Platt, thresholds, sha256, training record) without loading its weights."""
-    blob = _top_blob(path)
-    n = int.from_bytes(blob[:8], "little")  # safetensors: an 8-byte header length, then the JSON header
-    return json.loads(json.loads(blob[8 : 8 + n])["__metadata__"]["meta"])
+    """The second stage's metadata (band, Platt, thresholds, sha256, training record), read from the file's
+    header alone: every judge's config needs it, few runs need the 7 MB of weights."""
+    src = resources.files("tracesafe.judges").joinpath("data", TOP_FILE) if path is None else Path(path)
+    with src.open("rb") as f:
+        n = int.from_bytes(f.read(8), "little")  # safetensors: an 8-byte header length, then the JSON header
+        return json.loads(json.loads(f.read(n))["__metadata__"]["meta"])
 
 
 @lru_cache(maxsize=2)
