@@ -17,6 +17,9 @@ Measured 2026-12-01, two idle cores, --n 2000 --skip-vllm (segments/s; ratio to 
 synthetic (mean 2,645 characters): refusal 21,040 (1.05x); offline 37.2 (0.74x of 50); first stage only 804 (4.0x
 of 200), the second stage re-reading 17.4% of the segments. Contrast gold (mean 602 characters): refusal 18,256;
 offline 90.1 (1.80x); first stage only 2,063, 23.6% re-read.
+Later that day (another machine, two idle cores), offline v5 (the second stage re-reads only the uncertain windows
+of a routed segment) against v4 from a worktree of the previous commit, run one after the other: synthetic 68.1
+(1.36x of 50) vs 38.7 (0.77x); contrast gold 104.1 (2.08x) vs 101.3 (2.03x); first stage only 990 / 2,584.
 """
 
 from __future__ import annotations
