@@ -118,7 +118,9 @@ def write(path: Path, model: Top, meta: dict) -> None:
 
 
 def segment_probs(cm: E.ContextModel, w: Windows, rows, segment_of) -> np.ndarray:
-    """The judge's stage-2 segment score (max over windows, calibrated) with the written weights."""
+    """The second stage's score of whole segments (every window read, max, calibrated) with the written weights:
+    its Platt scaling and thresholds are chosen on these. (The judge re-reads only a routed segment's uncertain
+    windows, keeping the first stage's lower score for the rest; on every gold set that gives the same verdicts.)"""
     wins, owner = w.of(rows, segment_of)
     out = np.full(len(rows), -np.inf)
     np.maximum.at(out, owner, cm.logits(wins))

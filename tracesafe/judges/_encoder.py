@@ -2,8 +2,9 @@
 
 The first stage (static embeddings) reads which words a segment adds to the prompt, not their order, so it
 cannot always tell a request restated in order to decline from harmful content written as reasoning. This
-stage reads the window in context. It costs about a hundred times more per segment, so the judge runs it
-only on segments whose first-stage score lies in the uncertain band recorded with the weights.
+stage reads the window in context. It costs about a hundred times more per window, so the judge runs it
+only on segments whose first-stage score lies in the uncertain band recorded with the weights, and there only
+on the windows over text the first stage did not find clearly safe.
 
 Input per window: ``[CLS] <segment>: <prompt> [SEP] <text window> [SEP]`` (the prompt cut to
 ``PROMPT_TOKENS`` word pieces, ``MAX_LEN`` word pieces in all, windows overlapping by ``OVERLAP``). The

