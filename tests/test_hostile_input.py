@@ -189,6 +189,7 @@ BAD = {
     "prompt_rendered": ({"prompt_rendered": ["<think>"]}, "field 'prompt_rendered' must be a string or null, got array"),
     "huge_sample": ({"sample": 2**63}, "field 'sample' is out of the 64-bit integer range"),
     "float_sample": ({"sample": 10**30}, "field 'sample' must be an integer, got number"),  # orjson reads 1e30
+    "label": ({"label": "unsafe"}, "field 'label' must be one of 'harmful', 'benign', got 'unsafe'"),
 }
 
 
@@ -216,6 +217,10 @@ def test_record_check_names_the_field():
         Verdict.check({"unsafe": "false"})
     with pytest.raises(ValueError, match="field 'sample' must be an integer, got boolean"):
         Trace.check({**GOOD, "sample": True})
+    with pytest.raises(ValueError, match="field 'split_status' must be one of 'complete', 'unterminated', 'no_thinking', got a longer"):
+        Trace.check({**GOOD, "split_status": "a harmful sentence that must not be echoed back"})
+    with pytest.raises(ValueError, match="field 'status' must be one of 'ok', 'error', got 'fine'"):
+        Verdict.check({"status": "fine"})
     with pytest.raises(ValueError, match="expected a trace record"):
         Trace.from_dict({**GOOD, "schema": "tracesafe.verdict/1"})
 
@@ -232,9 +237,9 @@ def test_bad_trace_field_is_located_and_skippable(tmp_path, case, command):
         args = ["report", "--traces", str(src), "--verdicts", str(v), "-o", str(out)]
     else:
         args = [command, str(src), "-o", str(out)] + (["-j", "refusal"] if command == "judge" else [])
-    if (command, case in ("huge_sample", "float_sample")) in (("split", True), ("report", False)):
-        res = cli(*args)  # a field the command does not read passes through (split) or is not looked at (report)
-        assert res.exit_code == 0, res.output
+    if command == "split" and case in ("huge_sample", "float_sample", "label"):
+        res = cli(*args)  # a field split does not read passes through as bytes (the report splits these unsplit
+        assert res.exit_code == 0, res.output  # traces itself, so it reads reasoning and prompt_rendered too)
         return
     res = cli(*args)
     assert res.exit_code == 2 and f"{src}:2: {BAD[case][1]}" in res.output, res.output
@@ -242,6 +247,7 @@ def test_bad_trace_field_is_located_and_skippable(tmp_path, case, command):
     res = cli(*args, "--on-bad-line", "skip")
     assert res.exit_code == 0, res.output
     assert f"skipped {src}:2: {BAD[case][1]}" in res.output or command == "split" and "skipped 1" in res.output
+    assert res.output.count(f"skipped {src}:2") <= 1  # once, however many passes read the file
 
 
 def test_directories_and_missing_folders_are_one_line(tmp_path):
@@ -278,3 +284,61 @@ def test_missing_optional_package_names_the_pip_command(tmp_path, blocked, args,
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert "not installed: pip install 'tracesafe[" + extra + "]'" in r.stderr
+
+
+# ---------------------------------------------------------------- one id, two traces; traces never split
+
+
+def test_two_traces_under_one_id_are_an_error_not_a_duplicate(tmp_path):
+    # Two models' outputs imported without a model name hash to the same trace ids: judging or merging them used
+    # to keep the first model's and drop the other's without a word.
+    ia, ib = tmp_path / "ia.jsonl", tmp_path / "ib.jsonl"
+    for out, answer in ((ia, "Use a tension wrench."), (ib, "I can't help with that.")):
+        src = tmp_path / f"src_{out.name}"
+        src.write_text(json.dumps({"prompt": "How do I pick a lock?", "response": f"<think>x</think>{answer}"}) + "\n")
+        res = cli("import", "jsonl", str(src), "-o", str(out))
+        assert res.exit_code == 0 and f"{src}: 1 of 1 records name no model" in res.output, res.output
+    assert orjson.loads(ia.read_bytes())["id"] == orjson.loads(ib.read_bytes())["id"]
+    res = cli("judge", str(ia), str(ib), "-j", "refusal", "-o", str(tmp_path / "v.jsonl"))
+    assert res.exit_code == 2 and f"{ib}:1: trace id" in res.output and f"read at {ia}:1 with another text" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    res = cli("merge", str(ia), str(ib), "-o", str(tmp_path / "m.jsonl"))
+    assert res.exit_code == 2 and f"{ib}:1: id" in res.output and "--model NAME" in res.output
+    # The same file given twice is one set of traces (judged once, merged once); named models get their own ids.
+    res = cli("judge", str(ia), str(ia), "-j", "refusal", "-o", str(tmp_path / "v2.jsonl"))
+    assert res.exit_code == 0 and len((tmp_path / "v2.jsonl").read_bytes().splitlines()) == 2, res.output
+    res = cli("import", "jsonl", str(tmp_path / "src_ib.jsonl"), "-o", str(ib), "--model", "B")
+    assert res.exit_code == 0 and "name no model" not in res.output
+    res = cli("judge", str(ia), str(ib), "-j", "refusal", "-o", str(tmp_path / "v3.jsonl"))
+    assert res.exit_code == 0 and len((tmp_path / "v3.jsonl").read_bytes().splitlines()) == 4, res.output
+
+
+def test_report_and_export_split_traces_that_were_never_split(tmp_path):
+    # judge splits unsplit traces on the fly; the report and the export must read the same thinking and answer.
+    src = tmp_path / "t.jsonl"
+    recs = [{"id": f"t{i}", "prompt_id": f"p{i}", "model": "m", "prompt": "q", "label": "harmful",
+             "raw": f"<think>{'let me think about it ' * (i + 1)}</think>The answer."} for i in range(3)]  # fmt: skip
+    src.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in recs))
+    v = tmp_path / "v.jsonl"
+    assert cli("judge", str(src), "-j", "refusal", "-o", str(v)).exit_code == 0
+    res = cli("report", str(src), str(v), "-o", str(tmp_path / "rep"))
+    assert res.exit_code == 0 and f"{src}: 3 traces were never split" in res.output, res.output
+    lengths = pd.read_csv(tmp_path / "rep" / "tables" / "lengths.csv")
+    assert lengths["n_no_thinking"].tolist() == [0] and lengths["thinking_mean"].tolist() == [10.0]
+    res = cli("export", str(src), str(v), "-o", str(tmp_path / "x.parquet"))
+    assert res.exit_code == 0, res.output
+    x = pd.read_parquet(tmp_path / "x.parquet")
+    assert set(x["split_rule"]) == {"tag"} and set(x["split_status"]) == {"complete"}
+    # A split file is read by the fast path, which must not let a value outside a field's set through.
+    split = tmp_path / "s.jsonl"
+    assert cli("split", str(src), "-o", str(split)).exit_code == 0
+    rows = [orjson.loads(x) for x in split.read_bytes().splitlines()]
+    rows[2]["label"] = "unsafe"
+    split.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    res = cli("report", str(split), str(v), "-o", str(tmp_path / "rep3"))
+    assert res.exit_code == 2 and f"{split}:3: field 'label' must be one of 'harmful', 'benign', got 'unsafe'" in res.output
+    # A trace without prompt_id cannot be grouped with its prompt's other samples: FILE:LINE, exit 2.
+    recs[1].pop("prompt_id")
+    src.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in recs))
+    res = cli("report", str(src), str(v), "-o", str(tmp_path / "rep2"))
+    assert res.exit_code == 2 and f"{src}:2: trace has no 'prompt_id'" in res.output, res.output

@@ -273,7 +273,7 @@ def test_table_rows_are_located_and_skippable(tmp_path):
         import_file("parquet", tmp_path / "t.parquet", tmp_path / "o.jsonl", label_field="lab")
     assert len(run("parquet", tmp_path / "t.parquet", tmp_path / "o.jsonl", label_field="lab", on_bad_line="skip")) == 2
     src = _jsonl(tmp_path, [{"prompt": "p", "response": "r", "reasoning": ["not", "text"]}])
-    with pytest.raises(ValueError, match=r"t\.jsonl:1: reasoning is a list, expected a string"):
+    with pytest.raises(ValueError, match=r"t\.jsonl:1: reasoning is an array, expected a string"):
         import_file("jsonl", src, tmp_path / "o.jsonl")
     with pytest.raises(ValueError, match="--response-field/--reasoning-field apply to jsonl, csv"):
         import_file("garak", GARAK, tmp_path / "o.jsonl", response_field="x")

@@ -33,7 +33,8 @@ def write(path: Path, records: list[dict]) -> Path:
 
 def traces(path: Path, n: int = 4) -> Path:
     return write(path, [{"id": f"t{i}", "prompt_id": f"p{i}", "model": "m", "prompt": "q",
-                         "raw": f"<think>thought {i}</think>I can't help with that."} for i in range(n)])  # fmt: skip
+                         "raw": f"<think>thought {i}</think>I can't help with that.", "thinking": f"thought {i}",
+                         "answer": "I can't help with that.", "split_status": "complete"} for i in range(n)])  # fmt: skip
 
 
 def one_error_line(res) -> str:
@@ -132,7 +133,7 @@ def test_compaction_keeps_lines_it_cannot_read(tmp_path, caplog):
     lines.insert(2, b'{"trace_id": "t9", "segm\n')  # a damaged line in the middle
     out.write_bytes(b"".join(lines))
     rows = list(read_jsonl(t))
-    rows[0]["raw"] = "<think>changed</think>Sure, here it is."  # new text: its verdicts are superseded
+    rows[0].update(raw="<think>changed</think>Sure, here it is.", thinking="changed", answer="Sure, here it is.")  # new text: its verdicts are superseded
     write(t, rows)
     with caplog.at_level("WARNING"):
         res = cli("judge", t, "-j", "refusal", "-o", out)

@@ -66,8 +66,8 @@ def _in_int64(v: Any) -> tuple[str, str] | None:
 
 def _spec(tp: Any) -> tuple[frozenset[type], Deep | None]:
     """The exact JSON types a value of annotation ``tp`` may have (exact: a boolean is never an integer) and a
-    deeper check for items and integer range. Only JSON types are checked (a Literal is a string): which
-    values are meaningful is each stage's business."""
+    deeper check for items, integer range and the values of a Literal (a label "unsafe" is no label: counted
+    as one, it would quietly move a prompt out of every rate by label)."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if tp is Any:
         return _ANY, None
@@ -79,7 +79,16 @@ def _spec(tp: Any) -> tuple[frozenset[type], Deep | None]:
             return allowed, None
         return allowed, lambda v: next((m for m in (d(v) for d in deep) if m is not None), None)
     if origin is Literal:
-        return frozenset({type(args[0])}), None
+        allowed_values = frozenset(args)
+        names = ", ".join(map(repr, args))
+
+        def one_of(v: Any) -> tuple[str, str] | None:
+            if v in allowed_values or type(v) is not type(args[0]):  # (another member of a union: its own check)
+                return None
+            shown = repr(v) if len(v) <= 32 else "a longer string"  # a value is data: echo only a short one
+            return "", f"must be one of {names}, got {shown}"
+
+        return frozenset({type(args[0])}), one_of
     if origin in (dict, list):
         item = _spec(args[-1]) if args else (_ANY, None)
         if item == (_ANY, None):

@@ -280,33 +280,35 @@ def merge(
     """Concatenate record files, keeping the first record of each id. All records must agree on the
     ``agree_on`` fields (those they have), else ValueError names both files: shards of one run that differ
     in model, weights (``model_hash``, from generate) or sampling params would silently corrupt every rate
-    computed from the merge."""
+    computed from the merge. Two traces under one id with different ``raw`` text are not duplicates (e.g.
+    two models imported without a model name): BadLineError names both places."""
     inputs = list(inputs)
-    seen: set[str] = set()
+    seen: dict[Any, tuple[str, int, int]] = {}  # id -> where first read, hash of its raw text
     reference: dict[str, tuple[Any, str]] = {}
     counts = {"read": 0, "written": 0, "duplicates": 0}
 
     def unique():
         for path in inputs:
-            for rec in read_jsonl(path):
+            where = str(path)
+            for lineno, rec in read_jsonl_numbered(path):
                 counts["read"] += 1
                 for field_name in agree_on:
                     if field_name not in rec:
                         continue
                     val = rec[field_name]
-                    if field_name not in reference:
-                        reference[field_name] = (val, str(path))
-                    elif reference[field_name][0] != val:
-                        ref_val, ref_path = reference[field_name]
-                        raise ValueError(
-                            f"{path}: field {field_name!r} is {val!r} but {ref_path} has {ref_val!r}; "
-                            "shards of one run must share model and params"
-                        )
-                rid = rec.get(key)
+                    ref_val, ref_path = reference.setdefault(field_name, (val, where))
+                    if ref_val != val:
+                        raise ValueError(f"{path}: field {field_name!r} is {val!r} but {ref_path} has {ref_val!r}; "
+                                         "shards of one run must share model and params")  # fmt: skip
+                rid, text = rec.get(key), hash(rec.get("raw"))
                 if rid in seen:
+                    first_where, line, first = seen[rid]
+                    if first != text:
+                        raise BadLineError(path, lineno, f"{key} {rid!r} was read at {first_where}:{line} with another 'raw' text "
+                                                         "(two models imported without a model name? give each `tracesafe import --model NAME`)")  # fmt: skip
                     counts["duplicates"] += 1
                     continue
-                seen.add(rid)
+                seen[rid] = (where, lineno, text)
                 yield rec
 
     counts["written"] = write_jsonl(output, unique(), inputs=inputs)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .._util.fields import parse_label
-from ..records import Trace, stable_id, trace_id
+from ..records import _JSON_NAMES, Trace, stable_id, trace_id
 from ..split import split_record
 from ..store import write_jsonl
 from ._base import IMPORTERS, MISSING, Bad, Importer, ImportOptions, Item, lookup
@@ -78,6 +78,9 @@ def import_file(
 
     dst.parent.mkdir(parents=True, exist_ok=True)
     n = write_jsonl(dst, checked(), inputs=[src])
+    if records.unnamed:  # ids hash the model name: two unnamed models' traces of one prompt would share ids
+        log.warning("%s: %d of %d records name no model (recorded as model ''); give one with --model NAME, or "
+                    "traces of another unnamed model get the same ids", src, records.unnamed, n)  # fmt: skip
     return n
 
 
@@ -88,6 +91,7 @@ class _Records:
         self.opts, self.backend, self.table = opts, f"import:{fmt}", table
         self.samples: dict[tuple[str, str], int] = {}  # (model, prompt id) -> next sample number
         self.found: set[str] = set()  # explicitly named fields seen in at least one record
+        self.unnamed = 0  # records with no model name
 
     def __call__(self, items: Iterator[Item | Bad]) -> Iterator[dict[str, Any]]:
         for item in items:
@@ -111,7 +115,7 @@ class _Records:
         for name in ("raw", "prompt", "reasoning", "prompt_rendered", "model"):
             v = getattr(item, name)
             if v is not None and not isinstance(v, str):
-                return Bad(item.where, f"{name} is a {type(v).__name__}, expected a string")
+                return Bad(item.where, f"{name} is {_JSON_NAMES.get(type(v), type(v).__name__)}, expected a string")
         if item.raw is None:
             return Bad(item.where, "no response text")
         pid = item.prompt_id
@@ -122,6 +126,7 @@ class _Records:
             pid = "p-" + stable_id(item.prompt, n=12) if item.prompt else item.fallback_id
         pid = str(pid)
         model = str(opts.model or item.model or "")
+        self.unnamed += not model
         key = (model, pid)  # counted per model: one file may hold several (promptfoo's providers)
         sample = self.samples.get(key, 0) if item.sample is None else item.sample
         self.samples[key] = sample + 1

@@ -8,6 +8,7 @@ reopen). Errors are verdicts (status=error, raw output kept) and are reused like
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,12 +17,13 @@ from typing import Any, NamedTuple
 from .._util.progress import progress as progress_bar
 from ..engines.registry import EnginePool
 from ..records import Trace, Verdict
-from ..store import JsonlWriter, read_jsonl
+from ..store import BadLineError, JsonlWriter, read_jsonl_numbered
 from ._base import JudgeItem, JudgeResult
 from ._batch import build_judges, judge_texts
 from ._cache import ResultCache, cache_key, compact, resume_index, verdict_id
 
 SEGMENTS = ("thinking", "answer", "full")
+log = logging.getLogger(__name__)
 FULL_SEP = "\n\n"  # "full" = thinking + FULL_SEP + answer (either alone when the other is empty)
 
 
@@ -47,15 +49,26 @@ def _check_trace(rec: dict[str, Any]) -> None:
         raise ValueError("trace has none of 'raw', 'thinking', 'answer'")
 
 
-def iter_traces(paths: list[Path], on_bad_line: str = "error") -> Iterator[dict[str, Any]]:
-    """Trace dicts from JSONL files; a line that is not a usable trace raises ``FILE:LINE: reason``."""
-    seen: set[str] = set()
+def iter_traces(paths: list[Path], on_bad_line: str = "error", warn: bool = True) -> Iterator[dict[str, Any]]:
+    """Trace dicts from JSONL files; a line that is not a usable trace raises ``FILE:LINE: reason``. A trace
+    read twice (the same file given twice) is judged once; another trace under an id already read is bad input,
+    not a duplicate: it would go unjudged."""
+    seen: dict[str, tuple[str, int, int]] = {}  # id -> where first read, hash of its text
     for path in paths:
-        for rec in read_jsonl(path, on_bad_line=on_bad_line, check=_check_trace):
-            if rec["id"] in seen:
-                continue
-            seen.add(rec["id"])
-            yield rec
+        where = str(path)
+        for lineno, rec in read_jsonl_numbered(path, on_bad_line=on_bad_line, warn=warn, check=_check_trace):
+            text = hash((rec.get("raw"), rec.get("reasoning"), rec.get("thinking"), rec.get("answer")))
+            first = seen.get(rec["id"])
+            if first is None:
+                seen[rec["id"]] = (where, lineno, text)
+                yield rec
+            elif first[2] != text:
+                reason = (f"trace id {rec['id']!r} was read at {first[0]}:{first[1]} with another text (traces of two "
+                          "models imported without a model name? give each `tracesafe import --model NAME`)")  # fmt: skip
+                if on_bad_line == "error":
+                    raise BadLineError(path, lineno, reason)
+                if warn:
+                    log.warning("skipped %s:%d: %s", path, lineno, reason)
 
 
 class Pending(NamedTuple):
@@ -206,7 +219,7 @@ def run_judges(
             jp = _Pass(judge, writer, cache_path, batch_size or getattr(judge, "default_batch_size", 32), retry_errors)
             try:
                 with progress_bar(f"judge {judge.name}", n_traces * len(segments), enabled=progress) as bar:
-                    for rec in iter_traces(paths, on_bad_line):
+                    for rec in iter_traces(paths, on_bad_line, warn=False):  # the first pass warned
                         texts = segment_texts(rec, reasoning_format)
                         if rec.get("prompt") is None:
                             jp.counts["no_prompt"] += 1
