@@ -300,7 +300,7 @@ def test_two_traces_under_one_id_are_an_error_not_a_duplicate(tmp_path):
         assert res.exit_code == 0 and f"{src}: 1 of 1 records name no model" in res.output, res.output
     assert orjson.loads(ia.read_bytes())["id"] == orjson.loads(ib.read_bytes())["id"]
     res = cli("judge", str(ia), str(ib), "-j", "refusal", "-o", str(tmp_path / "v.jsonl"))
-    assert res.exit_code == 2 and f"{ib}:1: trace id" in res.output and f"read at {ia}:1 with another text" in res.output
+    assert res.exit_code == 2 and f"{ib}:1: id '" in res.output and f"read at {ia}:1 with another text" in res.output
     assert len(res.output.strip().splitlines()) == 1
     res = cli("merge", str(ia), str(ib), "-o", str(tmp_path / "m.jsonl"))
     assert res.exit_code == 2 and f"{ib}:1: id" in res.output and "--model NAME" in res.output

@@ -11,12 +11,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from tracesafe.records import Prompt, Trace, Verdict, trace_id
+from tracesafe.export import export_parquet
 from tracesafe.store import (
     BadLineError,
     JsonlWriter,
     OutputError,
     atomic_output,
-    export_parquet,
     merge,
     read_ids,
     read_jsonl,

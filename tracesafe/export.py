@@ -1,6 +1,6 @@
 """`tracesafe export`: a whole run as one tidy table, one row per trace x segment x judge, written as Parquet or
 as a Hugging Face ``datasets`` folder (``save_to_disk``): the table a researcher loads into pandas or pushes to
-a hub. One record file alone is exported as it is (``store.export_parquet``).
+a hub. One record file alone is exported as it is (``export_parquet``).
 
 Rows come from the verdicts, each joined to its trace's prompt and metadata (``_schema`` lists the columns).
 Nothing is dropped: an error verdict is a row with ``status = "error"``, ``verdict = "error"`` and its error text
@@ -25,7 +25,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from .store import atomic_output, read_jsonl
+import orjson
+
+from .store import OnBadLine, atomic_output, read_jsonl
 
 As = Literal["parquet", "datasets"]
 T = TypeVar("T")
@@ -59,8 +61,6 @@ def export_run(traces: list[Path], verdicts: Path, output: Path, *, as_: As = "p
 
 def export_records(path: Path, output: Path, *, as_: As = "parquet", on_bad_line: str = "error") -> int:
     """One record file (prompts, traces or verdicts) as it is, one row per record; returns the row count."""
-    from .store import export_parquet
-
     return _output(output, [path], as_, lambda rows, work: export_parquet(path, rows, on_bad_line=on_bad_line))
 
 
@@ -230,3 +230,88 @@ def _label(status: str | None, unsafe: bool | None, refused: bool | None) -> str
     if refused is not None:
         return "refused" if refused else "not_refused"
     return None
+
+
+def _columnar(records: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    cols: dict[str, list[Any]] = {}
+    for i, r in enumerate(records):
+        for k in r:
+            if k not in cols:
+                cols[k] = [None] * i
+        for k, col in cols.items():
+            col.append(r.get(k))
+    # Free-form dicts (params, meta, n_tokens) differ in keys from line to line, and a list may mix types
+    # (the refusal judge's match: ["cannot", 0, 12]); Parquet wants one type per column, so such columns
+    # are stored as JSON text.
+    for k, col in cols.items():
+        if any(isinstance(v, dict) for v in col) or any(isinstance(v, list) for v in col) and not _typed_list(col):
+            cols[k] = [None if v is None else orjson.dumps(v).decode() for v in col]
+    return cols
+
+
+def _typed_list(col: list[Any]) -> bool:
+    import pyarrow as pa
+
+    try:
+        pa.array(col)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return False
+    return True
+
+
+def export_parquet(
+    path: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    on_bad_line: OnBadLine = "error",
+    batch_rows: int = 50_000,
+) -> int:
+    """Write a record file to Parquet in row groups of ``batch_rows``; returns the number of rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer = None
+    n = 0
+    batch: list[dict[str, Any]] = []
+    schema = None
+
+    def flush():
+        nonlocal writer, schema
+        table = pa.table(_columnar(batch))
+        if writer is None:
+            schema = table.schema
+            writer = pq.ParquetWriter(str(tmp), schema)
+        else:
+            table = _conform(table, schema)
+        writer.write_table(table)
+
+    with atomic_output(output, [path]) as tmp:
+        try:
+            for rec in read_jsonl(path, on_bad_line=on_bad_line):
+                batch.append(rec)
+                n += 1
+                if len(batch) >= batch_rows:
+                    flush()
+                    batch = []
+            if batch or writer is None:
+                flush()
+        finally:
+            if writer is not None:
+                writer.close()
+    return n
+
+
+def _conform(table, schema):
+    import pyarrow as pa
+
+    cols = []
+    for f in schema:
+        if f.name in table.column_names:
+            col = table[f.name]
+            cols.append(col if col.type == f.type else col.cast(f.type))
+        else:
+            cols.append(pa.nulls(len(table), f.type))
+    extra = set(table.column_names) - set(schema.names)
+    if extra:
+        raise ValueError(f"columns {sorted(extra)} appear after the first row group; export with a larger batch")
+    return pa.Table.from_arrays(cols, schema=schema)

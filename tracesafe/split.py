@@ -41,7 +41,7 @@ from .formats import Split, get, thinking_off
 from .formats._base import detect_split, from_prompt, prompt_tail
 from .records import Trace
 
-__all__ = ["Split", "split", "split_file", "split_of", "split_record", "split_text"]
+__all__ = ["Split", "never_split", "split", "split_file", "split_of", "split_record", "split_text"]
 
 
 def split_text(
@@ -92,6 +92,11 @@ def split_of(rec: dict[str, Any], format: str | None = None) -> Split:
     Trace.check(rec, _READS)
     return split_text(raw, rec.get("reasoning"), rec.get("prompt_rendered"), format=format,
                       chat_template_kwargs=_template_kwargs(rec))  # fmt: skip
+
+
+def never_split(rec: dict[str, Any]) -> bool:
+    """A trace with raw text and neither thinking nor answer: judge, report and export split it on the fly."""
+    return rec.get("thinking") is None and rec.get("answer") is None and isinstance(rec.get("raw"), str)
 
 
 def _fields(s: Split) -> dict[str, Any]:

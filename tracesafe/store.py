@@ -1,4 +1,5 @@
-"""Append-only JSONL record files: torn-line-proof writes, located read errors, resume, merge, Parquet.
+"""Append-only JSONL record files: torn-line-proof writes, located read errors, resume, merge (Parquet:
+``export.export_parquet``).
 
 A writer only ever appends whole lines with one ``write`` per batch. A process killed mid-write
 can leave at most one torn last line; opening the file for append again cuts it off (a last line
@@ -31,7 +32,7 @@ from ._util.atomic import (
     refuse_input_as_output,
 )
 
-__all__ = ["BadLineError", "JsonlWriter", "OnBadLine", "OutputError", "atomic_output", "dumps_line", "export_parquet",
+__all__ = ["BadLineError", "JsonlWriter", "OnBadLine", "OutputError", "SeenIds", "atomic_output", "dumps_line",
            "merge", "output_lock", "read_csv_numbered", "read_ids", "read_jsonl", "read_jsonl_numbered",
            "refuse_input_as_output", "repair_torn_tail", "write_jsonl"]  # fmt: skip
 OnBadLine = Literal["error", "skip"]
@@ -270,6 +271,23 @@ def read_ids(path: str | os.PathLike, key: str = "id") -> set[str]:
     return {r[key] for r in read_jsonl(path, on_bad_line="skip", warn=False) if key in r}
 
 
+class SeenIds:
+    """Ids read so far, where each was first read and a hash of its texts. ``add`` is True for a new id and False
+    for the same record again; another text under an id already read raises BadLineError naming both places (two
+    models imported without a model name share trace ids: keeping the first would drop the other unseen)."""
+
+    def __init__(self, key: str = "id"):
+        self.key, self.first = key, {}
+
+    def add(self, rec: dict[str, Any], where: str, lineno: int) -> bool:
+        rid, entry = rec.get(self.key), (where, lineno, hash(tuple(map(rec.get, ("raw", "reasoning", "thinking", "answer")))))
+        first = self.first.setdefault(rid, entry)
+        if first[2] != entry[2]:
+            raise BadLineError(where, lineno, f"{self.key} {rid!r} was read at {first[0]}:{first[1]} with another text (two models "
+                                              "imported without a model name? give each `tracesafe import --model NAME`)")  # fmt: skip
+        return first is entry
+
+
 def merge(
     inputs: Iterable[str | os.PathLike],
     output: str | os.PathLike,
@@ -280,10 +298,9 @@ def merge(
     """Concatenate record files, keeping the first record of each id. All records must agree on the
     ``agree_on`` fields (those they have), else ValueError names both files: shards of one run that differ
     in model, weights (``model_hash``, from generate) or sampling params would silently corrupt every rate
-    computed from the merge. Two traces under one id with different ``raw`` text are not duplicates (e.g.
-    two models imported without a model name): BadLineError names both places."""
+    computed from the merge. Another text under an id already read is bad input (``SeenIds``)."""
     inputs = list(inputs)
-    seen: dict[Any, tuple[str, int, int]] = {}  # id -> where first read, hash of its raw text
+    seen = SeenIds(key)
     reference: dict[str, tuple[Any, str]] = {}
     counts = {"read": 0, "written": 0, "duplicates": 0}
 
@@ -300,101 +317,10 @@ def merge(
                     if ref_val != val:
                         raise ValueError(f"{path}: field {field_name!r} is {val!r} but {ref_path} has {ref_val!r}; "
                                          "shards of one run must share model and params")  # fmt: skip
-                rid, text = rec.get(key), hash(rec.get("raw"))
-                if rid in seen:
-                    first_where, line, first = seen[rid]
-                    if first != text:
-                        raise BadLineError(path, lineno, f"{key} {rid!r} was read at {first_where}:{line} with another 'raw' text "
-                                                         "(two models imported without a model name? give each `tracesafe import --model NAME`)")  # fmt: skip
+                if not seen.add(rec, where, lineno):
                     counts["duplicates"] += 1
                     continue
-                seen[rid] = (where, lineno, text)
                 yield rec
 
     counts["written"] = write_jsonl(output, unique(), inputs=inputs)
     return counts
-
-
-def _columnar(records: list[dict[str, Any]]) -> dict[str, list[Any]]:
-    cols: dict[str, list[Any]] = {}
-    for i, r in enumerate(records):
-        for k in r:
-            if k not in cols:
-                cols[k] = [None] * i
-        for k, col in cols.items():
-            col.append(r.get(k))
-    # Free-form dicts (params, meta, n_tokens) differ in keys from line to line, and a list may mix types
-    # (the refusal judge's match: ["cannot", 0, 12]); Parquet wants one type per column, so such columns
-    # are stored as JSON text.
-    for k, col in cols.items():
-        if any(isinstance(v, dict) for v in col) or any(isinstance(v, list) for v in col) and not _typed_list(col):
-            cols[k] = [None if v is None else orjson.dumps(v).decode() for v in col]
-    return cols
-
-
-def _typed_list(col: list[Any]) -> bool:
-    import pyarrow as pa
-
-    try:
-        pa.array(col)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return False
-    return True
-
-
-def export_parquet(
-    path: str | os.PathLike,
-    output: str | os.PathLike,
-    *,
-    on_bad_line: OnBadLine = "error",
-    batch_rows: int = 50_000,
-) -> int:
-    """Write a record file to Parquet in row groups of ``batch_rows``; returns the number of rows."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    writer = None
-    n = 0
-    batch: list[dict[str, Any]] = []
-    schema = None
-
-    def flush():
-        nonlocal writer, schema
-        table = pa.table(_columnar(batch))
-        if writer is None:
-            schema = table.schema
-            writer = pq.ParquetWriter(str(tmp), schema)
-        else:
-            table = _conform(table, schema)
-        writer.write_table(table)
-
-    with atomic_output(output, [path]) as tmp:
-        try:
-            for rec in read_jsonl(path, on_bad_line=on_bad_line):
-                batch.append(rec)
-                n += 1
-                if len(batch) >= batch_rows:
-                    flush()
-                    batch = []
-            if batch or writer is None:
-                flush()
-        finally:
-            if writer is not None:
-                writer.close()
-    return n
-
-
-def _conform(table, schema):
-    import pyarrow as pa
-
-    cols = []
-    for f in schema:
-        if f.name in table.column_names:
-            col = table[f.name]
-            cols.append(col if col.type == f.type else col.cast(f.type))
-        else:
-            cols.append(pa.nulls(len(table), f.type))
-    extra = set(table.column_names) - set(schema.names)
-    if extra:
-        raise ValueError(f"columns {sorted(extra)} appear after the first row group; export with a larger batch")
-    return pa.Table.from_arrays(cols, schema=schema)

