@@ -89,6 +89,31 @@ def test_hf_backend_traces_and_manifest(tiny_r1, tmp_path):
     assert time.time() - t < 5
 
 
+def test_interrupt_right_after_a_write_keeps_each_trace_once(tiny_r1, tmp_path, monkeypatch):
+    """Ctrl-C landing between a batch's write and its bookkeeping used to write the batch again on the way
+    out (a duplicate line, and resume counted one trace fewer than the file held)."""
+    from tracesafe.store import JsonlWriter
+
+    write_batch, sent = JsonlWriter.write_batch, []
+
+    def write_then_interrupt(self, records):
+        records = list(records)
+        write_batch(self, records)
+        if records and not sent:
+            sent.append(1)
+            os.kill(os.getpid(), signal.SIGINT)  # handled at the next bytecode: right after the write
+
+    monkeypatch.setattr(JsonlWriter, "write_batch", write_then_interrupt)
+    out, ps = tmp_path / "t.jsonl", prompts()
+    with pytest.raises(KeyboardInterrupt):
+        generate(greedy(tiny_r1, "hf", samples=2), ps, out, progress=False)
+    lines = list(read_jsonl(out))
+    assert len(lines) == 1 == len({r["id"] for r in lines})
+    monkeypatch.undo()
+    assert generate(greedy(tiny_r1, "hf", samples=2), ps, out, progress=False)["already_done"] == 1
+    check_traces(out, ps, 2, "hf")
+
+
 def test_reasoning_format_is_recorded(tiny_r1, tmp_path):
     """--format names the family the traces are split with (here R1's, whose template forces the opener)."""
     ps = prompts()[:2]

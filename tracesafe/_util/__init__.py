@@ -5,6 +5,7 @@
 - ``progress``: the one progress bar on stderr.
 - ``provenance``: content hashes and the package versions a manifest records.
 - ``fields``: the prompt-field names and label values every reader of user tables accepts.
+- ``interrupts``: Ctrl-C held back while a write and its bookkeeping happen together.
 - ``log``: how library warnings (``logging.getLogger(__name__)``) reach the user on stderr.
 """
 

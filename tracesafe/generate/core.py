@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._util.interrupts import interrupts_deferred
 from .._util.progress import progress as progress_bar
 from .._util.provenance import sha256_text
 from ..engines.base import Completion, Engine, Request
@@ -239,8 +240,9 @@ def generate(
             stats["generated"] += 1
             advance()
             if time.monotonic() - last_flush >= flush_every or len(buffer) >= 256:
-                writer.write_batch(buffer)
-                buffer.clear()
+                with interrupts_deferred():  # written and cleared together: cleanup must not write them again
+                    writer.write_batch(buffer)
+                    buffer.clear()
                 last_flush = time.monotonic()
 
         planner = Planner(cfg, emit)
