@@ -264,7 +264,7 @@ def test_parquet_arrow_and_datasets_tables(tmp_path):
         import_file("parquet", tmp_path / "hf", tmp_path / "x.out")
 
 
-def test_table_rows_are_located_and_skippable(tmp_path):
+def test_table_rows_are_located_and_skippable(tmp_path, caplog):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -277,6 +277,11 @@ def test_table_rows_are_located_and_skippable(tmp_path):
         import_file("jsonl", src, tmp_path / "o.jsonl")
     with pytest.raises(ValueError, match="--response-field/--reasoning-field apply to jsonl, csv"):
         import_file("garak", GARAK, tmp_path / "o.jsonl", response_field="x")
+    # A null response is a failed generation, counted as the other importers count theirs, not a stop.
+    pq.write_table(pa.Table.from_pylist([*ROWS, {**ROWS[0], "output": None}]), tmp_path / "n.parquet")
+    with caplog.at_level("WARNING"):
+        assert len(run("parquet", tmp_path / "n.parquet", tmp_path / "o.jsonl", response_field="output")) == 2
+    assert "n.parquet: 1 row(s) have a null output (failed generations), none imported" in caplog.text
 
 
 def _jsonl(tmp_path, rows):
@@ -426,3 +431,20 @@ def test_format_option_names_the_reasoning_format(tmp_path):
     for cmd in (["import", "jsonl", str(src), "-o", str(tmp_path / "x.jsonl")], ["judge", str(out), "-o", str(tmp_path / "v.jsonl")]):
         res = CliRunner().invoke(app, [*cmd, "--format", "nope"])
         assert res.exit_code == 2 and "unknown reasoning format 'nope'" in res.output, res.output
+
+
+def test_judge_format_splits_unsplit_traces_and_says_it_leaves_split_ones(tmp_path):
+    from typer.testing import CliRunner
+
+    from tracesafe.cli import app
+
+    raw = "<think>T</think><answer>A</answer>"
+    unsplit, split = tmp_path / "unsplit.jsonl", tmp_path / "split.jsonl"
+    unsplit.write_text(json.dumps({"id": "u", "prompt": "p", "raw": raw}) + "\n")
+    split.write_text(json.dumps({"id": "s", "prompt": "p", "raw": raw, "thinking": "T", "answer": "<answer>A</answer>",
+                                 "split_status": "complete", "split_format": "think"}) + "\n")  # fmt: skip
+    for path, warned in ((unsplit, False), (split, True)):
+        res = CliRunner().invoke(app, ["judge", str(path), "-o", str(tmp_path / f"v-{path.stem}.jsonl"), "--segments", "answer",
+                                       "--format", "hunyuan_a13b"])  # fmt: skip
+        assert res.exit_code == 0, res.output
+        assert ("1 traces split otherwise are judged as they were split" in res.output) is warned, res.output

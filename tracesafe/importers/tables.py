@@ -7,6 +7,7 @@ columns pass through unchanged. In Parquet/Arrow/datasets inputs the location is
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from ._base import IMPORTERS, Bad, Importer, ImportOptions, Item
 RESPONSE_FIELDS = ("response", "output", "completion", "raw")
 REASONING_FIELDS = ("reasoning_content", "reasoning")
 _ROWS_PER_BATCH = 1000
+log = logging.getLogger(__name__)
 
 
 def read_jsonl(path: Path, opts: ImportOptions) -> Iterator[Item | Bad]:
@@ -91,12 +93,16 @@ def _pick(row: dict[str, Any], explicit: str | None, candidates: tuple[str, ...]
 
 
 def _items(path: Path, rows: Iterable[tuple[int, dict[str, Any]]], opts: ImportOptions) -> Iterator[Item | Bad]:
+    no_response = 0
     for lineno, row in rows:
         where = f"{path}:{lineno}"
         rf = _pick(row, opts.response_field, RESPONSE_FIELDS)
         if rf is None:
             want = opts.response_field or "/".join(RESPONSE_FIELDS)
             yield Bad(where, f"no field {want!r} (response); fields: {', '.join(map(str, row))}")
+            continue
+        if row[rf] is None:  # a failed generation, as the other importers count it: there is no trace
+            no_response += 1
             continue
         if opts.reasoning_field and opts.reasoning_field not in row:
             yield Bad(where, f"no field {opts.reasoning_field!r} (reasoning); fields: {', '.join(map(str, row))}")
@@ -116,6 +122,9 @@ def _items(path: Path, rows: Iterable[tuple[int, dict[str, Any]]], opts: ImportO
             fallback_id=f"{path.stem}-{lineno}",
             extra={k: v for k, v in row.items() if k not in used},
         )
+    if no_response:
+        log.warning("%s: %d row(s) have a null %s (failed generations), none imported", path, no_response,
+                    opts.response_field or "response")  # fmt: skip
 
 
 IMPORTERS.add("jsonl", Importer(read_jsonl, "one trace per line", True))

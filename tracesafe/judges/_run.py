@@ -184,7 +184,8 @@ def run_judges(
     the judges that accept it; ``NAME={...}`` for one judge). Returns counts: traces, empty segments,
     judge_calls, cached, already_done, verdicts, ok, error, unsafe, safe, refused, and ``per_judge``.
     Raises ``BadLineError`` (FILE:LINE) on a malformed trace line, ValueError on a bad option.
-    ``reasoning_format``: how traces that were never split are split (default: detected per trace).
+    ``reasoning_format``: how traces that were never split are split (default: detected per trace); traces split
+    by another format keep their split (a warning counts them).
     """
     if reasoning_format not in (None, "auto"):
         from ..formats import get
@@ -211,7 +212,13 @@ def run_judges(
     # judge's first call (a finished pass loads none); judges on one model share one; all close at the end.
     with JsonlWriter(output, inputs=paths) as writer, EnginePool() as engines:
         judge_objs = build_judges(list(judges), judge_model, backend, engines, **judge_options)
-        n_traces = sum(1 for _ in iter_traces(paths, on_bad_line))  # validates every line before any judging
+        n_traces = resplit = 0
+        for rec in iter_traces(paths, on_bad_line):  # validates every line before any judging
+            n_traces += 1
+            resplit += reasoning_format not in (None, "auto") and not never_split(rec) and rec.get("split_format") != reasoning_format
+        if resplit:  # judging them re-split would put other texts under verdicts a resume keeps
+            log.warning("--format %s applies to traces never split; %d traces split otherwise are judged as they were "
+                        "split (`tracesafe split --format %s` re-splits them)", reasoning_format, resplit, reasoning_format)  # fmt: skip
         for judge in judge_objs:
             jp = _Pass(judge, writer, cache_path, batch_size or getattr(judge, "default_batch_size", 32), retry_errors)
             try:
