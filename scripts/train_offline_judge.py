@@ -34,6 +34,7 @@ through ``tracesafe judge-eval``'s code, on gold files written to ``--heldout-di
 
     .venv/bin/python scripts/train_offline_judge.py [--data ../shared/data] [--out PATH.npz] [--top-out PATH]
         [--heldout-dir DIR] [--gold-out PATH.jsonl] [--card-out PATH.json] [--holdout-categories pyrit:hate_speech,pyrit:bias]
+        [--languages en,es,zh]
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def load_human(data: Path) -> list[jd.Row]:
 FOLDS = 5
 
 
-def build(data: Path, seed: int, holdout_categories: set[str]):
+def build(data: Path, seed: int, holdout_categories: set[str], languages: tuple[str, ...] = ("en",)):
     """fit and calibration rows, each as (fold, row); test (human); gold (contrast).
 
     Every non-test group falls in one of FOLDS folds. A fold's fit rows are its human rows and synthetic thinking in
@@ -114,7 +115,8 @@ def build(data: Path, seed: int, holdout_categories: set[str]):
     fit_rows, cal_rows = [], []
     for k in range(FOLDS):
         human_k = [r for r in train if fold[r.group] == k]
-        for pool, out in ((jd.TRAIN, fit_rows), (jd.DEV, cal_rows)):
+        train_pools, dev_pools = jd.language_pools(languages)
+        for pool, out in ((train_pools, fit_rows), (dev_pools, cal_rows)):
             syn = jd.synthetic(pool, rng, [(g, p) for g, p in prompts if fold[g] == k], [r for r in human_k if r.label == 1],
                                "synthetic", n_per_prompt=2)  # fmt: skip
             syn += jd.benign_reasoning(pool, rng, [r for r in human_k if r.label == 0])
@@ -279,11 +281,16 @@ def main() -> None:
     ap.add_argument("--heldout-dir", type=Path, help="keep the held-out gold JSONL files here (default: a temporary directory)")
     ap.add_argument("--holdout-categories", default="",
                     help="SOURCE:CATEGORY,... held out whole (test only): an estimate of accuracy on unseen harm categories")
+    ap.add_argument("--languages", default="en",
+                    help="languages of the synthetic thinking, of " + ",".join(jd.LANGUAGE_POOLS) + " (the shipped judge: en)")
     args = ap.parse_args()
 
     holdout = {c for c in args.holdout_categories.split(",") if c}
+    languages = tuple(lang for lang in args.languages.split(",") if lang)
+    if not languages or set(languages) - set(jd.LANGUAGE_POOLS):
+        ap.error(f"--languages: a comma-separated list of {', '.join(jd.LANGUAGE_POOLS)}")
     args.top_out = args.top_out or args.out.with_name(TOP_FILE)
-    fit_rows, cal_rows, held, gold = build(args.data, args.seed, holdout)
+    fit_rows, cal_rows, held, gold = build(args.data, args.seed, holdout, languages)
     print(f"fit {len(fit_rows)} (unsafe {sum(r.label for _, r in fit_rows)}), calibration {len(cal_rows)}, test {len(held)}, "
           f"contrast gold {len(gold)}")  # fmt: skip
     fz = Featurizer(minilm_dir())
@@ -329,6 +336,8 @@ def main() -> None:
             "features": "MiniLM-L6 static token embeddings of the tokens not restated from the prompt (mean, max), prompt "
                         "mean, product, refusal flag, log kept length, restated share",
             "sha256": hashlib.sha256(blob).hexdigest()[:16]}  # fmt: skip
+    if languages != ("en",):  # recorded only when asked for: the shipped head's metadata stays as it was
+        meta["languages"] = list(languages)
     save(args.out, head, meta)
     if not holdout:
         write_gold(args.gold_out, gold, segment="thinking")
