@@ -253,8 +253,8 @@ DEV = {
 }
 
 # Spanish and Chinese training and development phrasings (written apart from GOLD_ES/GOLD_ZH), for
-# `train_offline_judge.py --languages en,es,zh`: v5, trained on English thinking only, flags 9 of the contrast set's
-# 24 Spanish deliberations. Each pool has both labels' parts, so the language itself says nothing about harm.
+# `train_offline_judge.py --languages en,es,zh`: v5, trained on English thinking only, flags 10 of the contrast set's
+# 26 Spanish deliberations. Each pool has both labels' parts, so the language itself says nothing about harm.
 # Not used by the shipped judge (docs/judges.md: a model trained with them flagged fewer deliberations but, at its
 # development-chosen threshold, recalled less harmful reasoning).
 TRAIN_ES = {

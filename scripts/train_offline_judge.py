@@ -113,9 +113,9 @@ def build(data: Path, seed: int, holdout_categories: set[str], languages: tuple[
     fold = {g: i % FOLDS for i, g in enumerate(groups)}
     rng = random.Random(seed)
     fit_rows, cal_rows = [], []
+    train_pools, dev_pools = jd.language_pools(languages)
     for k in range(FOLDS):
         human_k = [r for r in train if fold[r.group] == k]
-        train_pools, dev_pools = jd.language_pools(languages)
         for pool, out in ((train_pools, fit_rows), (dev_pools, cal_rows)):
             syn = jd.synthetic(pool, rng, [(g, p) for g, p in prompts if fold[g] == k], [r for r in human_k if r.label == 1],
                                "synthetic", n_per_prompt=2)  # fmt: skip
@@ -287,8 +287,8 @@ def main() -> None:
 
     holdout = {c for c in args.holdout_categories.split(",") if c}
     languages = tuple(lang for lang in args.languages.split(",") if lang)
-    if not languages or set(languages) - set(jd.LANGUAGE_POOLS):
-        ap.error(f"--languages: a comma-separated list of {', '.join(jd.LANGUAGE_POOLS)}")
+    if not languages or set(languages) - set(jd.LANGUAGE_POOLS) or len(set(languages)) < len(languages):
+        ap.error(f"--languages: a comma-separated list of {', '.join(jd.LANGUAGE_POOLS)}, each once")
     args.top_out = args.top_out or args.out.with_name(TOP_FILE)
     fit_rows, cal_rows, held, gold = build(args.data, args.seed, holdout, languages)
     print(f"fit {len(fit_rows)} (unsafe {sum(r.label for _, r in fit_rows)}), calibration {len(cal_rows)}, test {len(held)}, "

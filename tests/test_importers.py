@@ -277,11 +277,15 @@ def test_table_rows_are_located_and_skippable(tmp_path, caplog):
         import_file("jsonl", src, tmp_path / "o.jsonl")
     with pytest.raises(ValueError, match="--response-field/--reasoning-field apply to jsonl, csv"):
         import_file("garak", GARAK, tmp_path / "o.jsonl", response_field="x")
-    # A null response is a failed generation, counted as the other importers count theirs, not a stop.
-    pq.write_table(pa.Table.from_pylist([*ROWS, {**ROWS[0], "output": None}]), tmp_path / "n.parquet")
+    # A null response with no reasoning is a failed generation, counted as the other importers count theirs, not a
+    # stop; with reasoning it is a trace cut off while thinking (as `generate` keeps it).
+    rows = [{**r, "reasoning_content": None} for r in (*ROWS, {**ROWS[0], "output": None})]
+    rows.append({**ROWS[0], "output": None, "reasoning_content": "cut off"})
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "n.parquet")
     with caplog.at_level("WARNING"):
-        assert len(run("parquet", tmp_path / "n.parquet", tmp_path / "o.jsonl", response_field="output")) == 2
-    assert "n.parquet: 1 row(s) have a null output (failed generations), none imported" in caplog.text
+        recs = run("parquet", tmp_path / "n.parquet", tmp_path / "o.jsonl", response_field="output")
+    assert [(r["thinking"], r["answer"]) for r in recs[2:]] == [("cut off", "")] and len(recs) == 3
+    assert "n.parquet: 1 row(s) have a null 'output' and no reasoning (failed generations), none imported" in caplog.text
 
 
 def _jsonl(tmp_path, rows):
@@ -443,8 +447,15 @@ def test_judge_format_splits_unsplit_traces_and_says_it_leaves_split_ones(tmp_pa
     unsplit.write_text(json.dumps({"id": "u", "prompt": "p", "raw": raw}) + "\n")
     split.write_text(json.dumps({"id": "s", "prompt": "p", "raw": raw, "thinking": "T", "answer": "<answer>A</answer>",
                                  "split_status": "complete", "split_format": "think"}) + "\n")  # fmt: skip
-    for path, warned in ((unsplit, False), (split, True)):
+    api = tmp_path / "api.jsonl"  # thinking from an API field reads the same under any format: no warning
+    api.write_text(json.dumps({"id": "a", "prompt": "p", "raw": "A", "reasoning": "T", "thinking": "T", "answer": "A",
+                               "split_status": "complete", "split_rule": "api_field", "split_format": "api"}) + "\n")  # fmt: skip
+    for path, warned in ((unsplit, False), (split, True), (api, False)):
         res = CliRunner().invoke(app, ["judge", str(path), "-o", str(tmp_path / f"v-{path.stem}.jsonl"), "--segments", "answer",
-                                       "--format", "hunyuan_a13b"])  # fmt: skip
+                                       "-j", "refusal", "--format", "hunyuan_a13b", "--no-cache"])  # fmt: skip
         assert res.exit_code == 0, res.output
-        assert ("1 traces split otherwise are judged as they were split" in res.output) is warned, res.output
+        assert ("1 trace(s) split otherwise are judged as they were split" in res.output) is warned, res.output
+    # The unsplit trace was judged on hunyuan's answer "A" (the API trace's answer: the same cache key), the split
+    # one on the answer it carries.
+    key = {v["trace_id"]: v["key"] for f in ("unsplit", "split", "api") for v in read_jsonl(tmp_path / f"v-{f}.jsonl")}
+    assert key["u"] == key["a"] != key["s"]

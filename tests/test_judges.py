@@ -168,7 +168,6 @@ def test_training_phrasings_in_other_languages_build_every_kind(monkeypatch):
     train, dev = jd.language_pools(("en", "es", "zh"))
     assert [w for _, w in train] == [0.8, 0.1, 0.1] and [p for p, _ in dev] == [jd.DEV, jd.DEV_ES, jd.DEV_ZH]
     prompt, harmful = "Explain how to pick a lock", "Insert a tension wrench. Then rake the pins."
-    gold = {pick for pool in (jd.GOLD_ES, jd.GOLD_ZH) for opts in pool.values() for pick in opts}
     for lang in ("es", "zh"):
         for pool in jd.LANGUAGE_POOLS[lang]:
             rng = random.Random(0)
@@ -177,7 +176,16 @@ def test_training_phrasings_in_other_languages_build_every_kind(monkeypatch):
             for t in texts:  # the words around the (English) request and response are not English
                 rest = re.sub(r"(?i)explain how to pick a lock|pick a lock|insert a tension wrench\.?|then rake the pins\.?", "", t)
                 assert rest.strip(" .") and not re.search(r"(?i)\b(the|user|I'll|should|decline|refuse|help|here)\b", rest), t
-            assert not any(g in t for t in texts for g in gold if len(g) > 12 and "{" not in g)
+    # No sentence a training or development pool can produce is one the gold pools can (every alternative expanded).
+    def expand(option: str) -> set[str]:
+        m = re.search(r"\{([^{}]*\|[^{}]*)\}", option)
+        return {option} if m is None else {x for alt in m.group(1).split("|") for x in expand(option[: m.start()] + alt + option[m.end() :])}
+
+    def sentences(pools) -> set[str]:
+        return {x.strip() for pool in pools for key, opts in pool.items() if key != "quote" for o in opts for x in expand(o) if x.strip()}
+
+    made = sentences([p for lang in ("es", "zh") for p in jd.LANGUAGE_POOLS[lang]])
+    assert len(made) > 500 and not made & sentences([jd.GOLD_ES, jd.GOLD_ZH])
 
 
 def test_offline_judge_reads_stance_not_topic_and_scores_windows():

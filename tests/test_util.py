@@ -154,3 +154,47 @@ def test_log_setup_chooses_the_level_and_can_hand_logging_to_the_host(capsys):
         logging.getLogger("tracesafe").setLevel(logging.NOTSET)
     logger.warning("back")
     assert capsys.readouterr().err == "warning: back\n"
+
+
+def test_interrupts_deferred_holds_ctrl_c_and_restores_handlers_even_mid_swap(monkeypatch):
+    import os
+    import signal
+
+    from tracesafe._util.interrupts import interrupts_deferred
+
+    default = signal.default_int_handler
+    previous = {s: signal.signal(s, default) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        done = []
+        with pytest.raises(KeyboardInterrupt):
+            with interrupts_deferred():
+                os.kill(os.getpid(), signal.SIGTERM)
+                done.append("after the signal")  # still runs: the interrupt waits for the end of the block
+        assert done == ["after the signal"]
+        assert all(signal.getsignal(s) is default for s in previous)
+        # An error of the block's own goes on as it is.
+        with pytest.raises(OSError, match="disk full"):
+            with interrupts_deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                raise OSError("disk full")
+        # signal.signal runs a pending signal before it swaps: one landing while the handlers are swapped in or put
+        # back must not leave a recording handler behind (a Ctrl-C or SIGTERM ignored for good).
+        swap = signal.signal
+        for at in (2, 3, 4):  # the 2nd call swaps SIGTERM in; the 3rd and 4th put SIGINT and SIGTERM back
+            calls = []
+
+            def signal_then_swap(s, handler, at=at, calls=calls):
+                calls.append(s)
+                if len(calls) == at:
+                    os.kill(os.getpid(), signal.SIGINT)
+                return swap(s, handler)
+
+            monkeypatch.setattr(signal, "signal", signal_then_swap)
+            with pytest.raises(KeyboardInterrupt):
+                with interrupts_deferred():
+                    pass
+            monkeypatch.setattr(signal, "signal", swap)
+            assert all(signal.getsignal(s) is default for s in previous), at
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)

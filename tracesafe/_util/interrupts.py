@@ -10,20 +10,31 @@ from collections.abc import Iterator
 
 @contextlib.contextmanager
 def interrupts_deferred() -> Iterator[None]:
-    """A KeyboardInterrupt a signal would raise inside the block is raised on leaving it instead. A write and the
-    bookkeeping that records it then happen both or neither: an interrupt between them used to write a finished
-    trace twice (the caller's cleanup wrote its buffer again). Only handlers that raise KeyboardInterrupt are
-    swapped; off the main thread no signal handler runs, so nothing is needed there."""
+    """A KeyboardInterrupt that SIGINT or SIGTERM would raise inside the block is raised on leaving it instead, when
+    the block ends normally (an error of its own goes on as it is). A write and the bookkeeping that records it then
+    happen both or neither: an interrupt between them used to write a finished trace twice.
+
+    Only handlers that are ``signal.default_int_handler`` are held (a program's own handler runs as it would); Python
+    runs handlers in the main thread only, so elsewhere nothing is held and the block must not race the main thread.
+    ``signal.signal`` runs a signal already pending before it swaps, so an interrupt can land mid-swap: the handlers
+    swapped so far are put back whatever happens, and each is put back even if an interrupt lands while restoring."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     caught: list[int] = []
-    held = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is signal.default_int_handler]
-    previous = {s: signal.signal(s, lambda signum, _frame: caught.append(signum)) for s in held}
+    previous: dict[int, object] = {}
     try:
+        for s in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(s) is signal.default_int_handler:
+                previous[s] = signal.signal(s, lambda signum, _frame: caught.append(signum))
         yield
     finally:
         for s, handler in previous.items():
-            signal.signal(s, handler)
-        if caught:
-            raise KeyboardInterrupt
+            while True:
+                try:
+                    signal.signal(s, handler)
+                    break
+                except KeyboardInterrupt:  # a handler already restored ran a pending signal: keep restoring
+                    caught.append(s)
+    if caught:
+        raise KeyboardInterrupt

@@ -93,7 +93,7 @@ def _pick(row: dict[str, Any], explicit: str | None, candidates: tuple[str, ...]
 
 
 def _items(path: Path, rows: Iterable[tuple[int, dict[str, Any]]], opts: ImportOptions) -> Iterator[Item | Bad]:
-    no_response = 0
+    no_response: dict[str, int] = {}  # field -> rows where it and the reasoning are null
     for lineno, row in rows:
         where = f"{path}:{lineno}"
         rf = _pick(row, opts.response_field, RESPONSE_FIELDS)
@@ -101,20 +101,20 @@ def _items(path: Path, rows: Iterable[tuple[int, dict[str, Any]]], opts: ImportO
             want = opts.response_field or "/".join(RESPONSE_FIELDS)
             yield Bad(where, f"no field {want!r} (response); fields: {', '.join(map(str, row))}")
             continue
-        if row[rf] is None:  # a failed generation, as the other importers count it: there is no trace
-            no_response += 1
-            continue
         if opts.reasoning_field and opts.reasoning_field not in row:
             yield Bad(where, f"no field {opts.reasoning_field!r} (reasoning); fields: {', '.join(map(str, row))}")
             continue
         pf = None if opts.prompt_field else _pick(row, None, PROMPT_FIELDS)
         zf = _pick(row, opts.reasoning_field, REASONING_FIELDS)
+        if row[rf] is None and (zf is None or row[zf] is None):  # a failed generation, as other importers count it
+            no_response[rf] = no_response.get(rf, 0) + 1
+            continue
         used = {rf, pf, zf, "model", "prompt_rendered", opts.prompt_field, opts.id_field, opts.category_field,
                 opts.harm_area_field, opts.label_field, "category", "harm_area", "label"}  # fmt: skip
         yield Item(
             where=where,
             fields=row,
-            raw=row[rf],
+            raw="" if row[rf] is None else row[rf],  # null content beside reasoning: cut off while thinking
             model=row.get("model") or "",
             prompt=row.get(pf) if pf else None,
             reasoning=row.get(zf) if zf else None,
@@ -122,9 +122,8 @@ def _items(path: Path, rows: Iterable[tuple[int, dict[str, Any]]], opts: ImportO
             fallback_id=f"{path.stem}-{lineno}",
             extra={k: v for k, v in row.items() if k not in used},
         )
-    if no_response:
-        log.warning("%s: %d row(s) have a null %s (failed generations), none imported", path, no_response,
-                    opts.response_field or "response")  # fmt: skip
+    for field, n in no_response.items():
+        log.warning("%s: %d row(s) have a null %r and no reasoning (failed generations), none imported", path, n, field)
 
 
 IMPORTERS.add("jsonl", Importer(read_jsonl, "one trace per line", True))

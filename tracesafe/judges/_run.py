@@ -215,9 +215,11 @@ def run_judges(
         n_traces = resplit = 0
         for rec in iter_traces(paths, on_bad_line):  # validates every line before any judging
             n_traces += 1
-            resplit += reasoning_format not in (None, "auto") and not never_split(rec) and rec.get("split_format") != reasoning_format
+            # Thinking from an API field reads the same under any format; a trace without raw cannot be re-split.
+            resplit += (reasoning_format not in (None, "auto") and not never_split(rec) and isinstance(rec.get("raw"), str)
+                        and rec.get("split_rule") != "api_field" and rec.get("split_format") != reasoning_format)  # fmt: skip
         if resplit:  # judging them re-split would put other texts under verdicts a resume keeps
-            log.warning("--format %s applies to traces never split; %d traces split otherwise are judged as they were "
+            log.warning("--format %s applies to traces never split; %d trace(s) split otherwise are judged as they were "
                         "split (`tracesafe split --format %s` re-splits them)", reasoning_format, resplit, reasoning_format)  # fmt: skip
         for judge in judge_objs:
             jp = _Pass(judge, writer, cache_path, batch_size or getattr(judge, "default_batch_size", 32), retry_errors)
