@@ -30,26 +30,31 @@ JudgeGrade = Literal["standard", "screening"]
 
 INT64 = (-(2**63), 2**63 - 1)  # tables and Parquet store integers as int64
 
-_JSON_NAMES = {str: "a string", bool: "a boolean", int: "an integer", float: "a number", dict: "an object",
-               list: "an array", type(None): "null"}
-_ANY = frozenset(_JSON_NAMES)
+_JSON_TYPES = {str: "string", bool: "boolean", int: "integer", float: "number", dict: "object", list: "array",
+               type(None): "null"}
+_ANY = frozenset(_JSON_TYPES)
 # A deeper check of a value whose JSON type fits: (where below the field, reason) of the first misfit, or None.
 Deep = Callable[[Any], "tuple[str, str] | None"]
 
 
-def _json_type(v: Any) -> str:
-    return {type(None): "null", bool: "boolean", str: "string", int: "integer", float: "number", dict: "object",
-            list: "array"}.get(type(v), type(v).__name__)
+def json_type(v: Any, article: bool = False) -> str:
+    """The JSON name of a value's type, as error messages give it: "integer", or with ``article`` "an integer"."""
+    name = _JSON_TYPES.get(type(v), type(v).__name__)
+    return _with_article(name) if article else name
+
+
+def _with_article(name: str) -> str:
+    return name if name == "null" else ("an " if name[0] in "aeiou" else "a ") + name
 
 
 def _expected(allowed: frozenset[type]) -> str:
-    names = sorted((_JSON_NAMES[t] for t in allowed if not (t is int and float in allowed)), key=lambda n: n == "null")
+    names = sorted((_with_article(_JSON_TYPES[t]) for t in allowed if not (t is int and float in allowed)), key=lambda n: n == "null")
     return " or ".join(names)
 
 
 def _misfit(allowed: frozenset[type], deep: Deep | None, v: Any) -> tuple[str, str] | None:
     if type(v) not in allowed:
-        return "", f"must be {_expected(allowed)}, got {_json_type(v)}"
+        return "", f"must be {_expected(allowed)}, got {json_type(v)}"
     return None if deep is None else deep(v)
 
 

@@ -113,7 +113,7 @@ def prepare(traces: pd.DataFrame, verdicts: pd.DataFrame) -> Data:
         if c in v:
             del v[c]
     info["synthetic"] = bool(traces["synthetic"].any()) if len(traces) else False
-    info["n_unsplit"] = int((~traces["has_thinking"].astype(bool)).sum()) if len(traces) else 0
+    info["n_no_thinking"] = int((~traces["has_thinking"].astype(bool)).sum()) if len(traces) else 0
     return Data(traces=traces, v=v, harm_judges=harm, refusal_judges=refusal, grades=grades, info=info)
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .._util.fields import parse_label
-from ..records import _JSON_NAMES, Trace, stable_id, trace_id
+from ..records import Trace, json_type, stable_id, trace_id
 from ..split import split_record
 from ..store import write_jsonl
 from ._base import IMPORTERS, MISSING, Bad, Importer, ImportOptions, Item, lookup
@@ -115,7 +115,7 @@ class _Records:
         for name in ("raw", "prompt", "reasoning", "prompt_rendered", "model"):
             v = getattr(item, name)
             if v is not None and not isinstance(v, str):
-                return Bad(item.where, f"{name} is {_JSON_NAMES.get(type(v), type(v).__name__)}, expected a string")
+                return Bad(item.where, f"{name} is {json_type(v, article=True)}, expected a string")
         if item.raw is None:
             return Bad(item.where, "no response text")
         pid = item.prompt_id

@@ -8,6 +8,7 @@ columns pass through unchanged. In Parquet/Arrow/datasets inputs the location is
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,7 @@ def _pick(row: dict[str, Any], explicit: str | None, candidates: tuple[str, ...]
 
 
 def _items(path: Path, rows: Iterable[tuple[int, dict[str, Any]]], opts: ImportOptions) -> Iterator[Item | Bad]:
-    no_response: dict[str, int] = {}  # field -> rows where it and the reasoning are null
+    no_response: Counter[str] = Counter()  # field -> rows where it and the reasoning are null
     for lineno, row in rows:
         where = f"{path}:{lineno}"
         rf = _pick(row, opts.response_field, RESPONSE_FIELDS)
@@ -107,7 +108,7 @@ def _items(path: Path, rows: Iterable[tuple[int, dict[str, Any]]], opts: ImportO
         pf = None if opts.prompt_field else _pick(row, None, PROMPT_FIELDS)
         zf = _pick(row, opts.reasoning_field, REASONING_FIELDS)
         if row[rf] is None and (zf is None or row[zf] is None):  # a failed generation, as other importers count it
-            no_response[rf] = no_response.get(rf, 0) + 1
+            no_response[rf] += 1
             continue
         used = {rf, pf, zf, "model", "prompt_rendered", opts.prompt_field, opts.id_field, opts.category_field,
                 opts.harm_area_field, opts.label_field, "category", "harm_area", "label"}  # fmt: skip

@@ -173,9 +173,9 @@ def data_section(doc: Doc, c: Context) -> None:
                      "files and are left out.")
     if info.get("n_other_status"):
         items.append(f"{num(info['n_other_status'])} verdicts have a status other than ok/error and are left out.")
-    if info.get("n_unsplit"):
-        items.append(f"{num(info['n_unsplit'])} traces have no thinking text (no thinking, or not split: run "
-                     "`tracesafe split`).")
+    if info.get("n_no_thinking"):  # traces never split were split on loading, so none is simply unsplit
+        items.append(f"{num(info['n_no_thinking'])} traces have no thinking text (the model wrote none, or its "
+                     "reasoning format was not recognised: see `tracesafe formats list` and `tracesafe split --format NAME`).")
     lengths = c.tables["lengths"]
     if not lengths.empty:
         src = set(lengths["token_source"])
