@@ -26,7 +26,8 @@ training ones (several languages), StrongREJECT's MIT-licensed prompts (never us
 split's harmful responses, so it measures the judge on what it never saw.
 
 The second stage trains on the fit rows of folds 0-3 and takes its calibration and thresholds from fold 4's
-calibration rows (scripts/offline_stage2.py). Training is deterministic (L-BFGS from zeros; fixed seeds and torch
+calibration rows (scripts/offline_stage2.py); --stage2-dev-folds N pools the out-of-fold scores of the last N folds, a
+model trained per fold (tried, docs/judges.md; the shipped judge: 1). Training is deterministic (L-BFGS from zeros; fixed seeds and torch
 threads for the second stage): on a given CPU it rewrites both shipped files bit for bit (about 11 minutes on two
 cores, most of it the second stage).
 The held-out numbers are measured by running the written head as the ``offline`` judge runs (all windows, max)
@@ -34,7 +35,7 @@ through ``tracesafe judge-eval``'s code, on gold files written to ``--heldout-di
 
     .venv/bin/python scripts/train_offline_judge.py [--data ../shared/data] [--out PATH.npz] [--top-out PATH]
         [--heldout-dir DIR] [--gold-out PATH.jsonl] [--card-out PATH.json] [--holdout-categories pyrit:hate_speech,pyrit:bias]
-        [--languages en,es,zh]
+        [--languages en,es,zh] [--stage2-dev-folds N]
 """
 
 from __future__ import annotations
@@ -235,28 +236,47 @@ def write_gold(path: Path, rows: list[jd.Row], segment: str | None = None) -> No
     write_jsonl(path, (rec(r) for r in rows), lock=False)
 
 
-def stage2(fit_rows, cal_rows, out: Path, seed: int) -> dict:
+def stage2(fit_rows, cal_rows, out: Path, seed: int, dev_folds: int = 1) -> dict:
     """Train the second stage (scripts/offline_stage2.py) on the fit rows of every fold but the last; calibrate it
     and choose its thresholds on the last fold's calibration rows, as for the first stage (answers: max Cohen's
-    kappa; thinking: the highest recall that flags at most 5% of safe thinking). Writes it to ``out``."""
+    kappa; thinking: the highest recall that flags at most 5% of safe thinking). Writes it to ``out``.
+
+    ``dev_folds`` > 1 cross-fits the choice: a model trained without each of the last ``dev_folds`` folds scores
+    that fold, and Platt and the thresholds are chosen on the pooled scores (one fold's ~290 safe thinking rows
+    make the 5% bound's threshold noisy); the shipped weights are still the model without the last fold."""
     import offline_stage2 as s2
     import torch
 
     from tracesafe.judges._encoder import ContextModel
 
     torch.set_num_threads(s2.THREADS)
-    dev_fold = FOLDS - 1
-    fit_s2 = [r for k, r in fit_rows if k != dev_fold]
-    dev = [r for k, r in cal_rows if k == dev_fold]
     w = s2.Windows()
-    wins, owner = w.of(fit_s2, segment_of)
-    opening = np.r_[True, owner[1:] != owner[:-1]]  # the opening window of each row, as for the first stage
-    model = s2.train(w, [x for x, f in zip(wins, opening) if f], np.array([r.label for r in fit_s2]), seed)
+
+    def train_without(k: int):
+        fit_k = [r for f, r in fit_rows if f != k]
+        wins, owner = w.of(fit_k, segment_of)
+        opening = np.r_[True, owner[1:] != owner[:-1]]  # the opening window of each row, as for the first stage
+        return s2.train(w, [x for x, f in zip(wins, opening) if f], np.array([r.label for r in fit_k]), seed), len(fit_k)
+
+    dev_fold = FOLDS - 1
+    dev = [r for k, r in cal_rows if k == dev_fold]
+    model, n_fit = train_without(dev_fold)
     meta = {"n_layers": s2.N_LAYERS, "top_k": s2.TOP_K, "band": list(s2.BAND), "platt": [1.0, 0.0], "thresholds": {},
             "seed": seed, "epochs": s2.EPOCHS, "batch": s2.BATCH, "lr": s2.LR, "head_lr": s2.HEAD_LR,
-            "n_fit": len(fit_s2), "n_dev": len(dev), "dev_fold": dev_fold}  # fmt: skip
+            "n_fit": n_fit, "n_dev": len(dev), "dev_fold": dev_fold}  # fmt: skip
     s2.write(out, model, meta)
     p = s2.segment_probs(ContextModel(minilm_dir(), out.read_bytes(), meta), w, dev, segment_of)
+    if dev_folds > 1:
+        meta["dev_folds"] = list(range(FOLDS - 1, FOLDS - 1 - dev_folds, -1))
+        with tempfile.TemporaryDirectory() as tmp:
+            for k in meta["dev_folds"][1:]:
+                other, _ = train_without(k)
+                rows_k = [r for f, r in cal_rows if f == k]
+                s2.write(Path(tmp) / "other.safetensors", other, meta)
+                cm = ContextModel(minilm_dir(), (Path(tmp) / "other.safetensors").read_bytes(), meta)
+                p = np.r_[p, s2.segment_probs(cm, w, rows_k, segment_of)]
+                dev += rows_k
+        meta["n_dev"] = len(dev)
     yd = np.array([r.label for r in dev])
     a, b = platt(p, yd.astype(np.float64))
     z = np.log(np.clip(p, 1e-9, 1 - 1e-9) / np.clip(1 - p, 1e-9, 1))
@@ -283,6 +303,9 @@ def main() -> None:
                     help="SOURCE:CATEGORY,... held out whole (test only): an estimate of accuracy on unseen harm categories")
     ap.add_argument("--languages", default="en",
                     help="languages of the synthetic thinking, of " + ",".join(jd.LANGUAGE_POOLS) + " (the shipped judge: en)")
+    ap.add_argument("--stage2-dev-folds", type=int, default=1, choices=range(1, FOLDS + 1), metavar=f"1..{FOLDS}",
+                    help="folds whose out-of-fold second-stage scores choose its Platt and thresholds (a model trained "
+                         "per fold; the shipped judge: 1)")
     args = ap.parse_args()
 
     holdout = {c for c in args.holdout_categories.split(",") if c}
@@ -341,7 +364,7 @@ def main() -> None:
     save(args.out, head, meta)
     if not holdout:
         write_gold(args.gold_out, gold, segment="thinking")
-    top_meta = stage2(fit_rows, cal_rows, args.top_out, args.seed)
+    top_meta = stage2(fit_rows, cal_rows, args.top_out, args.seed, args.stage2_dev_folds)
     paths = {"head_path": str(args.out), "top_path": str(args.top_out)}
 
     # Held-out metrics of the written head, run as the judge runs (every window, max) through judge-eval.

@@ -193,10 +193,12 @@ def test_vllm_offline_matches_hf(tiny_r1, tmp_path):
     hf_out, vllm_out = tmp_path / "hf.jsonl", tmp_path / "vllm.jsonl"
     generate(greedy(tiny_r1, "hf"), ps, hf_out, progress=False)
     cmd = [*CLI, "generate", "--model", str(tiny_r1), "--backend", "vllm", "--suite", "sst", "--limit", "2",
-           "--temperature", "0", "--max-tokens", "48", "--enforce-eager", "--dtype", "float32",
+           "--temperature", "0", "--max-tokens", "48", "--enforce-eager", "--dtype", "float32", "-E", "max_num_seqs=2",
            "-o", str(vllm_out)]  # no --gpu-memory-utilization: the CPU default (0.2 of RAM) is used  # fmt: skip
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
     assert r.returncode == 0, r.stderr[-3000:]
+    # -E reaches vLLM's engine (a real engine argument runs) and is recorded; test_cli_config checks one it refuses
+    assert json.loads(manifest_path(vllm_out).read_text())["config"]["engine_options"] == {"max_num_seqs": 2}
     recs = check_traces(vllm_out, ps[:2], 1, "vllm")
     hf = {x["id"]: x for x in read_jsonl(hf_out)}
     for x in recs:  # same ids (same model, params, prompt, sample) and, greedy, the same text

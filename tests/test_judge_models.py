@@ -118,27 +118,27 @@ if __name__ == "__main__":
     import ray
 
     ray.init(num_cpus=2, object_store_memory=200 * 1024**2, include_dashboard=False, log_to_driver=False)
-    traces, out, llama, mistral = sys.argv[1:]
-    stats = run_judges(traces, ["llama-guard", "wildguard"], ["answer"], out, backend="ray", progress=False,
-                       judge_model={"llama-guard": llama, "wildguard": mistral}, dtype="float32", max_model_len=2048,
-                       enforce_eager=True)
+    traces, out, llama = sys.argv[1:]
+    stats = run_judges(traces, ["llama-guard"], ["answer"], out, backend="ray", progress=False,
+                       judge_model={"llama-guard": llama}, dtype="float32", max_model_len=2048, enforce_eager=True)
     print("STATS", json.dumps(stats), flush=True)
 """
 
 
 def test_model_judges_on_ray_match_transformers(tiny_models, tiny_traces, hf_verdicts, tmp_path):
-    """Model judges through Ray Data's vLLM processor on a local Ray instance: the same outputs and
-    logprob scores as transformers."""
+    """A model judge through Ray Data's vLLM processor on a local Ray instance: the same outputs and logprob scores
+    as transformers. (One judge: each Ray call starts its own vLLM engines, ~1 min here; every model judge's prompt
+    and parsing is checked on transformers and vLLM above, the engine path is the same for all.)"""
     pytest.importorskip("ray", reason="the ray backend needs `pip install 'ray[data]'`")
     script, out = tmp_path / "ray_judge.py", tmp_path / "verdicts.jsonl"
     script.write_text(RAY_JUDGE)
-    r = subprocess.run([sys.executable, str(script), str(tiny_traces), str(out), str(tiny_models["llama"]), str(tiny_models["mistral"])],
+    r = subprocess.run([sys.executable, str(script), str(tiny_traces), str(out), str(tiny_models["llama"])],
                        capture_output=True, text=True, timeout=500, cwd=REPO)  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
     stats = json.loads(next(x for x in r.stdout.splitlines() if x.startswith("STATS ")).removeprefix("STATS "))
-    assert stats["verdicts"] == 6 and stats["error"] == 2 and stats["judge_calls"] == 6
+    assert stats["verdicts"] == 3 and stats["error"] == 1 and stats["judge_calls"] == 3
     vs, hf = by_key(out), by_key(hf_verdicts)
-    check(vs, judges=("llama-guard", "wildguard"))
+    check(vs, judges=("llama-guard",))
     for k, v in vs.items():
         assert v["raw_output"] == hf[k]["raw_output"], k
         if v["score"] is not None:
