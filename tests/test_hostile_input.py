@@ -342,3 +342,12 @@ def test_report_and_export_split_traces_that_were_never_split(tmp_path):
     src.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in recs))
     res = cli("report", str(src), str(v), "-o", str(tmp_path / "rep2"))
     assert res.exit_code == 2 and f"{src}:2: trace has no 'prompt_id'" in res.output, res.output
+
+
+def test_a_reader_that_stops_early_is_no_error():
+    """`tracesafe judges list | head -1`: the pipe closes before the command writes; it once printed
+    "error: [Errno 32] Broken pipe" and exited 1. Now it stops quietly with 141, as a command killed by SIGPIPE."""
+    proc = subprocess.Popen([sys.executable, "-m", "tracesafe.cli", "judges", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the command has imported anything: its first write meets a closed pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait(60) == 141 and err == "", err

@@ -350,6 +350,26 @@ def test_openai_choice_index_is_not_needed(tmp_path):
     assert [(r["sample"], r["answer"]) for r in run("openai", src, tmp_path / "t.jsonl")] == [(0, "a"), (1, "b")]
 
 
+def test_openai_choice_cut_off_while_thinking_is_unterminated(tmp_path):
+    src = tmp_path / "chat.jsonl"
+    cut = {"choices": [{"message": {"content": None, "reasoning_content": "cut"}, "finish_reason": "length"}]}
+    src.write_text(json.dumps(cut) + "\n" + json.dumps(GOOD_CHAT) + "\n")
+    recs = run("openai", src, tmp_path / "t.jsonl")
+    assert [(r["thinking"], r["answer"], r["split_status"]) for r in recs] == [("cut", "", "unterminated"), ("ok", "fine", "complete")]
+
+
+def test_csv_with_a_byte_order_mark_keeps_its_first_column(tmp_path):
+    """Excel's "CSV UTF-8" starts the file with a BOM; it once became part of the first column's name, so the
+    prompt column was silently missing (prompt null, a row-number prompt id)."""
+    body = 'prompt,response,category\r\nHow do I bake bread?,"<think>plan</think>Mix.",cooking\r\n'
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbf" + body.encode())
+    (tmp_path / "plain.csv").write_bytes(body.encode())
+    bom, plain = (run("csv", tmp_path / f"{n}.csv", tmp_path / f"{n}.jsonl", model="m") for n in ("bom", "plain"))
+    assert bom[0]["prompt"] == "How do I bake bread?" and (bom[0]["thinking"], bom[0]["answer"]) == ("plan", "Mix.")
+    assert [{k: v for k, v in r.items() if k != "source"} for r in bom] == [{k: v for k, v in r.items() if k != "source"} for r in plain]
+    assert not any(k.startswith("\ufeff") for k in bom[0])
+
+
 BAD_SAFECHAIN = [
     ('{"data": [\n  "text"\n]}', 2),
     ('{"data": [\n  {"instruction": "i", "response": "not a list"}\n]}', 2),

@@ -595,6 +595,11 @@ def test_unsplit_traces_are_split_and_empty_thinking_gets_no_verdict(tmp_path):
     assert vs[("x", "answer", "refusal")]["refused"] is True
     assert ("y", "thinking", "test-words") not in vs and s["empty"] == 2
     assert vs[("x", "full", "test-words")]["spans"][-1][1] == len("I will HARM\n\nI can't help with that.")
+    # A segment or judge named twice is judged once: one verdict per (trace, segment, judge), counts not doubled.
+    out2 = tmp_path / "v2.jsonl"
+    s2 = run_judges(traces, ["refusal", "refusal"], ["thinking", "answer", "thinking"], out2, progress=False)
+    keys = [(v["trace_id"], v["segment"], v["judge"]) for v in verdicts(out2)]
+    assert len(keys) == len(set(keys)) == 3 and s2["verdicts"] == 3
 
 
 def test_judge_eval_metrics_and_gold_formats(tmp_path):
@@ -630,6 +635,22 @@ def test_cli_judges_list_judge_and_judge_eval(tmp_path):
     r = cli("judge-eval", "--judge", "refusal", "--gold", str(XSTEST / "xstest_v2_completions_llama2new.csv"), "--json")
     m = json.loads(r.stdout)
     assert m["kind"] == "refusal" and m["n"] == 450 and m["accuracy"] >= 0.95
+
+
+def test_judge_eval_prints_a_metric_with_a_zero_denominator_as_undefined(tmp_path):
+    """Two safe items the judge passes: precision, recall, F1 and kappa are 0/0 — undefined, not 0.0."""
+    from typer.testing import CliRunner
+
+    from tracesafe.cli import app
+
+    gold = tmp_path / "g.jsonl"
+    gold.write_text("".join(json.dumps({"prompt": "p", "response": r, "unsafe": False}) + "\n" for r in ("Mix flour and water.", "4")))
+    r = CliRunner().invoke(app, ["judge-eval", "--judge", "offline", "--gold", str(gold)])
+    assert r.exit_code == 0, r.output
+    assert "accuracy  1.0000" in r.stdout and "recall    undefined (no unsafe item in the gold set)" in r.stdout
+    assert "precision undefined" in r.stdout and "f1        undefined" in r.stdout and "kappa     undefined" in r.stdout
+    m = json.loads(CliRunner().invoke(app, ["judge-eval", "--judge", "offline", "--gold", str(gold), "--json"]).stdout)
+    assert (m["accuracy"], m["precision"], m["recall"], m["f1"], m["kappa"], m["tn"]) == (1.0, None, None, None, None, 2)
 
 
 def test_builtin_gold_sets_load_by_name():

@@ -265,6 +265,28 @@ def test_report_text_states_exclusions_and_screening(run_a):
             assert "‡" in line, line
 
 
+def test_headline_claims_a_difference_only_when_interval_and_exact_test_agree():
+    """The finding's wording follows both statistics it prints: a Newcombe interval that excludes 0 with a McNemar p
+    (Holm) of 0.06 is not "the thinking is unsafe more often" (a probe's 16-trace sample read so)."""
+    from types import SimpleNamespace
+
+    from tracesafe.report.sections import _finding
+
+    def row(lo, hi, p):
+        return SimpleNamespace(grade="reference", n=16, model="m", judge="j", diff_ci_low=lo, diff_ci_high=hi,
+                               mcnemar_p=p, mcnemar_p_holm=p, thinking_unsafe_rate=0.5, thinking_ci_low=0.3,
+                               thinking_ci_high=0.7, answer_unsafe_rate=0.2, answer_ci_low=0.1, answer_ci_high=0.4,
+                               rate_diff=0.3, thinking_only=5, hidden_risk_rate=0.3, hidden_ci_low=0.1,
+                               hidden_ci_high=0.5, n_unpaired=0)  # fmt: skip
+
+    assert "the thinking is unsafe more often than the answer —" in _finding(row(0.05, 0.55, 0.01))
+    assert "the answer is unsafe more often than the thinking —" in _finding(row(-0.55, -0.05, 0.01))
+    assert "no clear difference" in _finding(row(-0.05, 0.55, 0.2))
+    split = _finding(row(0.054, 0.556, 0.0625))
+    assert split.startswith("**m**, judge j: inconclusive: the interval of the difference says the thinking is unsafe more "
+                            "often than the answer, the exact test after Holm's correction does not (p ≥ 0.05) — ")
+
+
 def test_explicit_inputs_and_slow_path_give_the_same_tables(run_a, tmp_path):
     traces = run_a / "traces" / "m1.jsonl"
     odd = tmp_path / "odd.jsonl"

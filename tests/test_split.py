@@ -130,6 +130,17 @@ def test_api_field_always_wins(reasoning, raw):
     assert (s.thinking, s.answer, s.status, s.rule) == (reasoning.strip(), raw.strip(), "complete", "api_field")
 
 
+def test_api_field_thought_cut_off_is_unterminated():
+    """A server's reasoning parser puts a thought that never closed in the reasoning field and returns no content:
+    with finish_reason "length" that is a thought cut at max_tokens, as a tag-based one is."""
+    assert split_text("", reasoning="still thinking", finish_reason="length").status == "unterminated"
+    assert split_text("  ", reasoning="still thinking", finish_reason="length").status == "unterminated"
+    assert split_text("", reasoning="done thinking", finish_reason="stop").status == "complete"
+    assert split_text("The answer, cut", reasoning="done", finish_reason="length").status == "complete"  # the thought closed
+    rec = split_record({"raw": "", "reasoning": "still thinking", "finish_reason": "length"})
+    assert (rec["thinking"], rec["answer"], rec["split_status"], rec["split_rule"]) == ("still thinking", "", "unterminated", "api_field")
+
+
 # Every marker but harmony's (whose header words are not markers), as whole tokens among marker-like text.
 TAG_MARKERS = [m for m in MARKERS if m not in formats.get("harmony").markers]
 
@@ -199,10 +210,11 @@ def test_split_cli(tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert orjson.loads((tmp_path / "o.jsonl").read_bytes())["answer"] == "a"
+    assert f"skipped {src}:2: record has no string field 'raw'" in r.stderr  # named, as the importers name theirs
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_split_file_in_chunks_keeps_order_and_line_numbers(tmp_path, workers):
+def test_split_file_in_chunks_keeps_order_and_line_numbers(tmp_path, workers, caplog):
     src = tmp_path / "many.jsonl"
     lines = [orjson.dumps({"id": i, "raw": f"<think>t{i}</think>a{i}" + "x" * (i % 50)}) for i in range(3000)]
     src.write_bytes(b"\n".join(lines) + b"\n")
@@ -215,7 +227,10 @@ def test_split_file_in_chunks_keeps_order_and_line_numbers(tmp_path, workers):
     with pytest.raises(BadLineError, match=r"many\.jsonl:2501: "):
         split_file(src, tmp_path / "o2.jsonl", workers=workers, chunk_bytes=4096)
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".lock") == ["many.jsonl", "o.jsonl"]
-    assert split_file(src, tmp_path / "o3.jsonl", workers=workers, chunk_bytes=4096, on_bad_line="skip")["skipped"] == 1
+    with caplog.at_level("WARNING", logger="tracesafe.split"):
+        assert split_file(src, tmp_path / "o3.jsonl", workers=workers, chunk_bytes=4096, on_bad_line="skip")["skipped"] == 1
+    (msg,) = [r.getMessage() for r in caplog.records]  # the line named in the whole file, whichever worker read it
+    assert msg.startswith(f"skipped {src}:2501: ")
 
 
 def test_split_file_empty_input(tmp_path):
@@ -319,3 +334,13 @@ except ChildProcessError as e:
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == f"{src}: a split worker process stopped (exit code 9)"
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".lock") == ["in.jsonl"]
+
+
+def test_families_that_join_the_prefix_to_the_answer_are_the_documented_ones():
+    """docs/formats.md names every family whose answer is not one substring of raw (prefix_is_content)."""
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "formats.md").read_text()
+    joined = sorted(f.name for f in formats.all_formats() if f.prefix_is_content)
+    assert joined == ["gemma4", "magistral", "step3p5"]
+    assert f"`{joined[0]}`,\n`{joined[1]}` and `{joined[2]}`, join that text" in doc
+    s = split_text("Sure.<|channel>thought\nT<channel|>Here it is", format="gemma4")
+    assert (s.thinking, s.answer) == ("T", "Sure.Here it is")

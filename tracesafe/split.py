@@ -3,7 +3,8 @@
 The policy (one rule decides, and is recorded as ``split_rule``, the family as ``split_format``):
 
 1. ``api_field``: a non-empty ``reasoning`` (API ``reasoning_content``/``reasoning``, or a server-side
-   reasoning parser) is the thinking; ``raw`` is the answer.
+   reasoning parser) is the thinking; ``raw`` is the answer. With no answer and ``finish_reason`` "length"
+   the model was cut off while thinking: status ``unterminated``, as for a tag-based thought.
 2. ``template_forced``: the rendered prompt ends with an opening marker (plus optional whitespace), as
    the DeepSeek-R1-Distill and QwQ templates do, so the generation starts inside the thought. A prompt
    that ends with a closing marker (SafeChain's ZeroThink/LessThink prefill, Qwen3 with thinking off)
@@ -31,6 +32,7 @@ thought ended. docs/formats.md lists the differences from vLLM's parsers.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -40,6 +42,8 @@ import orjson
 from .formats import Split, get, thinking_off
 from .formats._base import detect_split, from_prompt, prompt_tail
 from .records import Trace
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Split", "never_split", "split", "split_file", "split_of", "split_record", "split_text"]
 
@@ -51,13 +55,16 @@ def split_text(
     *,
     format: str | None = None,
     chat_template_kwargs: Mapping[str, Any] | None = None,
+    finish_reason: str | None = None,
 ) -> Split:
     """Split one generation. ``raw`` is the engine text exactly as returned; ``format`` names a family
     (``tracesafe formats list``; None or "auto": detect); ``chat_template_kwargs`` are the switches the
-    prompt was rendered with."""
+    prompt was rendered with; ``finish_reason`` tells a thought in ``reasoning`` that was cut off."""
     fmt = None if format is None or format == "auto" else get(format)
     if reasoning:
-        return Split(reasoning.strip(), raw.strip(), "complete", "api_field", fmt.name if fmt else "api")
+        answer = raw.strip()
+        status = "unterminated" if finish_reason == "length" and not answer else "complete"
+        return Split(reasoning.strip(), answer, status, "api_field", fmt.name if fmt else "api")
     if prompt_rendered:
         tail = prompt_rendered[-64:].rstrip()  # markers are short; avoid copying a long prompt
         hit = prompt_tail(tail, fmt)
@@ -81,7 +88,7 @@ def _template_kwargs(rec: dict[str, Any]) -> Any:
     return kw if isinstance(kw, dict) else rec.get("chat_template_kwargs")
 
 
-_READS = ("raw", "reasoning", "prompt_rendered")  # the fields a split reads; the rest pass through
+_READS = ("raw", "reasoning", "prompt_rendered", "finish_reason")  # the fields a split reads; the rest pass through
 
 
 def split_of(rec: dict[str, Any], format: str | None = None) -> Split:
@@ -91,7 +98,7 @@ def split_of(rec: dict[str, Any], format: str | None = None) -> Split:
         raise ValueError("record has no string field 'raw'")
     Trace.check(rec, _READS)
     return split_text(raw, rec.get("reasoning"), rec.get("prompt_rendered"), format=format,
-                      chat_template_kwargs=_template_kwargs(rec))  # fmt: skip
+                      chat_template_kwargs=_template_kwargs(rec), finish_reason=rec.get("finish_reason"))  # fmt: skip
 
 
 def never_split(rec: dict[str, Any]) -> bool:
@@ -145,10 +152,11 @@ class _Spool:
         self.size = 0
 
 
-def _split_range(src: str, start: int, stop: int, write, on_bad_line: str, format: str | None = None) -> tuple[dict[str, int], int, tuple[int, str] | None]:
+def _split_range(src: str, start: int, stop: int, write, on_bad_line: str, format: str | None = None,
+                 ) -> tuple[dict[str, int], int, tuple[int, str] | None, list[tuple[int, str]]]:  # fmt: skip
     """Split the lines that begin in bytes [start, stop) of ``src``, passing the output to ``write``
-    piece by piece. Returns counts, the number of lines read, and the first bad line (local
-    line number, reason) when ``on_bad_line`` is "error".
+    piece by piece. Returns counts, the number of lines read, the first bad line (local line number,
+    reason) when ``on_bad_line`` is "error", and the lines skipped (local line number, reason) otherwise.
 
     Each output line is the input line with the split fields spliced in before its closing brace: the
     (large) input fields are copied as bytes, never re-encoded. A record that has split fields already
@@ -157,6 +165,7 @@ def _split_range(src: str, start: int, stop: int, write, on_bad_line: str, forma
     loads, dumps, newline = orjson.loads, orjson.dumps, orjson.OPT_APPEND_NEWLINE
     fresh = _ADDED_KEYS.isdisjoint
     lineno = 0
+    skipped: list[tuple[int, str]] = []
     with open(src, "rb", buffering=1 << 20) as fin:
         fin.seek(start)
         pos = start
@@ -174,8 +183,9 @@ def _split_range(src: str, start: int, stop: int, write, on_bad_line: str, forma
                 s = split_of(rec, format)
             except (orjson.JSONDecodeError, ValueError) as e:
                 if on_bad_line == "error":
-                    return counts, lineno, (lineno, str(e))
+                    return counts, lineno, (lineno, str(e)), skipped
                 counts["skipped"] += 1
+                skipped.append((lineno, str(e)))
                 continue
             counts[s.status] += 1
             if fresh(rec):
@@ -190,7 +200,7 @@ def _split_range(src: str, start: int, stop: int, write, on_bad_line: str, forma
                     rec.pop(k, None)
                 rec.update(_fields(s))
                 write(dumps(rec, option=newline))
-    return counts, lineno, None
+    return counts, lineno, None, skipped
 
 
 def _boundaries(src: str, size: int, chunk: int) -> list[int]:
@@ -242,10 +252,12 @@ def _split_into(src: str, tmp: str, on_bad_line: str, progress, workers: int | N
     total = {"complete": 0, "unterminated": 0, "no_thinking": 0, "skipped": 0}
     lines_before = 0
 
-    def add(counts: dict[str, int], nlines: int, bad: tuple[int, str] | None, nbytes: int) -> None:
+    def add(counts: dict[str, int], nlines: int, bad: tuple[int, str] | None, skipped: list[tuple[int, str]], nbytes: int) -> None:
         nonlocal lines_before
         if bad is not None:
             raise BadLineError(src, lines_before + bad[0], bad[1])
+        for lineno, reason in skipped:  # named as the readers name theirs (store.read_jsonl)
+            log.warning("skipped %s:%d: %s", src, lines_before + lineno, reason)
         for k, v in counts.items():
             total[k] += v
         lines_before += nlines
@@ -278,8 +290,8 @@ def _split_into(src: str, tmp: str, on_bad_line: str, progress, workers: int | N
                 theirs.close()
             offset = 0
             for i, (a, b) in enumerate(spans):
-                counts, nlines, bad, nbytes = _receive(src, conns[i % n], procs[i % n])
-                add(counts, nlines, bad, b - a)
+                counts, nlines, bad, skipped, nbytes = _receive(src, conns[i % n], procs[i % n])
+                add(counts, nlines, bad, skipped, b - a)
                 conns[i % n].send(offset)
                 offset += nbytes
             for c, p in zip(conns, procs):  # each has written all its spans
@@ -301,8 +313,8 @@ def _worker(conn, src: str, fd: int, spans: list[tuple[int, int]], on_bad_line: 
     try:
         spool = _Spool()
         for a, b in spans:
-            counts, nlines, bad = _split_range(src, a, b, spool.write, on_bad_line, format)
-            conn.send((counts, nlines, bad, spool.size))
+            counts, nlines, bad, skipped = _split_range(src, a, b, spool.write, on_bad_line, format)
+            conn.send((counts, nlines, bad, skipped, spool.size))
             if bad is not None:
                 return
             spool.pwrite(fd, conn.recv())

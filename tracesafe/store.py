@@ -227,8 +227,9 @@ def read_csv_numbered(path: str | os.PathLike, *, skip_leading_comments: bool = 
     the row starts (a quoted cell may span lines). Malformed CSV (an unclosed quote, a row with more or fewer
     fields than the header) raises ``BadLineError``: Python's csv module would otherwise read an unclosed
     quote as one cell running to the end of the file. ``skip_leading_comments`` skips ``#`` lines before the
-    header (PyRIT's files open with ``# dataset_version=...``)."""
-    with open(path, encoding="utf-8", newline="") as f:
+    header (PyRIT's files open with ``# dataset_version=...``). A UTF-8 byte order mark (Excel's "CSV UTF-8") is
+    dropped, not read into the first column's name."""
+    with open(path, encoding="utf-8-sig", newline="") as f:
         skipped = 0
         while skip_leading_comments:
             pos = f.tell()

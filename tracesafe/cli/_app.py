@@ -8,6 +8,8 @@ or a heavy library: a command's module is imported when that command runs (or wh
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 import types
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
@@ -206,5 +208,8 @@ class TopGroup(Group):
             if e.name not in INSTALL:  # a module missing inside an installed package is a bug: keep the traceback
                 raise
             fail(f"this needs the optional package {e.name!r}, which is not installed: {INSTALL[e.name]}")
+        except BrokenPipeError:  # stdout closed by a reader that has enough (`tracesafe formats list | head`)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush does not fail again
+            sys.exit(141)  # as a shell reports a command killed by SIGPIPE
         except OSError as e:
             fail(os_error(e))

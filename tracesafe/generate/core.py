@@ -137,7 +137,8 @@ class Planner:
 def build_record(job: Job, cfg: GenerateConfig, engine: Engine, created: str, stamp: dict[str, Any]) -> dict[str, Any]:
     """``stamp``: model revision/hash and engine versions, on every trace because a resumed file can mix
     runs (the manifest describes the latest run only)."""
-    s = split_text(job.raw, job.reasoning, job.rendered, format=cfg.reasoning_format, chat_template_kwargs=cfg.sampling.chat_template_kwargs)
+    s = split_text(job.raw, job.reasoning, job.rendered, format=cfg.reasoning_format,
+                   chat_template_kwargs=cfg.sampling.chat_template_kwargs, finish_reason=job.finish_reason)  # fmt: skip
     p = job.prompt
     n_prompt = job.prompt_tokens
     if n_prompt is None and job.rendered:

@@ -200,6 +200,8 @@ def run_judges(
         raise ValueError(f"segments must be among {', '.join(SEGMENTS)}; got {segments}")
     if not judges:
         raise ValueError("no judges given")
+    # a name given twice is asked once: each (trace, segment, judge) has one verdict
+    segments, judges = list(dict.fromkeys(segments)), list(dict.fromkeys(judges))
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     if cache_dir == "auto":

@@ -378,12 +378,14 @@ def _finding(r) -> str:
     scr = " *(screening-grade)*" if r.grade == "screening" else ""
     if r.n == 0:
         return f"**{md(r.model)}**, {md(r.judge)}{scr}: no trace with both segments judged."
-    if r.diff_ci_low > 0:
-        verdict = "the thinking is unsafe more often than the answer"
-    elif r.diff_ci_high < 0:
-        verdict = "the answer is unsafe more often than the thinking"
-    else:
+    more = "the thinking is unsafe more often than the answer" if r.diff_ci_low > 0 else (
+        "the answer is unsafe more often than the thinking" if r.diff_ci_high < 0 else None)
+    if more is None:
         verdict = "no clear difference between thinking and answer"
+    elif r.mcnemar_p_holm < 0.05:
+        verdict = more
+    else:  # the Newcombe interval and the exact test (after Holm) can disagree on small samples: say so, claim neither
+        verdict = f"inconclusive: the interval of the difference says {more}, the exact test after Holm's correction does not (p ≥ 0.05)"
     s = (f"**{md(r.model)}**, judge {md(r.judge)}{scr}: {verdict} — thinking {pct(r.thinking_unsafe_rate)} "
          f"{ci(r.thinking_ci_low, r.thinking_ci_high)} vs answer {pct(r.answer_unsafe_rate)} "
          f"{ci(r.answer_ci_low, r.answer_ci_high)} unsafe on the same {num(r.n)} traces; difference "
