@@ -351,3 +351,23 @@ def test_a_reader_that_stops_early_is_no_error():
     proc.stdout.close()  # before the command has imported anything: its first write meets a closed pipe
     err = proc.stderr.read().decode()
     assert proc.wait(60) == 141 and err == "", err
+
+
+def test_only_a_closed_stdout_is_quiet(monkeypatch):
+    """A broken pipe elsewhere (a dead worker, a socket) stays an error: the quiet exit needs stdout's reader gone."""
+    import io
+    import os
+
+    from tracesafe.cli._app import _stdout_closed
+
+    r, w = os.pipe()
+    try:
+        monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(io.FileIO(w, "w", closefd=False)))
+        assert not _stdout_closed()  # a reader is there
+        os.close(r)
+        r = None
+        assert _stdout_closed()
+    finally:
+        for fd in (r, w):
+            if fd is not None:
+                os.close(fd)

@@ -128,7 +128,8 @@ if __name__ == "__main__":
 def test_model_judges_on_ray_match_transformers(tiny_models, tiny_traces, hf_verdicts, tmp_path):
     """A model judge through Ray Data's vLLM processor on a local Ray instance: the same outputs and logprob scores
     as transformers. (One judge: each Ray call starts its own vLLM engines, ~1 min here; every model judge's prompt
-    and parsing is checked on transformers and vLLM above, the engine path is the same for all.)"""
+    and parsing is checked on transformers and vLLM above, the engine path is the same for all. Two judge models in one
+    run, a swap of engines, is checked on vLLM above, not on Ray.)"""
     pytest.importorskip("ray", reason="the ray backend needs `pip install 'ray[data]'`")
     script, out = tmp_path / "ray_judge.py", tmp_path / "verdicts.jsonl"
     script.write_text(RAY_JUDGE)

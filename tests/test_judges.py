@@ -208,16 +208,25 @@ def test_second_stage_thresholds_cross_fitted_over_dev_folds(monkeypatch, tmp_pa
         return [(k, jd.Row("t", f"g{k}", "Open the lock", t.format(words[2 * k + part]), label, kind))
                 for (label, kind), t in texts.items()]  # fmt: skip
 
+    import offline_stage2 as s2
+
+    scored, platt_n = [], []  # which rows each model scored, and how many scores Platt was fitted on
+    probs, platt = s2.segment_probs, tj.platt
+    monkeypatch.setattr(s2, "segment_probs", lambda cm, w, rs, seg: scored.append(([r.text for r in rs], cm.head[0].sum().item())) or probs(cm, w, rs, seg))
+    monkeypatch.setattr(tj, "platt", lambda p, y: platt_n.append(len(p)) or platt(p, y))
     fit_rows = [r for k in range(tj.FOLDS) for r in rows(k, 0)]
     cal_rows = [r for k in range(tj.FOLDS) for r in rows(k, 1)]
     one = tj.stage2(fit_rows, cal_rows, tmp_path / "one.safetensors", 0)
     two = tj.stage2(fit_rows, cal_rows, tmp_path / "two.safetensors", 0, dev_folds=2)
+    fold = lambda k: [r.text for f, r in cal_rows if f == k]  # noqa: E731
+    (t1, h1), (t2, h2), (t3, h3) = scored
+    assert t1 == t2 == fold(tj.FOLDS - 1) and t3 == fold(tj.FOLDS - 2) and h1 == h2 != h3  # fold 3 by another model
+    assert platt_n == [4, 8]  # one fold's scores, then both folds' pooled
     assert one["dev_fold"] == two["dev_fold"] == tj.FOLDS - 1 and "dev_folds" not in one
     assert two["dev_folds"] == [tj.FOLDS - 1, tj.FOLDS - 2] and (one["n_dev"], two["n_dev"]) == (4, 8)
     assert one["sha256"] == two["sha256"]
     a, b = (load_file(str(tmp_path / f)) for f in ("one.safetensors", "two.safetensors"))
     assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
-    assert all(0.05 <= t <= 0.95 for m in (one, two) for t in m["thresholds"].values())
 
 
 def test_offline_judge_reads_stance_not_topic_and_scores_windows():

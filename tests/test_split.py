@@ -137,6 +137,8 @@ def test_api_field_thought_cut_off_is_unterminated():
     assert split_text("  ", reasoning="still thinking", finish_reason="length").status == "unterminated"
     assert split_text("", reasoning="done thinking", finish_reason="stop").status == "complete"
     assert split_text("The answer, cut", reasoning="done", finish_reason="length").status == "complete"  # the thought closed
+    for inspect_stop_reason in ("max_tokens", "model_length"):  # inspect_ai's names for the same cut
+        assert split_text("", reasoning="still", finish_reason=inspect_stop_reason).status == "unterminated"
     rec = split_record({"raw": "", "reasoning": "still thinking", "finish_reason": "length"})
     assert (rec["thinking"], rec["answer"], rec["split_status"], rec["split_rule"]) == ("still thinking", "", "unterminated", "api_field")
 
@@ -341,6 +343,6 @@ def test_families_that_join_the_prefix_to_the_answer_are_the_documented_ones():
     doc = (Path(__file__).resolve().parent.parent / "docs" / "formats.md").read_text()
     joined = sorted(f.name for f in formats.all_formats() if f.prefix_is_content)
     assert joined == ["gemma4", "magistral", "step3p5"]
-    assert f"`{joined[0]}`,\n`{joined[1]}` and `{joined[2]}`, join that text" in doc
+    assert f"`{joined[0]}`, `{joined[1]}` and `{joined[2]}`, join that text" in " ".join(doc.split())
     s = split_text("Sure.<|channel>thought\nT<channel|>Here it is", format="gemma4")
     assert (s.thinking, s.answer) == ("T", "Sure.Here it is")

@@ -3,8 +3,9 @@
 The policy (one rule decides, and is recorded as ``split_rule``, the family as ``split_format``):
 
 1. ``api_field``: a non-empty ``reasoning`` (API ``reasoning_content``/``reasoning``, or a server-side
-   reasoning parser) is the thinking; ``raw`` is the answer. With no answer and ``finish_reason`` "length"
-   the model was cut off while thinking: status ``unterminated``, as for a tag-based thought.
+   reasoning parser) is the thinking; ``raw`` is the answer. With no answer and a ``finish_reason`` of a cut
+   at the token budget (``CUT_OFF``: "length"; inspect's "max_tokens", "model_length") the model was cut off
+   while thinking: status ``unterminated``, as for a tag-based thought.
 2. ``template_forced``: the rendered prompt ends with an opening marker (plus optional whitespace), as
    the DeepSeek-R1-Distill and QwQ templates do, so the generation starts inside the thought. A prompt
    that ends with a closing marker (SafeChain's ZeroThink/LessThink prefill, Qwen3 with thinking off)
@@ -48,6 +49,10 @@ log = logging.getLogger(__name__)
 __all__ = ["Split", "never_split", "split", "split_file", "split_of", "split_record", "split_text"]
 
 
+# finish/stop reasons of a generation cut at its token budget: OpenAI-style APIs and vLLM ("length"), inspect_ai
+CUT_OFF = frozenset({"length", "max_tokens", "model_length"})
+
+
 def split_text(
     raw: str,
     reasoning: str | None = None,
@@ -63,7 +68,7 @@ def split_text(
     fmt = None if format is None or format == "auto" else get(format)
     if reasoning:
         answer = raw.strip()
-        status = "unterminated" if finish_reason == "length" and not answer else "complete"
+        status = "unterminated" if finish_reason in CUT_OFF and not answer else "complete"
         return Split(reasoning.strip(), answer, status, "api_field", fmt.name if fmt else "api")
     if prompt_rendered:
         tail = prompt_rendered[-64:].rstrip()  # markers are short; avoid copying a long prompt
@@ -292,7 +297,11 @@ def _split_into(src: str, tmp: str, on_bad_line: str, progress, workers: int | N
             for i, (a, b) in enumerate(spans):
                 counts, nlines, bad, skipped, nbytes = _receive(src, conns[i % n], procs[i % n])
                 add(counts, nlines, bad, skipped, b - a)
-                conns[i % n].send(offset)
+                try:
+                    conns[i % n].send(offset)
+                except BrokenPipeError:  # the worker died after reporting (out of memory?): as _receive says it
+                    procs[i % n].join()
+                    raise ChildProcessError(f"{src}: a split worker process stopped (exit code {procs[i % n].exitcode})") from None
                 offset += nbytes
             for c, p in zip(conns, procs):  # each has written all its spans
                 _receive(src, c, p)

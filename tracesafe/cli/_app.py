@@ -47,6 +47,18 @@ def fail(msg: str) -> None:
     raise typer.Exit(2)
 
 
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (poll reports an error on its write end)."""
+    import select
+
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & select.POLLERR for _, ev in poll.poll(0))
+    except (OSError, ValueError, AttributeError):  # no poll (Windows), stdout not a file
+        return False
+
+
 def os_error(e: OSError) -> str:
     """One line for a file-system error: the path and the reason (a missing folder named as such)."""
     name = e.filename
@@ -208,7 +220,10 @@ class TopGroup(Group):
             if e.name not in INSTALL:  # a module missing inside an installed package is a bug: keep the traceback
                 raise
             fail(f"this needs the optional package {e.name!r}, which is not installed: {INSTALL[e.name]}")
-        except BrokenPipeError:  # stdout closed by a reader that has enough (`tracesafe formats list | head`)
+        except BrokenPipeError as e:
+            if not _stdout_closed():  # another pipe (a worker's, a socket) broke: an error like any other
+                fail(os_error(e))
+            # stdout closed by a reader that has enough (`tracesafe formats list | head`)
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush does not fail again
             sys.exit(141)  # as a shell reports a command killed by SIGPIPE
         except OSError as e:

@@ -130,6 +130,7 @@ def judge_eval_cmd(
     import json
 
     from ..judges import evaluate_judge
+    from ..judges._eval import METRICS
 
     try:
         m = evaluate_judge(judge, gold, judge_model=_judge_models(judge_model), backend=backend, batch_size=batch_size,
@@ -146,13 +147,12 @@ def judge_eval_cmd(
             fail(f"no judge card written: {e}")
         with atomic_output(card, lock=False) as tmp:  # a small one-shot file: no lock file left beside it
             Path(tmp).write_text(card_json, encoding="utf-8")
-    undefined = _undefined_metrics(m)
     if as_json:
-        typer.echo(json.dumps({**m, **dict.fromkeys(undefined)}, indent=1))
+        typer.echo(json.dumps(m, indent=1))
         return
     typer.echo(f"{m['judge']} v{m['judge_version']} on {m['gold']} ({m['kind']} labels, n={m['n']}, errors={m['errors']})")
-    for k in ("accuracy", "precision", "recall", "f1", "kappa"):
-        typer.echo(f"  {k:9s} " + (f"undefined ({undefined[k]})" if k in undefined else f"{m[k]:.4f}"))
+    for k in METRICS:
+        typer.echo(f"  {k:9s} " + (f"undefined ({_why_undefined(k, m)})" if m[k] is None else f"{m[k]:.4f}"))
     typer.echo(f"  confusion tp={m['tp']} fp={m['fp']} fn={m['fn']} tn={m['tn']}")
     for name, k in m.get("by_kind", {}).items():
         if k["n"]:
@@ -164,18 +164,9 @@ def judge_eval_cmd(
         typer.echo(f"judge card: {card}")
 
 
-def _undefined_metrics(m: dict) -> dict[str, str]:
-    """The metrics whose denominator is zero (0/0), with why: printed as undefined (null in --json), not as 0."""
-    tp, fp, fn, tn = m["tp"], m["fp"], m["fn"], m["tn"]
-    out = {}
-    if tp + fp + fn + tn == 0:
-        return dict.fromkeys(("accuracy", "precision", "recall", "f1", "kappa"), "no decided item")
-    if tp + fp == 0:
-        out["precision"] = "the judge flagged no item"
-    if tp + fn == 0:
-        out["recall"] = "no unsafe item in the gold set"
-    if out:
-        out["f1"] = "precision or recall is undefined"
-    if fp == fn == 0 and (tp == 0 or tn == 0):  # chance agreement 1: kappa is 0/0
-        out["kappa"] = "the gold set and the judge use one and the same label for every item"
-    return out
+def _why_undefined(metric: str, m: dict) -> str:
+    """Why ``metric`` is 0/0 in judge-eval's counts (``_eval.metrics`` gives None)."""
+    positive = "refused" if m["kind"] == "refusal" else "unsafe"
+    return {"accuracy": "no decided item", "precision": "the judge flagged no item",
+            "recall": f"no {positive} item in the gold set", "f1": "no item flagged or in the gold set as " + positive,
+            "kappa": "the gold set and the judge use one and the same label for every item"}[metric]  # fmt: skip

@@ -100,20 +100,27 @@ def _load_csv(path: Path) -> list[GoldItem]:
     return items
 
 
+METRICS = ("accuracy", "precision", "recall", "f1", "kappa")
+
+
 def metrics(gold: list[bool], pred: list[bool]) -> dict[str, Any]:
+    """Agreement of ``pred`` with ``gold``; a metric whose denominator is zero (recall on a gold set without a
+    positive, kappa when both sides use one and the same label) is None, not 0."""
     tp = sum(g and p for g, p in zip(gold, pred))
     tn = sum(not g and not p for g, p in zip(gold, pred))
     fp = sum(not g and p for g, p in zip(gold, pred))
     fn = sum(g and not p for g, p in zip(gold, pred))
     n = len(gold)
-    acc = (tp + tn) / n if n else 0.0
-    prec = tp / (tp + fp) if tp + fp else 0.0
-    rec = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-    pe = ((tp + fp) * (tp + fn) + (tn + fn) * (tn + fp)) / (n * n) if n else 0.0
-    kappa = (acc - pe) / (1 - pe) if pe < 1 else 0.0
-    return {"n": n, "accuracy": round(acc, 4), "precision": round(prec, 4), "recall": round(rec, 4),
-            "f1": round(f1, 4), "kappa": round(kappa, 4), "tp": tp, "fp": fp, "fn": fn, "tn": tn}  # fmt: skip
+
+    def ratio(a: float, b: float) -> float | None:
+        return round(a / b, 4) if b else None
+
+    acc = (tp + tn) / n if n else None
+    pe = ((tp + fp) * (tp + fn) + (tn + fn) * (tn + fp)) / (n * n) if n else None
+    kappa = (acc - pe) / (1 - pe) if n and pe < 1 else None
+    return {"n": n, "accuracy": ratio(tp + tn, n), "precision": ratio(tp, tp + fp), "recall": ratio(tp, tp + fn),
+            "f1": ratio(2 * tp, 2 * tp + fp + fn), "kappa": None if kappa is None else round(kappa, 4),
+            "tp": tp, "fp": fp, "fn": fn, "tn": tn}  # fmt: skip
 
 
 def by_kind(items: list[GoldItem], preds: list[bool | None]) -> dict[str, dict[str, Any]]:
@@ -126,12 +133,11 @@ def by_kind(items: list[GoldItem], preds: list[bool | None]) -> dict[str, dict[s
         got = [(it.label, p) for it, p in zip(items, preds) if it.subset == name and p is not None]
         labels = {g for g, _ in got}
         k, n = sum(p for _, p in got), len(got)
-        ci = binomtest(k, n).proportion_ci(method="wilson") if n else None
-        lo, hi = (ci.low, ci.high) if ci else (float("nan"), float("nan"))
+        ci = binomtest(k, n).proportion_ci(method="wilson") if n else None  # none without a decided item
         out[name] = {"label": "unsafe" if labels == {True} else "safe" if labels == {False} else "mixed",
                      "metric": "recall" if labels == {True} else "false_positive_rate" if labels == {False} else "flag_rate",
                      "n": n, "flagged": k, "rate": round(k / n, 4) if n else None,
-                     "ci_low": round(lo, 4), "ci_high": round(hi, 4)}  # fmt: skip
+                     "ci_low": round(ci.low, 4) if ci else None, "ci_high": round(ci.high, 4) if ci else None}  # fmt: skip
     return out
 
 

@@ -384,7 +384,7 @@ def _finding(r) -> str:
         verdict = "no clear difference between thinking and answer"
     elif r.mcnemar_p_holm < 0.05:
         verdict = more
-    else:  # the Newcombe interval and the exact test (after Holm) can disagree on small samples: say so, claim neither
+    else:  # the Newcombe interval and the exact test after Holm (across all rows) can disagree: say so, claim neither
         verdict = f"inconclusive: the interval of the difference says {more}, the exact test after Holm's correction does not (p ≥ 0.05)"
     s = (f"**{md(r.model)}**, judge {md(r.judge)}{scr}: {verdict} — thinking {pct(r.thinking_unsafe_rate)} "
          f"{ci(r.thinking_ci_low, r.thinking_ci_high)} vs answer {pct(r.answer_unsafe_rate)} "
