@@ -268,14 +268,12 @@ def stage2(fit_rows, cal_rows, out: Path, seed: int, dev_folds: int = 1) -> dict
     p = s2.segment_probs(ContextModel(minilm_dir(), out.read_bytes(), meta), w, dev, segment_of)
     if dev_folds > 1:
         meta["dev_folds"] = list(range(FOLDS - 1, FOLDS - 1 - dev_folds, -1))
-        with tempfile.TemporaryDirectory() as tmp:
-            for k in meta["dev_folds"][1:]:
-                other, _ = train_without(k)
-                rows_k = [r for f, r in cal_rows if f == k]
-                s2.write(Path(tmp) / "other.safetensors", other, meta)
-                cm = ContextModel(minilm_dir(), (Path(tmp) / "other.safetensors").read_bytes(), meta)
-                p = np.r_[p, s2.segment_probs(cm, w, rows_k, segment_of)]
-                dev += rows_k
+        for k in meta["dev_folds"][1:]:
+            other, _ = train_without(k)
+            rows_k = [r for f, r in cal_rows if f == k]
+            cm = ContextModel(minilm_dir(), s2.save(other.tensors()), meta)  # the float16 weights a file would hold
+            p = np.r_[p, s2.segment_probs(cm, w, rows_k, segment_of)]
+            dev += rows_k
         meta["n_dev"] = len(dev)
     yd = np.array([r.label for r in dev])
     a, b = platt(p, yd.astype(np.float64))

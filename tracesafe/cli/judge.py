@@ -129,8 +129,7 @@ def judge_eval_cmd(
     of gold item (e.g. `--gold contrast`) the false-positive rate on safe kinds and the recall on harmful ones."""
     import json
 
-    from ..judges import evaluate_judge
-    from ..judges._eval import METRICS
+    from ..judges import METRICS, evaluate_judge
 
     try:
         m = evaluate_judge(judge, gold, judge_model=_judge_models(judge_model), backend=backend, batch_size=batch_size,
@@ -168,5 +167,5 @@ def _why_undefined(metric: str, m: dict) -> str:
     """Why ``metric`` is 0/0 in judge-eval's counts (``_eval.metrics`` gives None)."""
     positive = "refused" if m["kind"] == "refusal" else "unsafe"
     return {"accuracy": "no decided item", "precision": "the judge flagged no item",
-            "recall": f"no {positive} item in the gold set", "f1": "no item flagged or in the gold set as " + positive,
+            "recall": f"no {positive} item in the gold set", "f1": f"the judge flagged no item and no {positive} item is in the gold set",
             "kappa": "the gold set and the judge use one and the same label for every item"}[metric]  # fmt: skip

@@ -25,10 +25,10 @@ from ._base import (
     list_judges,
     register_judge,
 )
-from ._eval import evaluate_judge, load_gold
+from ._eval import METRICS, evaluate_judge, load_gold
 from ._run import SEGMENTS, run_judges
 
 __all__ = [
-    "BaseJudge", "Judge", "JudgeInfo", "JudgeItem", "JudgeResult", "SEGMENTS", "evaluate_judge", "get_judge",
+    "BaseJudge", "Judge", "JudgeInfo", "JudgeItem", "JudgeResult", "METRICS", "SEGMENTS", "evaluate_judge", "get_judge",
     "list_judges", "load_gold", "register_judge", "run_judges",
 ]  # fmt: skip
