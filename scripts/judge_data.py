@@ -116,6 +116,43 @@ def harmbench_val_rows(path: Path, behaviors_csv: Path) -> list[Row]:
     return rows
 
 
+def jbb_rows(path: Path, per_label: int, seed: int) -> list[Row]:
+    """JailbreakBench's attack artifacts (MIT; scripts/data/SOURCE.md): target models' responses to jailbreaks of 10
+    harm categories, labelled by JailbreakBench's LLM judge (not by people: training rows only, never a test set).
+    The goal (the behavior) is the prompt. At most ``per_label`` responses per goal and label, drawn with ``seed``:
+    the many near-identical attack responses per goal would otherwise outweigh the human labels."""
+    import gzip
+
+    by_goal: dict[tuple[str, bool], list[dict]] = {}
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            it = json.loads(line)
+            by_goal.setdefault((it["goal"], it["jailbroken"]), []).append(it)
+    rng = random.Random(seed)
+    rows = []
+    for (goal, label), items in sorted(by_goal.items()):
+        for it in rng.sample(items, min(per_label, len(items))):
+            rows.append(Row("jbb", group_of(goal), goal, it["response"], int(label), "answer", it["category"]))
+    return rows
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def near_groups(prompts: list[str], anchors: list[tuple[str, str]], min_jaccard: float = 0.5) -> list[str]:
+    """The group of each prompt: that of the anchor (group, prompt) whose word set overlaps it most, when the
+    Jaccard overlap is at least ``min_jaccard`` (the same request reworded by another benchmark stays on one side
+    of every split), else the prompt's own."""
+    sets = [(g, _words(p)) for g, p in anchors]
+    out = []
+    for p in prompts:
+        w = _words(p)
+        best = max(((len(w & s) / len(w | s), g) for g, s in sets if w | s), default=(0.0, ""))
+        out.append(best[1] if best[0] >= min_jaccard else group_of(p))
+    return out
+
+
 # ---------------------------------------------------------------- prompts for synthetic thinking
 
 

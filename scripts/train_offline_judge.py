@@ -13,6 +13,8 @@ Data (public; ../shared/data or --data, and scripts/data/):
   restates and declines, bare restatements and topic lectures (safe); training-split harmful responses rewritten
   as reasoning or put behind a disclaimer (unsafe); benign compliance written as reasoning (safe); benign how-tos on
   sensitive-sounding topics (scripts/judge_data.py and scripts/data/benign_howto.jsonl) as reasoning and as answers.
+- With --jbb (tried, not the shipped judge): JailbreakBench's attack artifacts (MIT, scripts/data/jbb_artifacts.jsonl.gz),
+  LLM-judge labels, training rows only.
 
 Splits, by group (one prompt / behavior: two answers to one prompt never straddle a split), seed 0:
 - test: 30% of the human-labelled groups, never trained on and never used to choose anything;
@@ -41,6 +43,7 @@ through ``tracesafe judge-eval``'s code, on gold files written to ``--heldout-di
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import random
@@ -70,6 +73,8 @@ from tracesafe.store import write_jsonl  # noqa: E402
 
 WINDOW, OVERLAP = 256, 32  # the judge's defaults: training sees what inference sees
 HARMBENCH_VAL = REPO / "scripts/data/harmbench_cls_val.jsonl.gz"
+JBB = REPO / "scripts/data/jbb_artifacts.jsonl.gz"
+JBB_PER_LABEL = 2  # responses per JailbreakBench goal and label
 GOLD_OUT = REPO / "tracesafe/judges/data/gold/contrast.jsonl"
 CARD_OUT = REPO / "tracesafe/judges/data/cards/offline.json"
 
@@ -91,7 +96,7 @@ def load_human(data: Path) -> list[jd.Row]:
 FOLDS = 5
 
 
-def build(data: Path, seed: int, holdout_categories: set[str], languages: tuple[str, ...] = ("en",)):
+def build(data: Path, seed: int, holdout_categories: set[str], languages: tuple[str, ...] = ("en",), jbb: bool = False):
     """fit and calibration rows, each as (fold, row); test (human); gold (contrast).
 
     Every non-test group falls in one of FOLDS folds. A fold's fit rows are its human rows and synthetic thinking in
@@ -108,6 +113,12 @@ def build(data: Path, seed: int, holdout_categories: set[str], languages: tuple[
     never_train = {g for g, _, _ in contrast_prompts}  # the contrast set's prompts, wherever else they occur
     train = [r for r in human if r.group not in test and r.group not in never_train]
     prompts = [(g, p) for g, p in jd.harmbench_prompts(data) + jd.sst_prompts(data) if g not in test | never_train]
+    if jbb:  # judge-labelled, so training only; a goal near a held-out or contrast prompt is left out
+        judged = [r for r in jd.jbb_rows(JBB, JBB_PER_LABEL, seed) if f"{r.source}:{r.category}" not in holdout_categories]
+        held_out = sorted({(r.group, r.prompt) for r in human if r.group in test} | {(g, p) for g, p, _ in contrast_prompts})
+        judged = [r for r, g in zip(judged, jd.near_groups([r.prompt for r in judged], held_out)) if g not in test | never_train]
+        anchors = sorted({(r.group, r.prompt) for r in train} | set(prompts))  # a reworded training request: same fold
+        train += [dataclasses.replace(r, group=g) for r, g in zip(judged, jd.near_groups([r.prompt for r in judged], anchors))]
     howto = jd.benign_howto_pairs()
     groups = sorted({r.group for r in train} | {g for g, _ in prompts} | {jd.group_of(p) for p, _ in howto})
     random.Random(seed + 1).shuffle(groups)
@@ -298,7 +309,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--heldout-dir", type=Path, help="keep the held-out gold JSONL files here (default: a temporary directory)")
     ap.add_argument("--holdout-categories", default="",
-                    help="SOURCE:CATEGORY,... held out whole (test only): an estimate of accuracy on unseen harm categories")
+                    help="SOURCE:CATEGORY,... held out whole (test only): an estimate of accuracy on unseen harm categories "
+                         "(jbb:CATEGORY, e.g. 'jbb:Physical harm', leaves a JailbreakBench category out of training)")
+    ap.add_argument("--jbb", action="store_true",
+                    help="add JailbreakBench's judge-labelled attack responses (scripts/data/jbb_artifacts.jsonl.gz) to "
+                         "the training rows (tried, docs/judges.md)")
     ap.add_argument("--languages", default="en",
                     help="languages of the synthetic thinking, of " + ",".join(jd.LANGUAGE_POOLS) + " (the shipped judge: en)")
     ap.add_argument("--stage2-dev-folds", type=int, default=1, choices=range(1, FOLDS + 1), metavar=f"1..{FOLDS}",
@@ -311,7 +326,7 @@ def main() -> None:
     if not languages or set(languages) - set(jd.LANGUAGE_POOLS) or len(set(languages)) < len(languages):
         ap.error(f"--languages: a comma-separated list of {', '.join(jd.LANGUAGE_POOLS)}, each once")
     args.top_out = args.top_out or args.out.with_name(TOP_FILE)
-    fit_rows, cal_rows, held, gold = build(args.data, args.seed, holdout, languages)
+    fit_rows, cal_rows, held, gold = build(args.data, args.seed, holdout, languages, args.jbb)
     print(f"fit {len(fit_rows)} (unsafe {sum(r.label for _, r in fit_rows)}), calibration {len(cal_rows)}, test {len(held)}, "
           f"contrast gold {len(gold)}")  # fmt: skip
     fz = Featurizer(minilm_dir())
@@ -359,6 +374,8 @@ def main() -> None:
             "sha256": hashlib.sha256(blob).hexdigest()[:16]}  # fmt: skip
     if languages != ("en",):  # recorded only when asked for: the shipped head's metadata stays as it was
         meta["languages"] = list(languages)
+    if args.jbb:
+        meta["data"].append(f"JailbreakBench attack artifacts (LLM-judge labels, {JBB_PER_LABEL} per goal and label)")
     save(args.out, head, meta)
     if not holdout:
         write_gold(args.gold_out, gold, segment="thinking")
