@@ -40,10 +40,30 @@ def write(tmp_path: Path, text: str) -> Path:
     (TRACES + "limit='ten'\n", r"cfg\.toml: \[run\] limit = 'ten': expected int"),
     (TRACES + "[report]\ndefault_cards='no'\n", r"cfg\.toml: \[report\] default_cards = 'no': expected bool"),
     (MODELS + "engine_options=3\n", r"cfg\.toml: \[\[models\]\] engine_options = 3: expected dict"),
+    # values a type check lets through, caught before anything runs (and by --dry-run), not after generation
+    (TRACES + "[judge]\njudges=['offline','nosuchjudge']\n", r"cfg\.toml: \[judge\] judges = .*unknown judge\(s\) \['nosuchjudge'\]"),
+    (TRACES + "[judge]\nsegments=['thinkin']\n", r"cfg\.toml: \[judge\] segments = \['thinkin'\]: each must be one of thinking"),
+    (TRACES + "[report]\njudge_cards=['nocard.json']\n", r"cfg\.toml: \[report\] judge_cards: nocard\.json: no such file"),
+    (TRACES + "limit=-1\n", r"cfg\.toml: \[run\] limit = -1: must be >= 0"),
+    (MODELS + "backend='bogus'\n", r"cfg\.toml: model 'A': unknown backend 'bogus' \(known: .*hf"),
+    (MODELS + "max_tokens=0\n", r"cfg\.toml: model 'A': max_tokens must be >= 1"),
+    (MODELS + "top_p=2.0\n", r"cfg\.toml: model 'A': top_p must be in \(0, 1\]"),
+    (MODELS + "dtype='float8'\n", r"cfg\.toml: model 'A': dtype must be one of auto"),
+    (MODELS + "batch_size=0\n", r"cfg\.toml: model 'A': batch_size must be >= 1"),
 ])  # fmt: skip
 def test_unknown_keys_and_wrong_types_fail_naming_file_and_section(tmp_path, text, message):
     with pytest.raises(ValueError, match=message):
         load_config(write(tmp_path, text))
+
+
+def test_set_reaches_a_models_table_by_index_and_says_what_it_cannot_set(tmp_path):
+    cfg = write(tmp_path, MODELS)
+    assert load_config(cfg, {"models.0.samples": 3}).models[0]["samples"] == 3
+    for key, message in (("models.samples", r"--set models\.samples: models is an array of 1 tables; 'samples' is not one"),
+                         ("models.1.samples", r"'1' is not one of its indexes \(0 to 0\)"),
+                         ("run.name.x", r"--set run\.name\.x: run\.name is a value, not a table")):  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            load_config(cfg, {"run.name": "n", key: 1} if key == "run.name.x" else {key: 1})
 
 
 def test_known_keys_load_into_typed_sections(tmp_path):
@@ -68,9 +88,9 @@ def test_engine_options_from_run_config_reach_the_engine_arguments(tmp_path):
     cfg = load_config(write(tmp_path, MODELS.replace("[[models]]", "[generate]\nengine_options={max_num_seqs=4}\n[[models]]")
                             + "engine_options={kv_cache_dtype='fp8', enforce_eager=true}\n"))
     assert plan(cfg)[2].startswith("  generate A (org/A, backend vllm)")
-    from tracesafe.runner import _generate_config
+    from tracesafe.runconfig import generate_config
 
-    gcfg = _generate_config(cfg, cfg.models[0])  # a model's table replaces [generate]'s, as every key does
+    gcfg = generate_config(cfg, cfg.models[0])  # a model's table replaces [generate]'s, as every key does
     assert gcfg.engine.options == {"kv_cache_dtype": "fp8", "enforce_eager": True}
     args = vllm_engine_args(gcfg.engine, on_cpu=True, sampled=True)
     assert args["kv_cache_dtype"] == "fp8" and args["enforce_eager"] is True  # merged last: an option wins
@@ -165,3 +185,24 @@ def test_engine_option_vllm_does_not_know_is_refused_by_vllm(tiny_r1, tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-3000:]
     assert "error: the vllm engine does not take the engine option -E not_an_engine_argument" in r.stderr
+
+
+def test_generate_refuses_bad_values_in_one_line_before_loading_a_model(tmp_path):
+    suite = tmp_path / "p.jsonl"
+    suite.write_text('{"prompt": "How do I bake bread?"}\n')
+    for args, message in ((["--max-tokens", "0"], "error: max_tokens must be >= 1"), (["--limit", "-1"], "error: limit must be >= 0"),
+                          (["--top-p", "2"], "error: top_p must be in (0, 1]"), (["--batch-size", "0"], "error: batch_size must be >= 1"),
+                          (["--dtype", "float8"], "error: dtype must be one of auto"),
+                          (["--chat-template-kwargs", "{bad"], "error: --chat-template-kwargs '{bad': not JSON"),
+                          (["--chat-template-kwargs", "[1]"], "error: chat_template_kwargs must be a JSON object")):  # fmt: skip
+        r = subprocess.run([*CLI, "generate", "--model", str(tmp_path / "no-such-model"), "--backend", "hf", "--suite", str(suite),
+                            "-o", str(tmp_path / "o.jsonl"), *args], capture_output=True, text=True)  # fmt: skip
+        assert r.returncode == 2 and len(r.stderr.splitlines()) == 1 and r.stderr.startswith(message), (args, r.stderr)
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_a_config_that_is_not_text_is_named(tmp_path):
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_bytes(b"[run]\nname = '\xff'\n")
+    with pytest.raises(ValueError, match=r"cfg\.toml: not a TOML run config \(not UTF-8 text: byte 0xff at offset 14\)"):
+        load_config(cfg)

@@ -149,6 +149,12 @@ def test_bad_lines_are_file_line_exit_2_and_no_output(run_dir, tmp_path):
     assert code == 2 and msg.startswith(f"error: {t}:2: field 'prompt'"), msg
     code, msg = cli("export", t, t, "-o", tmp_path / "x.parquet")
     assert code == 2 and msg.strip() == "error: give RUN_DIR, or trace files and one verdict file", msg
+    empty = tmp_path / "empty.jsonl"  # an empty verdict file: nothing judged yet, every trace unjudged
+    empty.write_bytes(b"")
+    code, msg = cli("export", run_dir / "traces" / "sample_traces.jsonl", empty, "-o", tmp_path / "e.parquet")
+    assert code == 0 and "exported 0 rows" in msg and "traces without a verdict" in msg, msg
+    code, msg = cli("export", run_dir, run_dir, "-o", tmp_path / "d.parquet")
+    assert code == 2 and msg.startswith("error: give one RUN_DIR alone, or trace files and one verdict file; got 2 inputs"), msg
 
 
 def test_one_record_file_is_exported_as_it_is(run_dir, tmp_path):

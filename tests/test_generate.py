@@ -69,6 +69,13 @@ def greedy(model: Path, backend: str, **kw) -> GenerateConfig:
     return GenerateConfig.from_flat(**{"model": str(model), "backend": backend, "temperature": 0.0, "max_tokens": 48, **kw})
 
 
+def test_two_prompts_under_one_id_are_refused_before_an_engine_starts(tmp_path):
+    """Their traces would share ids and all but the first be lost on resume: two suites giving one id to two prompts."""
+    ps = [Prompt(id="1", text="How do I bake bread?", suite="a"), Prompt(id="1", text="How do I slice bread?", suite="b")]
+    with pytest.raises(ValueError, match=r"two prompts have the id '1' \(suites 'a' and 'b'\)"):
+        generate(greedy(tmp_path / "no-such-model", "hf"), ps, tmp_path / "t.jsonl", progress=False)
+
+
 def test_hf_backend_traces_and_manifest(tiny_r1, tmp_path):
     out = tmp_path / "t.jsonl"
     ps = prompts()
@@ -82,6 +89,8 @@ def test_hf_backend_traces_and_manifest(tiny_r1, tmp_path):
     # Each trace carries the model hash and engine versions too: a resumed file may mix runs.
     assert all(r["model_hash"] == man["model"]["hash"] and r["engine"] == man["backend"] for r in recs)
     assert recs[0]["engine"]["transformers"] and recs[0]["sample_seed"] != recs[1]["sample_seed"]
+    # How the engine loaded the model too (a file resumed with another --dtype or -E says which lines had which).
+    assert all(r["engine_config"]["dtype"] == man["config"]["dtype"] == "auto" and "seed" not in r["engine_config"] for r in recs)
     assert "transformers" in man["backend"] and "torch" in man["packages"]
     # A rerun generates nothing and loads no model.
     t = time.time()

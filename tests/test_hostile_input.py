@@ -371,3 +371,59 @@ def test_only_a_closed_stdout_is_quiet(monkeypatch):
         for fd in (r, w):
             if fd is not None:
                 os.close(fd)
+
+
+@pytest.mark.parametrize("fmt, name, lines, message", [
+    ("lm-eval", "samples_t_2025-01-01T00-00-00.000000.jsonl", ['{"doc_id": [1], "doc": {}, "resps": [["x"]]}'],
+     "needs a number or string 'doc_id'"),
+    ("lm-eval", "samples_t_2025-01-01T00-00-00.000000.jsonl", ['{"doc_id": 1, "doc": {}, "resps": [["x"]], "metrics": 5}'],
+     "'metrics' is not a list of metric names: 5"),
+    ("garak", "g.report.jsonl", ['{"entry_type": "attempt", "status": 1, "prompt": "How to bake bread?", "outputs": ["Bake."]}'],
+     "attempt has no 'uuid'"),
+    ("csv", "c.csv", ["prompt,response", "A,x", "B,y,extra"], "3 fields, the header has 2"),
+    ("jsonl", "r.jsonl", ['{"prompt": "How?", "response": 5}'], "response field 'response' is an integer, expected a string"),
+    ("jsonl", "ids.jsonl", ['{"qid": "1", "prompt": "How do I bake bread?", "response": "Bake."}',
+                            '{"qid": "1", "prompt": "How do I slice bread?", "response": "Slice."}'],
+     "prompt id '1' was given to another prompt at"),
+])  # fmt: skip
+def test_malformed_importer_records_are_file_line_and_skippable(tmp_path, fmt, name, lines, message):
+    """A new user's probe: each of these was a traceback (lm-eval), a silent merge of two attempts (garak) or of two
+    prompts under one id, an unskippable row (CSV) or a message naming the record's field, not the user's."""
+    src, out = tmp_path / name, tmp_path / "o.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    extra = ["--id-field", "qid"] if name == "ids.jsonl" else []
+    res = cli("import", fmt, str(src), "-o", str(out), "--model", "m", *extra)
+    assert res.exit_code == 2 and re.search(rf"{re.escape(str(src))}:\d+: .*{re.escape(message)}", res.output), res.output
+    assert not out.exists()
+    res = cli("import", fmt, str(src), "-o", str(out), "--model", "m", *extra, "--on-bad-line", "skip")
+    assert res.exit_code == 0 and "skipped" in res.output and out.exists(), res.output
+
+
+def test_promptfoo_odd_token_usage_and_vars_are_read_not_crashed_on(tmp_path):
+    src = tmp_path / "pf.jsonl"
+    src.write_text('{"provider": "p", "prompt": "How?", "response": {"output": "x", "tokenUsage": 5}}\n'
+                   '{"provider": "p", "prompt": "Why?", "testCase": {"vars": ["a"]}, "response": {"output": "y"}}\n')
+    res = cli("import", "promptfoo", str(src), "-o", str(tmp_path / "o.jsonl"))
+    assert res.exit_code == 0 and [r["n_tokens"] for r in map(orjson.loads, (tmp_path / "o.jsonl").read_bytes().splitlines())] == [
+        {"prompt": None, "completion": None}] * 2, res.output
+
+
+def test_text_that_is_not_utf8_is_named_by_line(tmp_path):
+    c, j = tmp_path / "c.csv", tmp_path / "j.jsonl"
+    c.write_bytes(b"\xef\xbb\xbfprompt,response\r\nA,x\r\nB,b\xffad\r\n")
+    j.write_bytes(b'{"id": "a", "raw": "ok"}\n{"raw": "b\xffad"}\n')
+    res = cli("import", "csv", str(c), "-o", str(tmp_path / "o.jsonl"), "--model", "m")
+    assert res.exit_code == 2 and res.output.strip() == f"error: {c}:3: not UTF-8 text (byte 0xff at column 4)"
+    for args in (["split", str(j), "-o", str(tmp_path / "s.jsonl")], ["judge", str(j), "-o", str(tmp_path / "v.jsonl")]):
+        res = cli(*args)
+        assert res.exit_code == 2 and f"{j}:2: " in res.output and "not UTF-8 text (byte 0xff at column 11)" in res.output
+
+
+def test_split_names_a_pipe_and_where_it_cannot_write(tmp_path):
+    src = tmp_path / "s.jsonl"
+    src.write_text('{"raw": "<think>a</think>b"}\n')
+    r = subprocess.run(f"{sys.executable} -m tracesafe.cli split <(cat {src}) -o {tmp_path / 'o.jsonl'}", shell=True,
+                       executable="/bin/bash", capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 2 and "not a regular file (a pipe?)" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    res = cli("split", str(src), "-o", str(src / "o.jsonl"))
+    assert res.exit_code == 2 and res.output.strip() == f"error: {src}: is a file, not a directory"

@@ -89,6 +89,16 @@ def inspect_logs(tmp_path_factory):
     return eval_path, json_path
 
 
+def test_inspect_log_with_a_sample_read_twice_is_refused(inspect_logs, tmp_path):
+    """Its traces would take the first sample's ids (a new user's probe: two traces under one id, exit 0)."""
+    log = json.loads(inspect_logs[1].read_text())
+    log["samples"][2]["id"], log["samples"][2]["epoch"] = log["samples"][0]["id"], log["samples"][0]["epoch"]
+    bad = tmp_path / "dup.json"
+    bad.write_text(json.dumps(log))
+    with pytest.raises(ValueError, match=r"dup\.json: sample .*: sample id '\w+' \(epoch \d\) appears twice in the log"):
+        import_file("inspect", bad, tmp_path / "o.jsonl")
+
+
 def test_inspect_eval_and_json_logs(inspect_logs, tmp_path):
     for path in inspect_logs:
         recs = run("inspect", path, tmp_path / "t.jsonl", category_field="category", harm_area_field="harm_area")
@@ -273,7 +283,7 @@ def test_table_rows_are_located_and_skippable(tmp_path, caplog):
         import_file("parquet", tmp_path / "t.parquet", tmp_path / "o.jsonl", label_field="lab")
     assert len(run("parquet", tmp_path / "t.parquet", tmp_path / "o.jsonl", label_field="lab", on_bad_line="skip")) == 2
     src = _jsonl(tmp_path, [{"prompt": "p", "response": "r", "reasoning": ["not", "text"]}])
-    with pytest.raises(ValueError, match=r"t\.jsonl:1: reasoning is an array, expected a string"):
+    with pytest.raises(ValueError, match=r"t\.jsonl:1: reasoning field 'reasoning' is an array, expected a string"):
         import_file("jsonl", src, tmp_path / "o.jsonl")
     with pytest.raises(ValueError, match="--response-field/--reasoning-field apply to jsonl, csv"):
         import_file("garak", GARAK, tmp_path / "o.jsonl", response_field="x")

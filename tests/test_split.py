@@ -338,6 +338,66 @@ except ChildProcessError as e:
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".lock") == ["in.jsonl"]
 
 
+SLOW_SPLIT = """
+import importlib, sys, time
+S = importlib.import_module("tracesafe.split")
+real = S.split_of
+def slow(rec, format=None):  # a big file's worth of time, so that the signal lands mid-split
+    time.sleep(0.002)
+    return real(rec, format)
+S.split_of = slow
+from tracesafe.cli import app
+app(["split", sys.argv[1], "-o", sys.argv[2]])
+"""
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for d in Path("/proc").iterdir():
+        try:
+            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) if d.name.isdigit() else None
+        except OSError:
+            continue
+        if ppid == pid:
+            found.append(int(d.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
+def test_split_stopped_leaves_no_worker_behind(tmp_path, sig):
+    """A new user's probe: `kill` of a split running on several workers left them waiting forever (each held a copy of
+    this process's pipe ends, so none saw it die) and the temporary output behind. SIGTERM now stops it as Ctrl-C does
+    (temporary file removed, exit 1 and a line saying so); after SIGKILL the workers end with it."""
+    import signal
+    import time
+
+    src, out = tmp_path / "in.jsonl", tmp_path / "o.jsonl"
+    src.write_bytes(b"".join(orjson.dumps({"id": i, "raw": f"<think>t{i}</think>a"}) + b"\n" for i in range(400_000)))
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_SPLIT, str(src), str(out)], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while len(workers := _children(proc.pid)) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    assert len(workers) >= 2, "the split did not start its workers"
+    proc.send_signal(getattr(signal, sig))
+    _, err = proc.communicate(timeout=60)
+    deadline = time.time() + 20
+    while any(map(_alive, workers)) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not any(map(_alive, workers))
+    if sig == "SIGTERM":
+        assert proc.returncode == 1 and err.strip().splitlines()[-1] == f"interrupted: {out} was not written", err
+        assert sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".lock") == ["in.jsonl"]
+    else:
+        assert proc.returncode == -signal.SIGKILL and not out.exists()
+
+
 def test_families_that_join_the_prefix_to_the_answer_are_the_documented_ones():
     """docs/formats.md names every family whose answer is not one substring of raw (prefix_is_content)."""
     doc = (Path(__file__).resolve().parent.parent / "docs" / "formats.md").read_text()

@@ -129,6 +129,10 @@ def test_merge_dedupes_and_checks_agreement(tmp_path):
     b.write_bytes(orjson.dumps(rec(9, model="other")) + b"\n")
     with pytest.raises(ValueError, match="b.jsonl: field 'model' is 'other' but .*a.jsonl has 'm'"):
         merge([a, b], out)
+    # A verdict file among trace files is refused at its line (judge would refuse the mixed output later).
+    b.write_bytes(orjson.dumps(rec(5, schema="tracesafe.trace/1")) + b"\n" + orjson.dumps({"schema": "tracesafe.verdict/2", "id": "v"}) + b"\n")
+    with pytest.raises(BadLineError, match=r"b\.jsonl:2: a verdict record, but .*b\.jsonl:1 is a trace record: merge files of one kind"):
+        merge([a, b], out)
 
 
 def test_parquet_export_handles_free_form_dicts(tmp_path):

@@ -3,6 +3,8 @@
 A key no section declares fails as one line, ``FILE: [section] unknown key 'x'``, as does a value of the
 wrong type; ``[generate]`` and each ``[[models]]`` take GenerateConfig's flat keys (each declared once, in
 its concern: tracesafe.generate.config), ``[judge]`` its own fields plus the options the chosen judges accept (``[judge.NAME]`` for one judge).
+Values are checked as well (a judge, segment or backend name, a judge card's file, a negative limit or token count,
+each model's settings), all before anything runs, so ``tracesafe run --dry-run`` finds them.
 
     [run]
     name = "r1-hidden-risks"
@@ -189,17 +191,15 @@ def load_config(
 
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise ValueError(f"{path}: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a TOML run config (not UTF-8 text: byte {e.object[e.start]:#04x} at offset {e.start})") from None
     if smoke_model is not None:
         raw = smoke(raw, smoke_model)
-    for key, value in (overrides or {}).items():  # dotted keys, e.g. "run.limit"
-        node = raw
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
+    for key, value in (overrides or {}).items():  # dotted keys, e.g. "run.limit", "models.0.samples"
+        _override(path, raw, key, value)
     unknown = set(raw) - set(SECTIONS)
     if unknown:
         raise ValueError(f"{path}: unknown section(s) {sorted(unknown)}; expected {sorted(SECTIONS)}")
@@ -236,7 +236,71 @@ def load_config(
     names = [model_label(m) for m in models]
     if len(set(names)) != len(names):
         raise ValueError(f"{path}: two [[models]] share the name {sorted(n for n in names if names.count(n) > 1)[0]!r}")
+    _check_values(cfg)
     return cfg
+
+
+def _override(path: Path, raw: dict[str, Any], key: str, value: Any) -> None:
+    """Set dotted ``key`` in the parsed TOML: a table's key, or an index of an array of tables (``models.0``)."""
+    node: Any = raw
+    *parents, leaf = key.split(".")
+    for i, part in enumerate([*parents, leaf]):
+        if isinstance(node, list):
+            if not (part.isdigit() and int(part) < len(node)):
+                raise ValueError(f"{path}: --set {key}: {'.'.join(parents[:i])} is an array of {len(node)} tables; "
+                                 f"{part!r} is not one of its indexes (0 to {len(node) - 1})")  # fmt: skip
+            part = int(part)
+        elif not isinstance(node, dict):
+            raise ValueError(f"{path}: --set {key}: {'.'.join(parents[:i])} is a value, not a table")
+        if i == len(parents):
+            node[part] = value
+        elif isinstance(node, dict):
+            node = node.setdefault(part, {})
+        else:
+            node = node[part]
+
+
+def generate_config(cfg: RunConfig, m: dict[str, Any]):
+    """Model ``m``'s GenerateConfig: [generate]'s keys, then the model's own; errors name the file and the model."""
+    from .generate import GenerateConfig
+
+    fields = {"reasoning_format": cfg.run.reasoning_format, **cfg.generate, **{k: v for k, v in m.items() if k != "name"}}
+    try:
+        return GenerateConfig.from_flat(**fields)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{cfg.path}: model {model_label(m)!r}: {e}") from None
+
+
+def _check_values(cfg: RunConfig) -> None:
+    """Values a type check lets through, checked before anything runs (and by --dry-run): every model's
+    settings, its backend, the judges and segments by name, the judge cards' files. A typo found after
+    hours of generation costs the hours."""
+    from .engines.registry import list_engines
+    from .judges import SEGMENTS, list_judges
+
+    path = cfg.path
+    if cfg.run.limit < 0:
+        raise ValueError(f"{path}: [run] limit = {cfg.run.limit}: must be >= 0 (0: every prompt)")
+    engines = list_engines()
+    for m in cfg.models:
+        backend = generate_config(cfg, m).backend
+        if backend not in engines:
+            raise ValueError(f"{path}: model {model_label(m)!r}: unknown backend {backend!r} (known: {', '.join(engines)})")
+    known = [i.name for i in list_judges()]
+    unknown = [j for j in cfg.judge.judges if j not in known]
+    if unknown or not cfg.judge.judges:
+        raise ValueError(f"{path}: [judge] judges = {cfg.judge.judges!r}: unknown judge(s) {unknown} (known: {', '.join(known)})")
+    bad = [s for s in cfg.judge.segments if s not in SEGMENTS]
+    if bad or not cfg.judge.segments:
+        raise ValueError(f"{path}: [judge] segments = {cfg.judge.segments!r}: each must be one of {', '.join(SEGMENTS)}")
+    for card in cfg.report.judge_cards:
+        if not card_path(cfg, card).is_file():
+            raise ValueError(f"{path}: [report] judge_cards: {card}: no such file")
+
+
+def card_path(cfg: RunConfig, card: str) -> Path:
+    """A judge card named in the config: an absolute path, or one relative to the config file."""
+    return Path(card) if Path(card).is_absolute() else cfg.path.parent / card
 
 
 def config_warnings(cfg: RunConfig) -> list[str]:
@@ -260,4 +324,5 @@ def model_label(m: dict[str, Any]) -> str:
     return str(m.get("name") or Path(str(m["model"]).rstrip("/")).name)
 
 
-__all__ = ["JudgeSection", "ReportSection", "RunConfig", "RunSection", "config_warnings", "load_config", "model_label", "smoke"]
+__all__ = ["JudgeSection", "ReportSection", "RunConfig", "RunSection", "card_path", "config_warnings", "generate_config", "load_config",
+           "model_label", "smoke"]

@@ -25,7 +25,7 @@ import orjson
 
 from ._util.provenance import package_versions, sha256_file, sha256_text
 from .engines.openai_client import redact
-from .runconfig import RunConfig, config_warnings, load_config, model_label
+from .runconfig import RunConfig, card_path, config_warnings, generate_config, load_config, model_label
 from .store import atomic_output
 
 
@@ -114,16 +114,6 @@ def _prompts(cfg: RunConfig):
     return prompts, hashes
 
 
-def _generate_config(cfg: RunConfig, m: dict[str, Any]):
-    from .generate import GenerateConfig
-
-    fields = {"reasoning_format": cfg.run.reasoning_format, **cfg.generate, **{k: v for k, v in m.items() if k != "name"}}
-    try:
-        return GenerateConfig.from_flat(**fields)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{cfg.path}: model {model_label(m)!r}: {e}") from None
-
-
 def plan(cfg: RunConfig) -> list[str]:
     """Human-readable plan of what `run` would do (for --dry-run)."""
     lines = [f"run {cfg.name!r} from {cfg.path}"]
@@ -133,7 +123,7 @@ def plan(cfg: RunConfig) -> list[str]:
         for s, h in hashes.items():
             lines.append(f"  suite {s}: {h['n']} prompts (hash {h['hash']})")
         for m in cfg.models:
-            gcfg = _generate_config(cfg, m)
+            gcfg = generate_config(cfg, m)
             samples, backend = gcfg.selection.samples, gcfg.backend
             n = len(prompts) * samples
             n_traces += n
@@ -171,7 +161,7 @@ def run(cfg: RunConfig, run_dir: Path, *, log=print) -> Path:
 
         prompts, manifest["suites"] = _prompts(cfg)
         for m in cfg.models:
-            gcfg = _generate_config(cfg, m)
+            gcfg = generate_config(cfg, m)
             out = traces_dir / unique_name(f"{slug(model_label(m))}.jsonl", model_label(m), taken)
             fp = _fingerprint("generate", model_label(m), gcfg.flat(), manifest["suites"])
             if stages.done(f"generate-{out.stem}", fp, [out]):
@@ -197,7 +187,7 @@ def run(cfg: RunConfig, run_dir: Path, *, log=print) -> Path:
             log(f"split {what}: done")
         else:
             counts = split_file(src, out, format=cfg.run.reasoning_format)
-            log(f"split {what}: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
+            log(f"split {what}: " + (", ".join(f"{k} {v}" for k, v in counts.items() if v) or "no records"))
             stages.mark(f"split-{out.name}", fp, [out])
         manifest["inputs"][out.name] = {"source": str(src), "sha256": sha256_file(src)}
         trace_files.append(out)
@@ -223,7 +213,7 @@ def run(cfg: RunConfig, run_dir: Path, *, log=print) -> Path:
     else:
         from .report import build_report
 
-        cards = [c if Path(c).is_absolute() else cfg.path.parent / c for c in cfg.report.judge_cards]
+        cards = [card_path(cfg, c) for c in cfg.report.judge_cards]
         html = build_report(trace_files, verdicts, report_dir, title=cfg.report.title or cfg.name,
                             judge_cards=cards, default_cards=cfg.report.default_cards)
         stages.mark("report", fp, [html])

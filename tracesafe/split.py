@@ -187,10 +187,12 @@ def _split_range(src: str, start: int, stop: int, write, on_bad_line: str, forma
                     raise ValueError("expected a JSON object")
                 s = split_of(rec, format)
             except (orjson.JSONDecodeError, ValueError) as e:
+                from .store import json_error
+
                 if on_bad_line == "error":
-                    return counts, lineno, (lineno, str(e)), skipped
+                    return counts, lineno, (lineno, json_error(line, e)), skipped
                 counts["skipped"] += 1
-                skipped.append((lineno, str(e)))
+                skipped.append((lineno, json_error(line, e)))
                 continue
             counts[s.status] += 1
             if fresh(rec):
@@ -241,6 +243,10 @@ def split_file(
 
     if format is not None and format != "auto":
         get(format)  # an unknown name fails before any work
+    import stat
+
+    if not stat.S_ISREG(os.stat(src).st_mode):  # chunks are read from offsets, which a pipe does not have
+        raise ValueError(f"{src}: not a regular file (a pipe?): split reads a file it can seek; save the stream to a file first")
     with atomic_output(dst, [src]) as tmp:
         return _split_into(str(src), str(tmp), on_bad_line, progress, workers, chunk_bytes, format)
 
@@ -289,7 +295,10 @@ def _split_into(src: str, tmp: str, on_bad_line: str, progress, workers: int | N
             for w in range(n):
                 mine, theirs = ctx.Pipe()
                 conns.append(mine)
-                p = ctx.Process(target=_worker, args=(theirs, src, fd, spans[w::n], on_bad_line, format), daemon=True)
+                # The child closes its copies of this process's ends (its own and earlier workers'): were one left
+                # open, a worker would never see EOF when this process dies (kill -9) and would wait forever.
+                p = ctx.Process(target=_worker, args=(theirs, list(conns), os.getpid(), src, fd, spans[w::n], on_bad_line, format),
+                                daemon=True)  # fmt: skip
                 p.start()
                 procs.append(p)
                 theirs.close()
@@ -314,11 +323,21 @@ def _split_into(src: str, tmp: str, on_bad_line: str, progress, workers: int | N
         os.close(fd)
 
 
-def _worker(conn, src: str, fd: int, spans: list[tuple[int, int]], on_bad_line: str, format: str | None) -> None:
+def _worker(conn, parent_ends: list, parent: int, src: str, fd: int, spans: list[tuple[int, int]], on_bad_line: str,
+            format: str | None) -> None:  # fmt: skip
     import signal
+    import sys
 
     # A forked worker inherits the parent's signal handlers; a SIGTERM meant for the job must end it.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform == "linux":  # end with the parent however it ends (SIGKILL gives it no time to stop us)
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it ended before that took effect
+        return
+    for end in parent_ends:
+        end.close()
     try:
         spool = _Spool()
         for a, b in spans:
@@ -328,10 +347,13 @@ def _worker(conn, src: str, fd: int, spans: list[tuple[int, int]], on_bad_line: 
                 return
             spool.pwrite(fd, conn.recv())
         conn.send(None)
-    except EOFError:  # the parent stopped
+    except (EOFError, BrokenPipeError):  # the parent stopped
         pass
     except BaseException as e:  # noqa: BLE001 - an OSError writing (disk full), Ctrl-C: the parent raises it
-        conn.send(e)
+        try:
+            conn.send(e)
+        except OSError:  # the parent is gone too
+            pass
 
 
 def _receive(src: str, conn, proc):

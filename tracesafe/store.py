@@ -13,6 +13,7 @@ writer fails at once), never writes a file it reads, and whole-file outputs repl
 from __future__ import annotations
 
 import csv
+import itertools
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -210,7 +211,7 @@ def read_jsonl_numbered(
                     check(obj)
             except orjson.JSONDecodeError as e:
                 torn = not line.endswith(b"\n")
-                reason = ("torn last line (interrupted write?): " if torn else "invalid JSON: ") + str(e)
+                reason = ("torn last line (interrupted write?): " if torn else "invalid JSON: ") + json_error(line, e)
             except ValueError as e:
                 reason = str(e)
             else:
@@ -222,22 +223,48 @@ def read_jsonl_numbered(
                 log.warning("skipped %s:%d: %s", path, lineno, reason)
 
 
-def read_csv_numbered(path: str | os.PathLike, *, skip_leading_comments: bool = False) -> Iterator[tuple[int, dict[str, str]]]:
+def json_error(line: bytes, e: Exception) -> str:
+    """Why a JSONL line did not parse: orjson's message, but for text that is not UTF-8 (which orjson calls
+    "surrogates not allowed") the byte and its column."""
+    return (_not_utf8(line) if isinstance(e, orjson.JSONDecodeError) else None) or str(e)
+
+
+def _not_utf8(raw: bytes) -> str | None:
+    """Why ``raw`` is not UTF-8 text (the first bad byte and its column), or None."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return f"not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start + 1})"
+    return None
+
+
+def _csv_lines(f, path: str | os.PathLike) -> Iterator[str]:
+    """The lines of binary file ``f`` as text, a UTF-8 byte order mark (Excel's "CSV UTF-8") dropped; a line that is
+    not UTF-8 raises BadLineError naming it (a text stream would report a byte offset in some buffer)."""
+    for lineno, raw in enumerate(f, 1):
+        if lineno == 1:
+            raw = raw.removeprefix(b"\xef\xbb\xbf")
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadLineError(path, lineno, _not_utf8(raw) or "not UTF-8 text") from None
+
+
+def read_csv_numbered(path: str | os.PathLike, *, skip_leading_comments: bool = False,
+                      on_bad_line: OnBadLine = "error") -> Iterator[tuple[int, dict[str, str]]]:  # fmt: skip
     """Yield ``(line number, row)`` for each row of a CSV file with a header, the number being the line where
-    the row starts (a quoted cell may span lines). Malformed CSV (an unclosed quote, a row with more or fewer
-    fields than the header) raises ``BadLineError``: Python's csv module would otherwise read an unclosed
-    quote as one cell running to the end of the file. ``skip_leading_comments`` skips ``#`` lines before the
-    header (PyRIT's files open with ``# dataset_version=...``). A UTF-8 byte order mark (Excel's "CSV UTF-8") is
+    the row starts (a quoted cell may span lines). A row with more or fewer fields than the header raises
+    ``BadLineError``, or is skipped with a logged warning under ``on_bad_line="skip"``. An unclosed quote and text
+    that is not UTF-8 raise it either way: past them no row boundary can be trusted (Python's csv module would
+    read an unclosed quote as one cell running to the end of the file). ``skip_leading_comments`` skips ``#``
+    lines before the header (PyRIT's files open with ``# dataset_version=...``). A UTF-8 byte order mark is
     dropped, not read into the first column's name."""
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        skipped = 0
-        while skip_leading_comments:
-            pos = f.tell()
-            if not f.readline().startswith("#"):
-                f.seek(pos)
-                break
-            skipped += 1
-        reader = csv.reader(f, strict=True)
+    with open(path, "rb") as f:
+        lines = _csv_lines(f, path)
+        skipped, first = 0, next(lines, None)
+        while skip_leading_comments and first is not None and first.startswith("#"):
+            skipped, first = skipped + 1, next(lines, None)
+        reader = csv.reader(itertools.chain([] if first is None else [first], lines), strict=True)
         start = skipped + 1
         try:
             header = next(reader, None)
@@ -245,8 +272,11 @@ def read_csv_numbered(path: str | os.PathLike, *, skip_leading_comments: bool = 
             for fields in reader if header else ():
                 if fields and len(fields) != len(header):
                     n = len(fields)
-                    raise BadLineError(path, start, f"{n} field{'' if n == 1 else 's'}, the header has {len(header)}")
-                if fields:  # a blank line is no row
+                    reason = f"{n} field{'' if n == 1 else 's'}, the header has {len(header)}"
+                    if on_bad_line == "error":
+                        raise BadLineError(path, start, reason)
+                    log.warning("skipped %s:%d: %s", path, start, reason)
+                elif fields:  # a blank line is no row
                     yield start, dict(zip(header, fields))
                 start = skipped + reader.line_num + 1
         except csv.Error as e:
@@ -284,8 +314,10 @@ class SeenIds:
         rid, entry = rec.get(self.key), (where, lineno, hash(tuple(map(rec.get, ("raw", "reasoning", "thinking", "answer")))))
         first = self.first.setdefault(rid, entry)
         if first[2] != entry[2]:
-            raise BadLineError(where, lineno, f"{self.key} {rid!r} was read at {first[0]}:{first[1]} with another text (two models "
-                                              "imported without a model name? give each `tracesafe import --model NAME`)")  # fmt: skip
+            raise BadLineError(where, lineno, f"{self.key} {rid!r} was read at {first[0]}:{first[1]} with another text (an id "
+                                              "names model, prompt, sample and sampling parameters, not the engine or the source "
+                                              "file: imports of two models without a model name, or two engines' traces, share "
+                                              "ids; give each `tracesafe import --model NAME`, keep such files apart)")  # fmt: skip
         return first is entry
 
 
@@ -299,17 +331,25 @@ def merge(
     """Concatenate record files, keeping the first record of each id. All records must agree on the
     ``agree_on`` fields (those they have), else ValueError names both files: shards of one run that differ
     in model, weights (``model_hash``, from generate) or sampling params would silently corrupt every rate
-    computed from the merge. Another text under an id already read is bad input (``SeenIds``)."""
+    computed from the merge. Another text under an id already read is bad input (``SeenIds``), as is a record of
+    another kind (its ``schema``: a verdict among traces) than the first."""
     inputs = list(inputs)
     seen = SeenIds(key)
     reference: dict[str, tuple[Any, str]] = {}
     counts = {"read": 0, "written": 0, "duplicates": 0}
+    first_kind: list[tuple[str, str]] = []
 
     def unique():
         for path in inputs:
             where = str(path)
             for lineno, rec in read_jsonl_numbered(path):
                 counts["read"] += 1
+                kind = str(rec.get("schema") or "").partition("/")[0].removeprefix("tracesafe.")
+                if kind and not first_kind:
+                    first_kind.append((kind, f"{where}:{lineno}"))
+                elif kind and first_kind[0][0] != kind:
+                    raise BadLineError(where, lineno, f"a {kind} record, but {first_kind[0][1]} is a {first_kind[0][0]} "
+                                                      "record: merge files of one kind")  # fmt: skip
                 for field_name in agree_on:
                     if field_name not in rec:
                         continue

@@ -34,7 +34,10 @@ def acquire(lock, path: str | os.PathLike) -> None:
     try:
         lock.acquire()
     except Timeout:
-        raise OutputError(f"{path}: another process is writing it (it holds {path}.lock); wait for it to finish") from None
+        held = f"{path}.lock"
+        if not os.path.exists(held) or not os.access(held, os.W_OK):  # filelock reports a failed open as a timeout
+            raise OutputError(f"{path}: cannot create its lock file {held} (is the folder writable?)") from None
+        raise OutputError(f"{path}: another process is writing it (it holds {held}); wait for it to finish") from None
 
 
 @contextmanager

@@ -7,6 +7,7 @@ or a heavy library: a command's module is imported when that command runs (or wh
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -47,6 +48,23 @@ def fail(msg: str) -> None:
     raise typer.Exit(2)
 
 
+@contextlib.contextmanager
+def sigterm_interrupts(what_is_kept: str) -> Iterator[None]:
+    """SIGTERM (a job's time limit, ``kill``) stops the block as Ctrl-C does, so temporary files are removed and
+    worker processes stopped; either ends the command with ``interrupted: WHAT_IS_KEPT``, exit 1. The previous
+    handler is restored for whoever called us."""
+    import signal
+
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted: {what_is_kept}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _stdout_closed() -> bool:
     """Whether stdout is a pipe whose reader has gone (poll reports an error on its write end)."""
     import select
@@ -67,6 +85,8 @@ def os_error(e: OSError) -> str:
     parent = Path(name).parent
     if isinstance(e, FileNotFoundError) and not parent.is_dir():
         return f"{parent}: no such directory"
+    if isinstance(e, (FileExistsError, NotADirectoryError)) and Path(name).is_file():  # a folder wanted where a file is
+        return f"{name}: is a file, not a directory"
     return f"{name}: {e.strerror or e}"
 
 

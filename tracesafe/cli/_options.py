@@ -20,7 +20,7 @@ class OnBadLine(str, Enum):
 BadLineOpt = Annotated[
     OnBadLine, typer.Option("--on-bad-line", help="A malformed input line: stop with FILE:LINE (error) or skip it.")
 ]
-ReasoningFormatOpt = Annotated[Optional[str], typer.Option("--format", help="Reasoning format of the outputs (`tracesafe formats list`); default: detect per record.")]
+ReasoningFormatOpt = Annotated[Optional[str], typer.Option("--format", help="Reasoning format of the outputs (a name from `tracesafe formats list`); default (or `auto`): detect per record.")]
 EngineOptionOpt = Annotated[list[str], typer.Option("-E", "--engine-option", help="Engine-specific setting KEY=VALUE passed to the engine as it is (vLLM: an engine argument, e.g. -E max_num_seqs=64, -E kv_cache_dtype=fp8); VALUE is read as JSON when it parses, else as a string. Repeatable; recorded in the manifest.")]
 
 

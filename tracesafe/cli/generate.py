@@ -4,7 +4,6 @@ command passes its values on by name."""
 
 from __future__ import annotations
 
-import signal
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -12,7 +11,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ..generate import THINKING_MODES, GenerateConfig
-from ._app import PIPELINE, Typer, fail
+from ._app import PIPELINE, Typer, fail, sigterm_interrupts
 from ._options import EngineOptionOpt, ReasoningFormatOpt, engine_options, plain
 
 app = Typer()
@@ -78,20 +77,16 @@ def generate_cmd(
     fields = {k: plain(v) for k, v in ctx.params.items() if k in GenerateConfig.flat_fields()}
     try:
         refuse_input_as_output(output, [s for s in suite if Path(s).exists()])
-        fields["chat_template_kwargs"] = json.loads(chat_template_kwargs) if chat_template_kwargs else {}
+        try:
+            fields["chat_template_kwargs"] = json.loads(chat_template_kwargs) if chat_template_kwargs else {}
+        except ValueError as e:
+            raise ValueError(f"--chat-template-kwargs {chat_template_kwargs!r}: not JSON ({e})") from None
         cfg = GenerateConfig.from_flat(**fields, engine_options=engine_options(engine_option))
         prompts = [p for name in suite for p in load_suite(name)]
-        # SIGTERM stops like Ctrl-C (finished traces kept); the previous handler is restored for whoever called us.
-        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-        try:
+        with sigterm_interrupts(f"the traces finished so far are in {output}; rerun the same command to resume"):
             stats = generate(cfg, prompts, output)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
     except ValueError as e:
         fail(str(e))
-    except KeyboardInterrupt:
-        typer.echo(f"interrupted: the traces finished so far are in {output}; rerun the same command to resume", err=True)
-        raise typer.Exit(1) from None
     typer.echo(", ".join(f"{k} {v}" for k, v in stats.items()) + f" -> {output}", err=True)
     if stats.get("failed"):
         typer.echo(f"incomplete: {stats['failed']} requests failed; rerun the same command to retry them", err=True)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._app import PIPELINE, Typer, fail
+from ._app import PIPELINE, Typer, fail, sigterm_interrupts
 from ._options import key_values
 
 app = Typer()
@@ -40,7 +40,8 @@ def run_cmd(
         import json
 
         run_dir = output or Path("runs") / cfg.name
-        html = run(cfg, run_dir, log=lambda m: typer.echo(m, err=True))
+        with sigterm_interrupts(f"what finished is kept in {run_dir}; rerun the same command to resume"):
+            html = run(cfg, run_dir, log=lambda m: typer.echo(m, err=True))
     except ValueError as e:
         fail(str(e))
     typer.echo(f"report: {html}")

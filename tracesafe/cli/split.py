@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ._app import DATA, PIPELINE, Typer, fail
+from ._app import DATA, PIPELINE, Typer, fail, sigterm_interrupts
 from ._options import BadLineOpt, OnBadLine, ReasoningFormatOpt
 
 app = Typer()
@@ -36,11 +36,14 @@ def split_cmd(
             fail(str(e))
     from .._util.progress import progress
 
-    with progress("split", input.stat().st_size, unit="bytes") as advance:
-        counts = split_file(input, output, on_bad_line=on_bad_line.value, progress=advance, format=format)
+    try:
+        with sigterm_interrupts(f"{output} was not written"), progress("split", input.stat().st_size, unit="bytes") as advance:
+            counts = split_file(input, output, on_bad_line=on_bad_line.value, progress=advance, format=format)
+    except ValueError as e:  # BadLineError is one: the command group names its FILE:LINE the same way
+        fail(str(e))
     total = sum(v for k, v in counts.items() if k != "skipped")
     parts = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
-    typer.echo(f"split {total} records -> {output} ({parts})", err=True)
+    typer.echo(f"split {total} records -> {output}" + (f" ({parts})" if parts else ""), err=True)
 
 
 @formats_app.command("list")
@@ -48,8 +51,10 @@ def formats_list():
     """Each format: name, how it is detected, and its markers."""
     from .. import formats
 
-    for f in formats.all_formats():
+    found = formats.all_formats()
+    width = max(len(f.name) for f in found)
+    for f in found:
         how = "text" if f.auto else "name"
         if f.prompt_signatures:
             how += "+prompt"
-        typer.echo(f"{f.name:<14} {how:<12} {f.description}")
+        typer.echo(f"{f.name:<{width}} {how:<11} {f.description}")

@@ -25,6 +25,20 @@ class EngineConfig:
     # Engine-specific knobs (-E KEY=VALUE, engine_options in run configs), applied last, as they are.
     options: dict[str, Any] = field(default_factory=dict, hash=False)
 
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
+        for name in ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, not {getattr(self, name)}")
+        if self.max_model_len is not None and self.max_model_len < 1:
+            raise ValueError(f"max_model_len must be >= 1, not {self.max_model_len}")
+        if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
+            raise ValueError(f"gpu_memory_utilization must be in (0, 1], not {self.gpu_memory_utilization}")
+
+
+DTYPES = ("auto", "float16", "bfloat16", "float32", "half", "float")  # what vLLM and torch both name
+
 
 def vllm_on_cpu() -> bool:
     from vllm.platforms import current_platform

@@ -33,6 +33,18 @@ class SamplingConfig:
     think_retries: int = 10  # SafeChain enforce_num default
 
     def __post_init__(self) -> None:
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1 (or unset: up to the model's context), not {self.max_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, not {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], not {self.top_p}")
+        if self.top_k < -1:
+            raise ValueError(f"top_k must be >= 1, or 0 or -1 (no top-k), not {self.top_k}")
+        if not isinstance(self.chat_template_kwargs, dict):
+            raise ValueError(f"chat_template_kwargs must be a JSON object / table, not {self.chat_template_kwargs!r}")
+        if self.think_budget < 1 or self.think_retries < 0:
+            raise ValueError(f"think_budget must be >= 1 and think_retries >= 0, not {self.think_budget} and {self.think_retries}")
         if self.thinking_mode not in THINKING_MODES:
             raise ValueError(f"thinking_mode must be one of {', '.join(THINKING_MODES)}, not {self.thinking_mode!r}")
         if self.thinking_mode == "morethink" and self.max_tokens is not None and self.max_tokens <= self.think_budget:
@@ -70,6 +82,8 @@ class Selection:
     def __post_init__(self) -> None:
         if self.samples < 1:
             raise ValueError("samples must be >= 1")
+        if self.limit < 0:
+            raise ValueError(f"limit must be >= 0 (0: every prompt), not {self.limit}")
         if self.shard is not None:
             parse_shard(self.shard)
 
@@ -93,6 +107,13 @@ class ClientConfig:
     concurrency: int = 16
     request_timeout: float = 600.0
     max_retries: int = 6
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "concurrency"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, not {getattr(self, name)}")
+        if self.request_timeout <= 0 or self.max_retries < 0:
+            raise ValueError(f"request_timeout must be > 0 and max_retries >= 0, not {self.request_timeout} and {self.max_retries}")
 
 
 # Flat keys that are not a concern's field name: engine options are `engine_options`, and the engine's seed

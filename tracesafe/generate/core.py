@@ -207,6 +207,11 @@ def generate(
     prompts, expected, already_done, generated, failed."""
     output = Path(output)
     selected = select_prompts(list(prompts), cfg)
+    first: dict[str, Prompt] = {}
+    for p in selected:  # one id, one prompt: its traces would share ids, and all but the first be lost
+        if first.setdefault(p.id, p).text != p.text:
+            raise ValueError(f"two prompts have the id {p.id!r} (suites {first[p.id].suite!r} and {p.suite!r}): give them "
+                             "distinct ids")  # fmt: skip
     params, mode = cfg.sampling.params(), cfg.sampling.thinking_mode
     wanted = [(p, s, trace_id(cfg.model, p.id, s, params, mode)) for p in selected for s in range(cfg.selection.samples)]
     stats = {"prompts": len(selected), "expected": len(wanted), "already_done": 0, "generated": 0, "failed": 0}
@@ -229,7 +234,11 @@ def generate(
             jobs.append(Job(prompt=p, sample=s, id=tid, rendered=rendered[p.id], seed=sample_seed(cfg.sampling.seed, p.id, s)))
         identity = model_identity(model_path, cfg.engine.revision)
         info = engine.info()
-        stamp = {"model_revision": identity.get("revision"), "model_hash": model_hash(identity), "engine": info}
+        # How the engine loaded the model (dtype, parallelism, -E options) on every trace too: a file that runs
+        # with other settings resumed says what made each line; the manifest holds the last run's only.
+        loaded = {k: v for k, v in dataclasses.asdict(cfg.engine).items() if k != "seed"}  # the seed is in params
+        stamp = {"model_revision": identity.get("revision"), "model_hash": model_hash(identity), "engine": info,
+                 "engine_config": loaded}  # fmt: skip
         _write_manifest(output, cfg, identity, info, stats)
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         buffer: list[dict[str, Any]] = []

@@ -90,6 +90,7 @@ class _Records:
     def __init__(self, opts: ImportOptions, fmt: str, table: bool):
         self.opts, self.backend, self.table = opts, f"import:{fmt}", table
         self.samples: dict[tuple[str, str], int] = {}  # (model, prompt id) -> next sample number
+        self.prompts: dict[tuple[str, str], tuple[int | None, str]] = {}  # (model, prompt id) -> its prompt's hash, where
         self.found: set[str] = set()  # explicitly named fields seen in at least one record
         self.unnamed = 0  # records with no model name
 
@@ -128,6 +129,10 @@ class _Records:
         model = str(opts.model or item.model or "")
         self.unnamed += not model
         key = (model, pid)  # counted per model: one file may hold several (promptfoo's providers)
+        first = self.prompts.setdefault(key, (None if item.prompt is None else hash(item.prompt), item.where))
+        if item.prompt is not None and first[0] is not None and first[0] != hash(item.prompt):  # not samples of one prompt
+            return Bad(item.where, f"prompt id {pid!r} was given to another prompt at {first[1]} (is the id field "
+                                   "a prompt's id?)")  # fmt: skip
         sample = self.samples.get(key, 0) if item.sample is None else item.sample
         self.samples[key] = sample + 1
         rec = Trace(

@@ -30,7 +30,10 @@ def read(path: Path, opts: ImportOptions) -> Iterator[Item | Bad]:
                 or entry.get("plugins.target_type") or entry.get("plugins.model_type") or ""
             )  # fmt: skip
         elif kind == "attempt":
-            uuid = str(entry.get("uuid"))
+            if entry.get("uuid") is None:  # garak gives every attempt one; without it two attempts cannot be told apart
+                yield Bad(f"{path}:{lineno}", "attempt has no 'uuid'")
+                continue
+            uuid = str(entry["uuid"])
             if entry.get("status") == 1:
                 pending[uuid] = (lineno, entry)
                 continue

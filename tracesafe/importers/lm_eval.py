@@ -35,8 +35,12 @@ def read(path: Path, opts: ImportOptions) -> Iterator[Item | Bad]:
     for lineno, line in read_jsonl_numbered(path, on_bad_line=opts.on_bad_line):
         where = f"{path}:{lineno}"
         doc_id, resps, doc = line.get("doc_id"), line.get("resps"), line.get("doc")
-        if doc_id is None or not isinstance(resps, list):
-            yield Bad(where, "not an lm-eval sample (needs 'doc_id' and a 'resps' list)")
+        if isinstance(doc_id, bool) or not isinstance(doc_id, (int, str)) or not isinstance(resps, list):
+            yield Bad(where, "not an lm-eval sample (needs a number or string 'doc_id' and a 'resps' list)")
+            continue
+        metrics = line.get("metrics") or []
+        if not isinstance(metrics, list) or not all(isinstance(k, str) for k in metrics):
+            yield Bad(where, f"'metrics' is not a list of metric names: {metrics!r}"[:200])
             continue
         if doc_id in seen:  # the same document under another filter
             continue
@@ -48,7 +52,7 @@ def read(path: Path, opts: ImportOptions) -> Iterator[Item | Bad]:
         doc = doc if isinstance(doc, dict) else {}
         prompt_key = next((f for f in PROMPT_FIELDS if isinstance(doc.get(f), str)), None)
         extra = {"lm_eval": {"task": task, "doc_id": doc_id, "target": line.get("target"),
-                             "metrics": {k: line[k] for k in line.get("metrics") or [] if k in line}}}  # fmt: skip
+                             "metrics": {k: line[k] for k in metrics if k in line}}}  # fmt: skip
         n = 0
         for r, generations in enumerate(resps):
             context, gen_kwargs = requests[r] if r < len(requests) else (None, {})
@@ -74,7 +78,7 @@ def _requests(arguments: Any) -> list[tuple[Any, dict[str, Any]]]:
         arguments = [[a.get("arg_0"), a.get("arg_1")] if isinstance(a, dict) else a for a in arguments.values()]
     out = []
     for a in arguments if isinstance(arguments, list) else []:
-        context = a[0] if isinstance(a, list) and a else None
+        context = a[0] if isinstance(a, list) and a and isinstance(a[0], str) else None
         kwargs = a[1] if isinstance(a, list) and len(a) > 1 and isinstance(a[1], dict) else {}
         out.append((context, kwargs))
     return out

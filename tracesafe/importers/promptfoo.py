@@ -51,15 +51,16 @@ def read(path: Path, opts: ImportOptions) -> Iterator[Item | Bad]:
         reasoning, answer, boundary = split_thinking(output)
         ambiguous += boundary == "ambiguous"
         provider = result["provider"]
-        model = provider if isinstance(provider, str) else provider.get("label") or provider.get("id") or ""
+        model = provider if isinstance(provider, str) else str(provider.get("label") or provider.get("id") or "")
         prompt = result.get("prompt")
         test = result.get("testCase") if isinstance(result.get("testCase"), dict) else {}
-        vars_ = result.get("vars") if isinstance(result.get("vars"), dict) else test.get("vars") or {}
+        vars_ = next((v for v in (result.get("vars"), test.get("vars")) if isinstance(v, dict)), {})
         metadata = test.get("metadata") if isinstance(test.get("metadata"), dict) else {}
-        usage = response.get("tokenUsage") or {}
-        n_tokens = {"prompt": usage.get("prompt"), "completion": usage.get("completion")}
-        if isinstance(usage.get("completionDetails"), dict) and usage["completionDetails"].get("reasoning") is not None:
-            n_tokens["reasoning"] = usage["completionDetails"]["reasoning"]
+        usage = response.get("tokenUsage") if isinstance(response.get("tokenUsage"), dict) else {}
+        details = usage.get("completionDetails") if isinstance(usage.get("completionDetails"), dict) else {}
+        n_tokens = {"prompt": _count(usage.get("prompt")), "completion": _count(usage.get("completion"))}
+        if _count(details.get("reasoning")) is not None:
+            n_tokens["reasoning"] = details["reasoning"]
         extra: dict[str, Any] = {"promptfoo": {k: result.get(k) for k in KEPT}}
         if boundary:
             extra["thinking_boundary" if boundary == "ambiguous" else "reasoning_redacted"] = boundary
@@ -71,7 +72,7 @@ def read(path: Path, opts: ImportOptions) -> Iterator[Item | Bad]:
             model=model,
             prompt=prompt.get("raw") if isinstance(prompt, dict) else prompt,
             fallback_id=f"{path.stem}-{lineno}",
-            finish_reason=response.get("finishReason"),
+            finish_reason=response.get("finishReason") if isinstance(response.get("finishReason"), str) else None,
             n_tokens=n_tokens,
             extra=extra,
         )
@@ -101,6 +102,11 @@ def split_thinking(output: str) -> tuple[str | None, str, str | None]:
         thinking, answer = rest.split("\n\n")
         return thinking, answer, None
     return None, output, "ambiguous"
+
+
+def _count(n: Any) -> int | None:
+    """A token count as promptfoo writes it (an integer), else None: a provider's odd usage is no reason to fail."""
+    return n if isinstance(n, int) and not isinstance(n, bool) else None
 
 
 IMPORTERS.add("promptfoo", Importer(read, "promptfoo eval -o results.json / .jsonl"))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .._util.fields import PROMPT_FIELDS
+from ..records import json_type
 from ..store import read_csv_numbered, read_jsonl_numbered
 from ._base import IMPORTERS, Bad, Importer, ImportOptions, Item
 
@@ -28,7 +29,7 @@ def read_jsonl(path: Path, opts: ImportOptions) -> Iterator[Item | Bad]:
 
 
 def read_csv(path: Path, opts: ImportOptions) -> Iterator[Item | Bad]:
-    return _items(path, read_csv_numbered(path), opts)
+    return _items(path, read_csv_numbered(path, on_bad_line=opts.on_bad_line), opts)
 
 
 def read_parquet(path: Path, opts: ImportOptions) -> Iterator[Item | Bad]:
@@ -109,6 +110,12 @@ def _items(path: Path, rows: Iterable[tuple[int, dict[str, Any]]], opts: ImportO
         zf = _pick(row, opts.reasoning_field, REASONING_FIELDS)
         if row[rf] is None and (zf is None or row[zf] is None):  # a failed generation, as other importers count it
             no_response[rf] += 1
+            continue
+        # A text field of another type, named as the user knows it (not as the record's raw / reasoning).
+        wrong = [f"{what} field {f!r} is {json_type(row[f], article=True)}, expected a string"
+                 for f, what in ((rf, "response"), (zf, "reasoning")) if f and not isinstance(row[f], (str, type(None)))]  # fmt: skip
+        if wrong:
+            yield Bad(where, wrong[0])
             continue
         used = {rf, pf, zf, "model", "prompt_rendered", opts.prompt_field, opts.id_field, opts.category_field,
                 opts.harm_area_field, opts.label_field, "category", "harm_area", "label"}  # fmt: skip

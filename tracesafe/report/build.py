@@ -33,15 +33,18 @@ def run_inputs(run_dir: Path) -> tuple[list[Path], Path]:
     return traces, verdicts
 
 
-def sort_inputs(paths: list[Path]) -> tuple[list[Path], list[Path]]:
-    """Trace files and verdict files among ``paths``, by the first record of each (its ``schema``, else the
-    fields only a verdict has)."""
+def sort_inputs(paths: list[Path]) -> tuple[list[Path], list[Path], list[Path]]:
+    """Trace files, verdict files and empty files among ``paths``, by the first record of each (its ``schema``,
+    else the fields only a verdict has)."""
     import orjson
 
-    traces, verdicts = [], []
+    traces, verdicts, empty = [], [], []
     for p in paths:
         with open(p, "rb") as f:
             first = next((ln for ln in f if ln.strip()), b"")
+        if not first:
+            empty.append(p)
+            continue
         try:
             rec = orjson.loads(first) if first else {}
         except orjson.JSONDecodeError:
@@ -51,19 +54,27 @@ def sort_inputs(paths: list[Path]) -> tuple[list[Path], list[Path]]:
         schema = str(rec.get("schema", ""))
         is_verdict = schema.startswith("tracesafe.verdict/") or (not schema and {"trace_id", "segment", "judge"} <= rec.keys())
         (verdicts if is_verdict else traces).append(p)
-    return traces, verdicts
+    return traces, verdicts, empty
 
 
 def resolve_inputs(inputs: list[Path], traces: list[Path] = (), verdicts: Path | None = None
                    ) -> tuple[list[Path], Path | None, Path | None]:
     """(trace files, verdict file, run directory) from a command's positional ``inputs`` (one RUN_DIR, or trace
-    files and one verdict file told apart by ``sort_inputs``) and the files given by option."""
+    files and one verdict file told apart by ``sort_inputs``; with none found, the last empty file is the verdict
+    file: nothing judged yet) and the files given by option."""
     inputs = list(inputs)
     if len(inputs) == 1 and inputs[0].is_dir():
         if traces or verdicts:
             raise ValueError("give RUN_DIR or trace/verdict files, not both")
         return *run_inputs(inputs[0]), inputs[0]
-    found_traces, found_verdicts = sort_inputs(inputs)
+    dirs = [str(p) for p in inputs if p.is_dir()]
+    if dirs:
+        raise ValueError(f"give one RUN_DIR alone, or trace files and one verdict file; got {len(inputs)} inputs, "
+                         f"directories among them: {', '.join(dirs)}")  # fmt: skip
+    found_traces, found_verdicts, empty = sort_inputs(inputs)
+    if empty and not found_verdicts and verdicts is None:  # an empty verdict file: nothing judged yet
+        found_verdicts, empty = empty[-1:], empty[:-1]
+    found_traces += empty  # an empty trace file adds no trace
     if found_verdicts and verdicts is not None or len(found_verdicts) > 1:
         given = [*found_verdicts, *([verdicts] if verdicts else [])]
         raise ValueError(f"give one verdict file; got {', '.join(map(str, given))}")

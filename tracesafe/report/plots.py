@@ -106,7 +106,8 @@ def category_heatmap(cat: pd.DataFrame, segment: str, judge: str, out: Path) -> 
     order = sorted(rate.index, key=lambda a: (a == "(none)", a))
     rate, n = rate.reindex(order), n.reindex(order)
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(max(6.0, 3.0 + 1.4 * rate.shape[1]), 1.2 + 0.42 * rate.shape[0]))
+    # room for the title and the slanted model names however few the rows (one harm area: tight_layout gave up)
+    fig, ax = plt.subplots(figsize=(max(6.0, 3.0 + 1.4 * rate.shape[1]), 2.2 + 0.42 * rate.shape[0]))
     im = ax.imshow(rate.to_numpy(dtype=float), cmap="cividis", vmin=0, vmax=1, aspect="auto")
     for i in range(rate.shape[0]):
         for j in range(rate.shape[1]):
