@@ -42,7 +42,8 @@ def write(tmp_path: Path, text: str) -> Path:
     (MODELS + "engine_options=3\n", r"cfg\.toml: \[\[models\]\] engine_options = 3: expected dict"),
     # values a type check lets through, caught before anything runs (and by --dry-run), not after generation
     (TRACES + "[judge]\njudges=['offline','nosuchjudge']\n", r"cfg\.toml: \[judge\] judges = .*unknown judge\(s\) \['nosuchjudge'\]"),
-    (TRACES + "[judge]\nsegments=['thinkin']\n", r"cfg\.toml: \[judge\] segments = \['thinkin'\]: each must be one of thinking"),
+    (TRACES + "[judge]\njudges=[]\n", r"cfg\.toml: \[judge\] judges = \[\]: name at least one judge"),
+    (TRACES + "[judge]\nsegments=['thinkin']\n", r"cfg\.toml: \[judge\] segments must be among thinking, answer, full; got \['thinkin'\]"),
     (TRACES + "[report]\njudge_cards=['nocard.json']\n", r"cfg\.toml: \[report\] judge_cards: nocard\.json: no such file"),
     (TRACES + "limit=-1\n", r"cfg\.toml: \[run\] limit = -1: must be >= 0"),
     (MODELS + "backend='bogus'\n", r"cfg\.toml: model 'A': unknown backend 'bogus' \(known: .*hf"),

@@ -410,13 +410,17 @@ def test_promptfoo_odd_token_usage_and_vars_are_read_not_crashed_on(tmp_path):
 
 def test_text_that_is_not_utf8_is_named_by_line(tmp_path):
     c, j = tmp_path / "c.csv", tmp_path / "j.jsonl"
-    c.write_bytes(b"\xef\xbb\xbfprompt,response\r\nA,x\r\nB,b\xffad\r\n")
+    c.write_bytes(b"\xef\xbb\xbfprompt,response\r\nA,\"x\r\ny\"\r\nB,b\xffad\r\n")
     j.write_bytes(b'{"id": "a", "raw": "ok"}\n{"raw": "b\xffad"}\n')
     res = cli("import", "csv", str(c), "-o", str(tmp_path / "o.jsonl"), "--model", "m")
-    assert res.exit_code == 2 and res.output.strip() == f"error: {c}:3: not UTF-8 text (byte 0xff at column 4)"
+    assert res.exit_code == 2 and res.output.strip() == f"error: {c}:4: not UTF-8 text (byte 0xff at byte 4 of the line)"
+    mac = tmp_path / "mac.csv"  # Excel for Mac's "CSV (Macintosh)" ends lines with a lone CR
+    mac.write_bytes(b"prompt,response\rA,x\rB,y\r")
+    res = cli("import", "csv", str(mac), "-o", str(tmp_path / "m.jsonl"), "--model", "m")
+    assert res.exit_code == 0 and "imported 2 traces" in res.output, res.output
     for args in (["split", str(j), "-o", str(tmp_path / "s.jsonl")], ["judge", str(j), "-o", str(tmp_path / "v.jsonl")]):
         res = cli(*args)
-        assert res.exit_code == 2 and f"{j}:2: " in res.output and "not UTF-8 text (byte 0xff at column 11)" in res.output
+        assert res.exit_code == 2 and f"{j}:2: " in res.output and "not UTF-8 text (byte 0xff at byte 11 of the line)" in res.output
 
 
 def test_split_names_a_pipe_and_where_it_cannot_write(tmp_path):

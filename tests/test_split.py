@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -370,6 +371,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="split runs its workers only with two CPUs or more")
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
 def test_split_stopped_leaves_no_worker_behind(tmp_path, sig):
     """A new user's probe: `kill` of a split running on several workers left them waiting forever (each held a copy of

@@ -3,8 +3,9 @@
 A key no section declares fails as one line, ``FILE: [section] unknown key 'x'``, as does a value of the
 wrong type; ``[generate]`` and each ``[[models]]`` take GenerateConfig's flat keys (each declared once, in
 its concern: tracesafe.generate.config), ``[judge]`` its own fields plus the options the chosen judges accept (``[judge.NAME]`` for one judge).
-Values are checked as well (a judge, segment or backend name, a judge card's file, a negative limit or token count,
-each model's settings), all before anything runs, so ``tracesafe run --dry-run`` finds them.
+Values are checked as well (a judge, segment or backend name, a judge card's file, a negative limit, each model's
+generation settings), all before anything runs, so ``tracesafe run --dry-run`` finds them; judge options' values are
+the judges' own, checked when judging starts.
 
     [run]
     name = "r1-hidden-risks"
@@ -276,7 +277,7 @@ def _check_values(cfg: RunConfig) -> None:
     settings, its backend, the judges and segments by name, the judge cards' files. A typo found after
     hours of generation costs the hours."""
     from .engines.registry import list_engines
-    from .judges import SEGMENTS, list_judges
+    from .judges import check_segments, list_judges
 
     path = cfg.path
     if cfg.run.limit < 0:
@@ -289,10 +290,12 @@ def _check_values(cfg: RunConfig) -> None:
     known = [i.name for i in list_judges()]
     unknown = [j for j in cfg.judge.judges if j not in known]
     if unknown or not cfg.judge.judges:
-        raise ValueError(f"{path}: [judge] judges = {cfg.judge.judges!r}: unknown judge(s) {unknown} (known: {', '.join(known)})")
-    bad = [s for s in cfg.judge.segments if s not in SEGMENTS]
-    if bad or not cfg.judge.segments:
-        raise ValueError(f"{path}: [judge] segments = {cfg.judge.segments!r}: each must be one of {', '.join(SEGMENTS)}")
+        what = f"unknown judge(s) {unknown}" if unknown else "name at least one judge"
+        raise ValueError(f"{path}: [judge] judges = {cfg.judge.judges!r}: {what} (known: {', '.join(known)})")
+    try:
+        check_segments(cfg.judge.segments)
+    except ValueError as e:
+        raise ValueError(f"{path}: [judge] {e}") from None
     for card in cfg.report.judge_cards:
         if not card_path(cfg, card).is_file():
             raise ValueError(f"{path}: [report] judge_cards: {card}: no such file")

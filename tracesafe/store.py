@@ -13,9 +13,9 @@ writer fails at once), never writes a file it reads, and whole-file outputs repl
 from __future__ import annotations
 
 import csv
-import itertools
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from pathlib import Path
@@ -230,24 +230,24 @@ def json_error(line: bytes, e: Exception) -> str:
 
 
 def _not_utf8(raw: bytes) -> str | None:
-    """Why ``raw`` is not UTF-8 text (the first bad byte and its column), or None."""
+    """Why ``raw`` is not UTF-8 text (the first bad byte and its byte offset), or None."""
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        return f"not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start + 1})"
+        return f"not UTF-8 text (byte {raw[e.start]:#04x} at byte {e.start + 1} of the line)"
     return None
 
 
-def _csv_lines(f, path: str | os.PathLike) -> Iterator[str]:
-    """The lines of binary file ``f`` as text, a UTF-8 byte order mark (Excel's "CSV UTF-8") dropped; a line that is
-    not UTF-8 raises BadLineError naming it (a text stream would report a byte offset in some buffer)."""
-    for lineno, raw in enumerate(f, 1):
-        if lineno == 1:
-            raw = raw.removeprefix(b"\xef\xbb\xbf")
-        try:
-            yield raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise BadLineError(path, lineno, _not_utf8(raw) or "not UTF-8 text") from None
+def _first_line_not_utf8(path: str | os.PathLike) -> tuple[int, str]:
+    """The line number of the first line of ``path`` that is not UTF-8, and why (lines end at CR, LF or CRLF, as
+    a text stream reads them)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    for lineno, raw in enumerate(re.split(rb"\r\n|\r|\n", data), 1):
+        reason = _not_utf8(raw)
+        if reason:
+            return lineno, reason
+    return 1, "not UTF-8 text"  # pragma: no cover - the decoder found a byte the lines do not
 
 
 def read_csv_numbered(path: str | os.PathLike, *, skip_leading_comments: bool = False,
@@ -257,30 +257,40 @@ def read_csv_numbered(path: str | os.PathLike, *, skip_leading_comments: bool = 
     ``BadLineError``, or is skipped with a logged warning under ``on_bad_line="skip"``. An unclosed quote and text
     that is not UTF-8 raise it either way: past them no row boundary can be trusted (Python's csv module would
     read an unclosed quote as one cell running to the end of the file). ``skip_leading_comments`` skips ``#``
-    lines before the header (PyRIT's files open with ``# dataset_version=...``). A UTF-8 byte order mark is
-    dropped, not read into the first column's name."""
-    with open(path, "rb") as f:
-        lines = _csv_lines(f, path)
-        skipped, first = 0, next(lines, None)
-        while skip_leading_comments and first is not None and first.startswith("#"):
-            skipped, first = skipped + 1, next(lines, None)
-        reader = csv.reader(itertools.chain([] if first is None else [first], lines), strict=True)
-        start = skipped + 1
-        try:
-            header = next(reader, None)
+    lines before the header (PyRIT's files open with ``# dataset_version=...``). A UTF-8 byte order mark (Excel's
+    "CSV UTF-8") is dropped, not read into the first column's name."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            yield from _csv_rows(f, path, skip_leading_comments, on_bad_line)
+    except UnicodeDecodeError:  # the decoder knows an offset in its buffer, not the line: find it
+        raise BadLineError(path, *_first_line_not_utf8(path)) from None
+
+
+def _csv_rows(f, path, skip_leading_comments: bool, on_bad_line: OnBadLine) -> Iterator[tuple[int, dict[str, str]]]:
+    skipped = 0
+    while skip_leading_comments:
+        pos = f.tell()
+        if not f.readline().startswith("#"):
+            f.seek(pos)
+            break
+        skipped += 1
+    reader = csv.reader(f, strict=True)
+    start = skipped + 1
+    try:
+        header = next(reader, None)
+        start = skipped + reader.line_num + 1
+        for fields in reader if header else ():
+            if fields and len(fields) != len(header):
+                n = len(fields)
+                reason = f"{n} field{'' if n == 1 else 's'}, the header has {len(header)}"
+                if on_bad_line == "error":
+                    raise BadLineError(path, start, reason)
+                log.warning("skipped %s:%d: %s", path, start, reason)
+            elif fields:  # a blank line is no row
+                yield start, dict(zip(header, fields))
             start = skipped + reader.line_num + 1
-            for fields in reader if header else ():
-                if fields and len(fields) != len(header):
-                    n = len(fields)
-                    reason = f"{n} field{'' if n == 1 else 's'}, the header has {len(header)}"
-                    if on_bad_line == "error":
-                        raise BadLineError(path, start, reason)
-                    log.warning("skipped %s:%d: %s", path, start, reason)
-                elif fields:  # a blank line is no row
-                    yield start, dict(zip(header, fields))
-                start = skipped + reader.line_num + 1
-        except csv.Error as e:
-            raise BadLineError(path, start, f"malformed CSV: {e}") from None
+    except csv.Error as e:
+        raise BadLineError(path, start, f"malformed CSV: {e}") from None
 
 
 def read_jsonl(

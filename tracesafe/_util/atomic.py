@@ -35,8 +35,10 @@ def acquire(lock, path: str | os.PathLike) -> None:
         lock.acquire()
     except Timeout:
         held = f"{path}.lock"
-        if not os.path.exists(held) or not os.access(held, os.W_OK):  # filelock reports a failed open as a timeout
+        if not os.path.exists(held):  # filelock reports a failed open as a timeout
             raise OutputError(f"{path}: cannot create its lock file {held} (is the folder writable?)") from None
+        if not os.access(held, os.W_OK):
+            raise OutputError(f"{path}: its lock file {held} is not writable by this user (another user's?)") from None
         raise OutputError(f"{path}: another process is writing it (it holds {held}); wait for it to finish") from None
 
 

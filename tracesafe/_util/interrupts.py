@@ -38,3 +38,27 @@ def interrupts_deferred() -> Iterator[None]:
                     caught.append(s)
     if caught:
         raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler's time limit, ``kill``) raises KeyboardInterrupt inside the block, as Ctrl-C does, so the
+    block's own cleanup runs (temporary files, worker processes). The previous handler is put back on leaving, even
+    if a signal lands while it is put back (then KeyboardInterrupt is raised after). Main thread only, as Python runs
+    handlers there: elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    interrupted = False
+    try:
+        yield
+    finally:
+        while True:
+            try:
+                signal.signal(signal.SIGTERM, previous)
+                break
+            except KeyboardInterrupt:  # a pending SIGTERM ran the handler being replaced
+                interrupted = True
+        if interrupted:
+            raise KeyboardInterrupt

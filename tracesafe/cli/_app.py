@@ -50,19 +50,16 @@ def fail(msg: str) -> None:
 
 @contextlib.contextmanager
 def sigterm_interrupts(what_is_kept: str) -> Iterator[None]:
-    """SIGTERM (a job's time limit, ``kill``) stops the block as Ctrl-C does, so temporary files are removed and
-    worker processes stopped; either ends the command with ``interrupted: WHAT_IS_KEPT``, exit 1. The previous
-    handler is restored for whoever called us."""
-    import signal
+    """Ctrl-C or SIGTERM in the block (``sigterm_as_interrupt``: temporary files removed, workers stopped) ends the
+    command with ``interrupted: WHAT_IS_KEPT`` and exit status 1."""
+    from .._util.interrupts import sigterm_as_interrupt
 
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        yield
+        with sigterm_as_interrupt():
+            yield
     except KeyboardInterrupt:
         typer.echo(f"interrupted: {what_is_kept}", err=True)
         raise typer.Exit(1) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _stdout_closed() -> bool:

@@ -76,14 +76,14 @@ def generate_cmd(
 
     fields = {k: plain(v) for k, v in ctx.params.items() if k in GenerateConfig.flat_fields()}
     try:
-        refuse_input_as_output(output, [s for s in suite if Path(s).exists()])
-        try:
-            fields["chat_template_kwargs"] = json.loads(chat_template_kwargs) if chat_template_kwargs else {}
-        except ValueError as e:
-            raise ValueError(f"--chat-template-kwargs {chat_template_kwargs!r}: not JSON ({e})") from None
-        cfg = GenerateConfig.from_flat(**fields, engine_options=engine_options(engine_option))
-        prompts = [p for name in suite for p in load_suite(name)]
         with sigterm_interrupts(f"the traces finished so far are in {output}; rerun the same command to resume"):
+            refuse_input_as_output(output, [s for s in suite if Path(s).exists()])
+            try:
+                fields["chat_template_kwargs"] = json.loads(chat_template_kwargs) if chat_template_kwargs else {}
+            except ValueError as e:
+                raise ValueError(f"--chat-template-kwargs {chat_template_kwargs!r}: not JSON ({e})") from None
+            cfg = GenerateConfig.from_flat(**fields, engine_options=engine_options(engine_option))
+            prompts = [p for name in suite for p in load_suite(name)]
             stats = generate(cfg, prompts, output)
     except ValueError as e:
         fail(str(e))

@@ -38,8 +38,8 @@ def read(path: Path, opts: ImportOptions) -> Iterator[Item | Bad]:
         header, samples = _read_with_inspect(path)
     skipped, seen = 0, set()
     for where, sample in samples:
-        key = (str(sample.get("id")), sample.get("epoch")) if isinstance(sample, dict) else None
-        if key in seen:  # its traces would take the ids of the first sample's
+        key = (str(sample["id"]), sample.get("epoch")) if isinstance(sample, dict) and "id" in sample else None
+        if key is not None and key in seen:  # its traces would take the ids of the first sample's
             yield Bad(where, f"sample id {key[0]!r} (epoch {key[1]}) appears twice in the log")
             continue
         seen.add(key)

@@ -26,9 +26,9 @@ from ._base import (
     register_judge,
 )
 from ._eval import METRICS, evaluate_judge, load_gold
-from ._run import SEGMENTS, run_judges
+from ._run import SEGMENTS, check_segments, run_judges
 
 __all__ = [
-    "BaseJudge", "Judge", "JudgeInfo", "JudgeItem", "JudgeResult", "METRICS", "SEGMENTS", "evaluate_judge", "get_judge",
+    "BaseJudge", "Judge", "JudgeInfo", "JudgeItem", "JudgeResult", "METRICS", "SEGMENTS", "check_segments", "evaluate_judge", "get_judge",
     "list_judges", "load_gold", "register_judge", "run_judges",
 ]  # fmt: skip

@@ -45,15 +45,16 @@ class ModelJudge(BaseJudge):
         self.chunk_overlap = self.default_chunk_overlap if chunk_overlap is None else chunk_overlap
         if self.chunk_overlap >= self.chunk_tokens:
             self.chunk_overlap = self.chunk_tokens // 8
+        # A bad setting (dtype, replicas) is reported before the weights are looked for.
+        config = EngineConfig(dtype=dtype, max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization,
+                              enable_prefix_caching=enable_prefix_caching, enforce_eager=enforce_eager,
+                              trust_remote_code=trust_remote_code, data_parallel_size=replicas,
+                              options=dict(engine_options or {}))  # fmt: skip
         if self.local:
             self.model_path = resolve_weights(self.model_arg, what="judge model")
             self._fingerprint = fingerprint(self.model_path)  # the trace's model_hash for the same weights
         else:
             self.model_path, self._fingerprint = self.model_arg, None
-        config = EngineConfig(dtype=dtype, max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization,
-                              enable_prefix_caching=enable_prefix_caching, enforce_eager=enforce_eager,
-                              trust_remote_code=trust_remote_code, data_parallel_size=replicas,
-                              options=dict(engine_options or {}))  # fmt: skip
         # One set of options for every engine; each takes its own (a served model: the endpoint's).
         self.engine_spec = EngineSpec.of(
             self.backend, self.model_path, config, top_logprobs=top_logprobs, concurrency=concurrency,

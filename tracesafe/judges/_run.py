@@ -24,6 +24,12 @@ from ._batch import build_judges, judge_texts
 from ._cache import ResultCache, cache_key, compact, resume_index, verdict_id
 
 SEGMENTS = ("thinking", "answer", "full")
+
+
+def check_segments(segments: list[str]) -> None:
+    """ValueError unless ``segments`` names at least one segment, each of ``SEGMENTS``."""
+    if not segments or any(s not in SEGMENTS for s in segments):
+        raise ValueError(f"segments must be among {', '.join(SEGMENTS)}; got {segments}")
 log = logging.getLogger(__name__)
 FULL_SEP = "\n\n"  # "full" = thinking + FULL_SEP + answer (either alone when the other is empty)
 
@@ -195,9 +201,7 @@ def run_judges(
     for p in paths:
         if not p.exists():
             raise FileNotFoundError(f"{p}: no such file")
-    bad = [s for s in segments if s not in SEGMENTS]
-    if bad or not segments:
-        raise ValueError(f"segments must be among {', '.join(SEGMENTS)}; got {segments}")
+    check_segments(segments)
     if not judges:
         raise ValueError("no judges given")
     # a name given twice is asked once: each (trace, segment, judge) has one verdict

@@ -60,8 +60,8 @@ def sort_inputs(paths: list[Path]) -> tuple[list[Path], list[Path], list[Path]]:
 def resolve_inputs(inputs: list[Path], traces: list[Path] = (), verdicts: Path | None = None
                    ) -> tuple[list[Path], Path | None, Path | None]:
     """(trace files, verdict file, run directory) from a command's positional ``inputs`` (one RUN_DIR, or trace
-    files and one verdict file told apart by ``sort_inputs``; with none found, the last empty file is the verdict
-    file: nothing judged yet) and the files given by option."""
+    files and one verdict file told apart by ``sort_inputs``; with none found, an empty last file after trace files
+    is the verdict file: nothing judged yet) and the files given by option."""
     inputs = list(inputs)
     if len(inputs) == 1 and inputs[0].is_dir():
         if traces or verdicts:
@@ -72,9 +72,9 @@ def resolve_inputs(inputs: list[Path], traces: list[Path] = (), verdicts: Path |
         raise ValueError(f"give one RUN_DIR alone, or trace files and one verdict file; got {len(inputs)} inputs, "
                          f"directories among them: {', '.join(dirs)}")  # fmt: skip
     found_traces, found_verdicts, empty = sort_inputs(inputs)
-    if empty and not found_verdicts and verdicts is None:  # an empty verdict file: nothing judged yet
-        found_verdicts, empty = empty[-1:], empty[:-1]
-    found_traces += empty  # an empty trace file adds no trace
+    if found_traces and not found_verdicts and verdicts is None and inputs[-1] in empty:
+        found_verdicts, empty = [inputs[-1]], empty[:-1]  # `T.jsonl V.jsonl` with V empty: nothing judged yet
+    found_traces += empty  # an empty trace file (a shard that made nothing) adds no trace
     if found_verdicts and verdicts is not None or len(found_verdicts) > 1:
         given = [*found_verdicts, *([verdicts] if verdicts else [])]
         raise ValueError(f"give one verdict file; got {', '.join(map(str, given))}")

@@ -125,7 +125,7 @@ def load_suite(
     name_or_path: str | os.PathLike,
     *,
     text_field: str | None = None,
-    id_field: str | None = "id",
+    id_field: str | None = None,
     category_field: str | None = "category",
     label_field: str | None = "label",
     harm_area_field: str | None = "harm_area",
