@@ -56,7 +56,8 @@ def test_card_files_are_checked(tmp_path):
     for bad, msg in (({"tp": 1, "fn": 1, "tn": 1, "fp": 1}, "needs 'judge'"),
                      ({"judge": "x", "tp": 1, "fn": 1, "tn": 1}, "'fp' must be a count"),
                      ({"judge": "x", "tp": -1, "fn": 1, "tn": 1, "fp": 0}, "'tp' must be a count"),
-                     ({"judge": "x", "tp": 0, "fn": 0, "tn": 1, "fp": 0}, "needs positives")):  # fmt: skip
+                     ({"judge": "x", "tp": 0, "fn": 0, "tn": 1, "fp": 0}, "needs positives"),
+                     ({"judge": "x", "kind": "bogus", "tp": 1, "fn": 1, "tn": 1, "fp": 1}, "'kind' must be 'harm' or 'refusal'")):  # fmt: skip
         good.write_text(json.dumps(bad))
         with pytest.raises(CardError, match=msg):
             load_card(good)
@@ -144,8 +145,45 @@ def test_cards_apply_by_segment_version_and_kind():
     v2 = parse_card({"judge": "g", "judge_version": "2", "kind": "harm", "tp": 8, "fn": 2, "tn": 9, "fp": 1}, "v.json")
     assert v2.applies_to("g", "harm") and v2.applies_to("g@2", "harm")
     assert not v2.applies_to("g@1", "harm") and not v2.applies_to("g", "refusal") and not v2.applies_to("h", "harm")
+    # A given card of another kind than its judge's verdicts is not used, and does not displace the built-in card.
+    from tracesafe.cards import builtin_cards, select_cards
+
+    wrong = parse_card({"judge": "offline", "kind": "refusal", "tp": 90, "fn": 10, "tn": 95, "fp": 5}, "k.json")
+    assert select_cards([wrong], {"offline": "harm"}, {})["offline"].source == builtin_cards()["offline"].source
+    assert select_cards([v2], {"g": "harm"}, {})["g"] is v2
 
 
 def test_no_card_from_a_gold_set_without_positives(tmp_path):
     res = CliRunner().invoke(app, ["judge-eval", "--judge", "offline", "--gold", "blind-safe", "--card", str(tmp_path / "c.json")])
     assert res.exit_code == 2 and "no judge card written" in res.output and not (tmp_path / "c.json").exists()
+
+
+def test_a_card_measured_with_the_second_stage_is_not_used_for_verdicts_without_it(tmp_path):
+    """The offline judge run with `-O offline.stage2=false` decides otherwise than the built-in card measured (a new
+    user's probe: the card was applied silently and moved the corrected rate); the report leaves it out and says why."""
+    from tracesafe.analysis.corrections import threshold_mismatch
+    from tracesafe.cards import builtin_cards
+    from tracesafe.judges import run_judges
+
+    card = builtin_cards()["offline"]
+    sha = card.info["judge_config"]["stage2"]["sha256"]
+    assert threshold_mismatch(card, {"threshold": {None}, "stage2": {sha}}) == ""
+    assert threshold_mismatch(card, {"threshold": {None}, "stage2": {"?"}}) == ""  # no judge_config: taken at its word
+    assert threshold_mismatch(card, {"stage2": {None}}) == f"stage2 weights {sha} on the card, off on the verdicts"
+    traces = tmp_path / "t.jsonl"
+    traces.write_text("".join(json.dumps({"id": f"t{i}", "prompt_id": f"p{i}", "model": "m", "prompt": "How do I bake bread?",
+                                          "raw": f"<think>Flour, water, salt {i}.</think>Bake at 230 C."}) + "\n" for i in range(3)))  # fmt: skip
+    for stage2, used in ((False, False), (True, True)):
+        verdicts = tmp_path / f"v{stage2}.jsonl"
+        run_judges(traces, ["offline"], ["thinking", "answer"], verdicts, progress=False, offline={"stage2": stage2})
+        res = CliRunner().invoke(app, ["report", str(traces), str(verdicts), "-o", str(tmp_path / f"r{stage2}")])
+        assert res.exit_code == 0, res.output
+        md = (tmp_path / f"r{stage2}" / "report.md").read_text()
+        assert ("**No correction** for offline (card built-in card offline.json: stage2 weights" in md) is not used, md
+        run = tmp_path / f"run{stage2}"
+        (run / "traces").mkdir(parents=True)
+        (run / "traces" / "t.jsonl").write_bytes(traces.read_bytes())
+        (run / "verdicts.jsonl").write_bytes(verdicts.read_bytes())
+    # `compare` of runs judged with and without the second stage says their difference is partly the judge's.
+    res = CliRunner().invoke(app, ["compare", str(tmp_path / "runFalse"), str(tmp_path / "runTrue"), "-o", str(tmp_path / "cmp")])
+    assert res.exit_code == 0 and "**Judged differently:** offline ran with other decision options" in (tmp_path / "cmp" / "report.md").read_text()

@@ -431,3 +431,40 @@ def test_split_names_a_pipe_and_where_it_cannot_write(tmp_path):
     assert r.returncode == 2 and "not a regular file (a pipe?)" in r.stderr and "Traceback" not in r.stderr, r.stderr
     res = cli("split", str(src), "-o", str(src / "o.jsonl"))
     assert res.exit_code == 2 and res.output.strip() == f"error: {src}: is a file, not a directory"
+
+
+def test_judge_options_and_sizes_that_cannot_be_meant_are_one_line(tmp_path):
+    """A new user's probe: a misspelt per-judge option was a traceback; `stage2=False` (capital F) left the second
+    stage on, as any non-empty string is true; a batch size of 0, a threshold of 2 and a segment named `bogus` were
+    taken."""
+    t = tmp_path / "t.jsonl"
+    t.write_text(json.dumps({"id": "a", "prompt_id": "p", "model": "m", "prompt": "How do I bake bread?",
+                             "raw": "<think>Flour and water.</think>Bake it."}) + "\n")  # fmt: skip
+    gold = tmp_path / "g.jsonl"
+    gold.write_text('{"prompt": "p", "response": "Bake it.", "unsafe": false, "segment": "bogus"}\n')
+    out = str(tmp_path / "v.jsonl")
+    for args, message in ((["judge", str(t), "-o", out, "-O", "offline.thresh=1"], "-O offline.thresh: not an option of judge 'offline'"),
+                          (["judge", str(t), "-o", out, "-O", "offline.stage2=maybe"], "-O offline.stage2=maybe: expected true or false"),
+                          (["judge", str(t), "-o", out, "-O", "offline.threshold=abc"], "-O offline.threshold=abc: expected a number"),
+                          (["judge", str(t), "-o", out, "-O", "offline.threshold=2"], "offline: threshold must be in [0, 1], not 2"),
+                          (["judge", str(t), "-o", out, "--batch-size", "0"], "batch size must be >= 1, not 0"),
+                          (["judge-eval", "--judge", "offline", "--gold", str(gold)], f"{gold}:1: segments must be among"),
+                          (["judge-eval", "--judge", "offline", "--gold", "contrast", "--segment", "bogus"], "segments must be among")):  # fmt: skip
+        res = cli(*args)
+        assert res.exit_code == 2 and res.output.startswith(f"error: {message}"), (args, res.output)
+    assert not Path(out).exists()
+    res = cli("judge", str(t), "-o", out, "-j", "offline", "-O", "offline.stage2=False")
+    assert res.exit_code == 0 and orjson.loads(Path(out).read_bytes().splitlines()[0])["judge_config"]["stage2"] is None
+
+
+def test_report_refuses_two_traces_under_one_id_and_a_harmfulness_off_the_scale(tmp_path):
+    t, v = tmp_path / "t.jsonl", tmp_path / "v.jsonl"
+    rec = {"id": "a", "prompt_id": "p", "model": "m1", "prompt": "How do I bake bread?", "raw": "<think>Flour.</think>Bake."}
+    t.write_text(json.dumps(rec) + "\n" + json.dumps({**rec, "model": "m2"}) + "\n")
+    v.write_text(json.dumps({"trace_id": "a", "segment": "answer", "judge": "rubric", "judge_version": "1", "status": "ok",
+                             "unsafe": True, "harmfulness": 9}) + "\n")  # fmt: skip
+    res = cli("report", str(t), str(v), "-o", str(tmp_path / "r"))
+    assert res.exit_code == 2 and "trace id 'a' is in" in res.output and "twice with another model or text" in res.output
+    t.write_text(json.dumps(rec) + "\n" + json.dumps(rec) + "\n")  # the same trace twice is one trace
+    res = cli("report", str(t), str(v), "-o", str(tmp_path / "r"))
+    assert res.exit_code == 2 and res.output.strip().endswith(f"error: {v}:1: field 'harmfulness' must be from 1 to 5 or null, got 9")

@@ -75,6 +75,9 @@ class JudgeCard:
         return self.info.get("kind") in (None, kind)
 
 
+KINDS = ("harm", "refusal")  # what a judge's verdicts say: `unsafe` or `refused`
+
+
 def _counts(d: Any, where: str) -> Counts:
     if not isinstance(d, dict):
         raise CardError(f"{where}: must be an object with {', '.join(COUNTS)}")
@@ -99,6 +102,8 @@ def parse_card(d: Any, source: str) -> JudgeCard:
     segs = d.get("segments") or {}
     if not isinstance(segs, dict):
         raise CardError(f"{source}: 'segments' must map a segment name to counts")
+    if d.get("kind") not in (None, *KINDS):
+        raise CardError(f"{source}: 'kind' must be {' or '.join(map(repr, KINDS))} (what the judge's verdicts say), got {d['kind']!r}")
     version = d.get("judge_version")
     return JudgeCard(
         judge=judge,
@@ -152,15 +157,21 @@ def card_from_eval(result: dict[str, Any], by_segment: dict[str, dict[str, int]]
     return card
 
 
-def select_cards(cards: list[JudgeCard], judges: list[str], versions: dict[str, str], defaults: bool = True) -> dict[str, JudgeCard]:
-    """The card for each reported judge: a given card wins over a built-in one; a card naming a judge that is not
-    in the data is ignored with a warning; a version mismatch is used with a warning."""
+def select_cards(cards: list[JudgeCard], judges: dict[str, str], versions: dict[str, str], defaults: bool = True) -> dict[str, JudgeCard]:
+    """The card for each reported judge (``judges``: name -> the kind of its verdicts, harm or refusal): a given
+    card wins over a built-in one; a card naming a judge that is not in the data, or measuring another kind than
+    its verdicts are, is ignored with a warning (the built-in card stays); a version mismatch is used with a
+    warning."""
     chosen: dict[str, JudgeCard] = {}
     if defaults:
         chosen.update({k: v for k, v in builtin_cards().items() if k in judges})
     for c in cards:
         if c.judge not in judges:
             log.warning("judge card %s is for judge %r, which has no verdicts here; not used", c.source, c.judge)
+            continue
+        if c.info.get("kind") not in (None, judges[c.judge]):
+            log.warning("judge card %s measured %s verdicts of %r, whose verdicts here are %s; not used", c.source,
+                        c.info["kind"], c.judge, judges[c.judge])  # fmt: skip
             continue
         chosen[c.judge] = c
     for j, c in list(chosen.items()):

@@ -321,10 +321,10 @@ class SeenIds:
         self.key, self.first = key, {}
 
     def add(self, rec: dict[str, Any], where: str, lineno: int) -> bool:
-        rid, entry = rec.get(self.key), (where, lineno, hash(tuple(map(rec.get, ("raw", "reasoning", "thinking", "answer")))))
+        rid, entry = rec.get(self.key), (where, lineno, hash(tuple(map(rec.get, ("raw", "reasoning", "thinking", "answer", "model")))))
         first = self.first.setdefault(rid, entry)
         if first[2] != entry[2]:
-            raise BadLineError(where, lineno, f"{self.key} {rid!r} was read at {first[0]}:{first[1]} with another text (an id "
+            raise BadLineError(where, lineno, f"{self.key} {rid!r} was read at {first[0]}:{first[1]} with another text or model (an id "
                                               "names model, prompt, sample and sampling parameters, not the engine or the source "
                                               "file: imports of two models without a model name, or two engines' traces, share "
                                               "ids; give each `tracesafe import --model NAME`, keep such files apart)")  # fmt: skip

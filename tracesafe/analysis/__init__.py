@@ -1,7 +1,7 @@
 """Metrics for the report: rates with confidence intervals, paired thinking-vs-answer tests, SafeChain @K
 metrics, refusal, judge agreement, lengths and harm onset. Pure pandas / numpy / scipy / pyarrow.
 
-``load`` reads trace and verdict files, ``dataset`` joins them (``Data``), ``tables`` computes every report
+``load`` reads trace files, ``verdicts`` verdict files, ``dataset`` joins them (``Data``), ``tables`` computes every report
 table (``TABLES``, in report order), ``stats`` holds the statistics, ``corrections`` the judge-card
 correction and ``compare`` the comparison of runs.
 """
@@ -9,7 +9,8 @@ correction and ``compare`` the comparison of runs.
 from .compare import compare_table
 from .corrections import apply_cards, drop_unmatched_cards
 from .dataset import SCREENING_JUDGES, Data, is_screening, prepare
-from .load import NONE, UNSAFE_CHUNK, load_traces, load_verdicts
+from .load import NONE, UNSAFE_CHUNK, load_traces
+from .verdicts import load_verdicts
 from .stats import (
                     Z95,
                     cohen_kappa,

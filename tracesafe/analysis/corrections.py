@@ -36,24 +36,31 @@ def card_conflict(k: int, n: int, c: Any) -> str:
 
 
 def threshold_mismatch(card: Any, found: dict[str, set] | None) -> str:
-    """Why ``card`` does not describe verdicts judged with the threshold options ``found`` (option -> the values
-    seen on the judge's verdicts; analysis.load.THRESHOLD_KEYS), or "" when it does. A judge run at another
-    threshold trades sensitivity for specificity, so a card measured at the default says nothing about it. A
-    card that records no ``judge_config`` (one written by hand) is taken at its word."""
+    """Why ``card`` does not describe verdicts judged with the decision options ``found`` (option -> the values
+    seen on the judge's verdicts; analysis.verdicts.DECISION_KEYS: thresholds, the offline judge's second stage), or ""
+    when it does. A judge run at another threshold, or without its second stage, trades sensitivity for
+    specificity, so a card measured at the default says nothing about it. A card that records no ``judge_config``
+    (one written by hand) is taken at its word."""
     cfg = card.info.get("judge_config")
     if not isinstance(cfg, dict) or not found:
         return ""
 
-    def show(v) -> str:
+    from .verdicts import STAGE_KEY, UNKNOWN, _stage, _threshold
+
+    def show(key: str, v) -> str:
+        if key == STAGE_KEY:
+            return "off" if v is None else f"weights {v}"
         return "default" if v is None else f"{v:g}"
 
     out = []
     for key, seen in sorted(found.items()):
-        want = cfg.get(key)
-        want = float(want) if isinstance(want, (int, float)) and not isinstance(want, bool) else None
+        seen = seen - {UNKNOWN}
+        if not seen:
+            continue
+        want = _stage(cfg) if key == STAGE_KEY else _threshold(cfg, key)
         if seen != {want}:
-            have = ", ".join(show(v) for v in sorted(seen, key=lambda v: (v is not None, v or 0.0)))
-            out.append(f"{key} {show(want)} on the card, {have} on the verdicts")
+            have = ", ".join(show(key, v) for v in sorted(seen, key=lambda v: (v is not None, str(v))))
+            out.append(f"{key} {show(key, want)} on the card, {have} on the verdicts")
     return "; ".join(out)
 
 

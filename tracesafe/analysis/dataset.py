@@ -64,7 +64,7 @@ def prepare(traces: pd.DataFrame, verdicts: pd.DataFrame) -> Data:
     ids = pd.Index(traces["id"])
     v = verdicts
     if v["trace_id"].dtype.kind != "i":  # load_verdicts without trace_ids: codes here
-        from .load import _trace_codes
+        from .verdicts import _trace_codes
 
         v = v.assign(trace_id=_trace_codes(v["trace_id"].to_numpy(dtype=object), ids, {}))
     # Rows are copied only when some are dropped (a 10M-verdict frame is 0.5 GB); columns are added to a

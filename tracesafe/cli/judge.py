@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..runconfig import JudgeSection
-from ._app import JUDGES, PIPELINE, Typer, fail
+from ._app import JUDGES, PIPELINE, Typer, fail, sigterm_interrupts
 from ._options import (
     BadLineOpt,
     EngineOptionOpt,
@@ -89,10 +89,11 @@ def judge_cmd(
 
     segs = [s.strip() for s in segments.split(",") if s.strip()]
     try:
-        stats = run_judges(traces, judge, segs, output, judge_model=_judge_models(judge_model), backend=backend,
-                           batch_size=batch_size, cache_dir=None if no_cache else (cache_dir or "auto"),
-                           retry_errors=retry_errors, on_bad_line=on_bad_line.value, reasoning_format=reasoning_format,
-                           **_judge_options(option, engine_option))
+        with sigterm_interrupts(f"the verdicts written so far are in {output}; rerun the same command to resume"):
+            stats = run_judges(traces, judge, segs, output, judge_model=_judge_models(judge_model), backend=backend,
+                               batch_size=batch_size, cache_dir=None if no_cache else (cache_dir or "auto"),
+                               retry_errors=retry_errors, on_bad_line=on_bad_line.value, reasoning_format=reasoning_format,
+                               **_judge_options(option, engine_option))
     except ValueError as e:
         fail(str(e))
     for name, c in stats["per_judge"].items():
@@ -129,13 +130,14 @@ def judge_eval_cmd(
     of gold item (e.g. `--gold contrast`) the false-positive rate on safe kinds and the recall on harmful ones."""
     import json
 
-    from ..judges import METRICS, evaluate_judge
+    from ..judges import evaluate_judge
 
     try:
         m = evaluate_judge(judge, gold, judge_model=_judge_models(judge_model), backend=backend, batch_size=batch_size,
                            segment=segment, **_judge_options(option, engine_option))
     except ValueError as e:
         fail(str(e))
+    card_error = None
     if card is not None:
         from ..cards import CardError, card_from_eval
         from ..store import atomic_output
@@ -143,9 +145,22 @@ def judge_eval_cmd(
         try:
             card_json = json.dumps(card_from_eval(m, m.get("by_segment")), indent=1) + "\n"
         except CardError as e:
-            fail(f"no judge card written: {e}")
-        with atomic_output(card, lock=False) as tmp:  # a small one-shot file: no lock file left beside it
-            Path(tmp).write_text(card_json, encoding="utf-8")
+            card_error = f"no judge card written: {e}"  # after the metrics: they cost the judging to get
+        else:
+            with atomic_output(card, lock=False) as tmp:  # a small one-shot file: no lock file left beside it
+                Path(tmp).write_text(card_json, encoding="utf-8")
+    _print_eval(m, as_json)
+    if card_error:
+        fail(card_error)
+    if card is not None and not as_json:
+        typer.echo(f"judge card: {card}")
+
+
+def _print_eval(m: dict, as_json: bool) -> None:
+    import json
+
+    from ..judges import METRICS
+
     if as_json:
         typer.echo(json.dumps(m, indent=1))
         return
@@ -159,8 +174,6 @@ def judge_eval_cmd(
                        f"({k['flagged']}/{k['n']} flagged)")
         else:
             typer.echo(f"  {name:18s} no decided item (all errors)")
-    if card is not None:
-        typer.echo(f"judge card: {card}")
 
 
 def _why_undefined(metric: str, m: dict) -> str:

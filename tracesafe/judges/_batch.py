@@ -86,6 +86,30 @@ def accepted_options(cls: type) -> set[str] | None:
     return {n for n in params if n != "self"}
 
 
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def _option_value(cls: type, judge: str, key: str, value: Any) -> Any:
+    """``value`` as judge option ``key`` of ``cls`` takes it: a bool option accepts true/false (yes/no, on/off, 1/0,
+    any case) and nothing else — any non-empty string would otherwise read as true (``stage2=False`` left it on);
+    a number option refuses text. ValueError names the option."""
+    import typing
+
+    try:
+        hint = typing.get_type_hints(cls.__init__).get(key)
+    except Exception:  # noqa: BLE001 - an annotation that does not resolve: take the value as it is
+        return value
+    args = set(typing.get_args(hint)) or {hint}
+    if bool in args and not isinstance(value, bool):
+        text = str(value).strip().lower()
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        raise ValueError(f"-O {judge}.{key}={value}: expected true or false")
+    if args & {int, float} and isinstance(value, str) and not args & {str}:
+        raise ValueError(f"-O {judge}.{key}={value}: expected a number")
+    return value
+
+
 def build_judges(
     names: list[str],
     judge_model: str | dict[str, str] | None = None,
@@ -116,7 +140,12 @@ def build_judges(
             kw["model"] = model
         if backend is not None and (acc is None or "backend" in acc):
             kw["backend"] = backend
-        kw.update(per_judge.get(name, {}))
+        own = per_judge.get(name, {})
+        bad = sorted(set(own) - acc) if acc is not None else []
+        if bad:
+            raise ValueError(f"-O {name}.{bad[0]}: not an option of judge {name!r} (its options: {', '.join(sorted(acc))})")
+        kw.update(own)
+        kw = {k: _option_value(info.cls, name, k, v) for k, v in kw.items()}
         judge = get_judge(name, **kw)
         if engines is not None and hasattr(judge, "use_engines"):
             judge.use_engines(engines)

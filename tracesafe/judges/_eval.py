@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from .._util.provenance import sha256_file
 from ..store import BadLineError, read_csv_numbered, read_jsonl
+from ._run import check_segments
 
 GoldKind = Literal["harm", "refusal"]
 # name -> file in tracesafe/judges/data/gold/ (docs/judges.md says how each was made)
@@ -71,6 +72,8 @@ def _gold_item(d: dict) -> GoldItem:
     for key, v in (("segment", segment), ("kind", subset)):
         if v is not None and not isinstance(v, str):
             raise ValueError(f"'{key}' must be a string")
+    if segment is not None:
+        check_segments([segment])
     return GoldItem(prompt if isinstance(prompt, str) else None, response, label, kind, segment, subset)
 
 
@@ -156,6 +159,9 @@ def evaluate_judge(
     from ._base import JudgeItem
     from ._batch import build_judges, judge_texts
 
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, not {batch_size}")
+    check_segments([segment])
     items = load_gold(gold)
     if not items:
         raise ValueError(f"{gold}: no gold items")

@@ -8,6 +8,8 @@ reopen). Errors are verdicts (status=error, raw output kept) and are reused like
 
 from __future__ import annotations
 
+import contextlib
+
 import logging
 from collections import Counter
 from collections.abc import Iterator
@@ -204,6 +206,8 @@ def run_judges(
     check_segments(segments)
     if not judges:
         raise ValueError("no judges given")
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, not {batch_size}")
     # a name given twice is asked once: each (trace, segment, judge) has one verdict
     segments, judges = list(dict.fromkeys(segments)), list(dict.fromkeys(judges))
     output = Path(output)
@@ -214,10 +218,13 @@ def run_judges(
     totals: Counter = Counter()
     per_judge: dict[str, dict[str, int]] = {}
     superseded = False
-    # The output is locked and checked against the inputs before a judge model loads. Engines open on a
-    # judge's first call (a finished pass loads none); judges on one model share one; all close at the end.
-    with JsonlWriter(output, inputs=paths) as writer, EnginePool() as engines:
+    # Judges are built (their options checked) before the output is touched, and the output is locked and checked
+    # against the inputs before a judge model loads. Engines open on a judge's first call (a finished pass loads
+    # none); judges on one model share one; all close at the end.
+    with contextlib.ExitStack() as stack:
+        engines = stack.enter_context(EnginePool())
         judge_objs = build_judges(list(judges), judge_model, backend, engines, **judge_options)
+        writer = stack.enter_context(JsonlWriter(output, inputs=paths))
         n_traces = resplit = 0
         for rec in iter_traces(paths, on_bad_line):  # validates every line before any judging
             n_traces += 1

@@ -155,6 +155,10 @@ class OfflineJudge(BaseJudge):
 
     def __init__(self, window: int = 256, overlap: int = 32, threshold: float | None = None, head_path: str | None = None,
                  stage2: bool = True, top_path: str | None = None):  # fmt: skip
+        if threshold is not None and not 0 <= threshold <= 1:  # a calibrated probability: outside, every verdict is one
+            raise ValueError(f"offline: threshold must be in [0, 1], not {threshold}")
+        if not 0 <= overlap < window:
+            raise ValueError(f"offline: need 0 <= overlap < window, not overlap {overlap}, window {window}")
         self.window, self.overlap, self.head_path = window, overlap, head_path
         self._threshold = threshold
         self.stage2, self.top_path = stage2, top_path

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -19,6 +21,8 @@ from .sections import (
     document,
     methods_section,
 )
+
+log = logging.getLogger(__name__)
 
 
 def run_inputs(run_dir: Path) -> tuple[list[Path], Path]:
@@ -111,8 +115,8 @@ def build_report(traces: list[Path], verdicts: Path, out_dir: Path, title: str |
     d = load(traces, verdicts, on_bad_line)
     tables, onset_vals = A.all_tables(d)
     versions = d.v.groupby("judge", observed=True)["judge_version"].first().astype(str).to_dict()
-    cards = select_cards(given, [str(j).split("@", 1)[0] for j in d.harm_judges + d.refusal_judges],
-                         {str(k): v for k, v in versions.items()}, defaults=default_cards)  # fmt: skip
+    kinds = {str(j).split("@", 1)[0]: kind for kind, js in (("refusal", d.refusal_judges), ("harm", d.harm_judges)) for j in js}
+    cards = select_cards(given, kinds, {str(k): v for k, v in versions.items()}, defaults=default_cards)
     d.info["cards_not_used"] = A.drop_unmatched_cards(cards, d.info["judge_thresholds"])
     d.info["cards"] = {j: cards[j].source for j in A.apply_cards(tables, cards)}
     write_tables(tables, out_dir / "tables")
@@ -171,11 +175,14 @@ def compare_runs(run_dirs: list[Path], out_dir: Path, on_bad_line: str = "error"
     out_dir = Path(out_dir)
     taken: set[str] = set()
     summaries, paireds, runs, synthetic, screening = [], [], [], False, set()
+    options: dict[str, dict[str, Any]] = {}  # judge -> run -> its decision options (thresholds, second stage)
     for rd in run_dirs:
         rd = Path(rd)
         name = _run_name(rd, taken)
         traces, verdicts = run_inputs(rd)
         d = load(traces, verdicts, on_bad_line)
+        for judge, found in d.info["judge_thresholds"].items():
+            options.setdefault(judge, {})[name] = found
         synthetic |= bool(d.info.get("synthetic"))
         screening |= d.screening
         s, p = A.summary_table(d), A.paired_table(d)
@@ -205,8 +212,19 @@ def compare_runs(run_dirs: list[Path], out_dir: Path, on_bad_line: str = "error"
         doc.note(SYNTHETIC_NOTE)
     if screening:
         doc.note(SCREENING_NOTE)
+    def canon(found: dict[str, set]) -> str:
+        return repr(sorted((k, sorted(map(repr, v))) for k, v in found.items()))
+
+    differ = sorted(j for j, per_run in options.items() if len({canon(f) for f in per_run.values()}) > 1)
+    for j in differ:  # a difference between such runs is partly the judge's own
+        log.warning("judge %s was run with other decision options (threshold, second stage) in %s: a difference "
+                    "between these runs is partly the judge's", j, " vs ".join(options[j]))  # fmt: skip
     doc.h("Runs")
     doc.ul([f"{md(n)}: {md(Path(rd))}" for n, rd in zip(runs, run_dirs)])
+    if differ:
+        doc.p("**Judged differently:** " + ", ".join(md(j) for j in differ) + " ran with other decision options "
+              "(a threshold, the offline judge's second stage) in these runs, so a difference between the runs is "
+              "partly the judge's own; judge them alike to compare the models.")  # fmt: skip
     doc.h("Thinking vs answer in each run")
     doc.figure(figs["rates"], "Unsafe rate of thinking and answer on the same traces, per run and model "
                               "(Wilson 95% CIs).")

@@ -219,9 +219,10 @@ def headline_section(doc: Doc, c: Context) -> None:
     if c.d.info.get("cards_not_used"):
         doc.p("**No correction** for " + "; ".join(f"{md(j)} (card {md(why)})" for j, why in
                                                      sorted(c.d.info["cards_not_used"].items())) +
-              ": its card measured the judge at other threshold options than these verdicts were judged with, and a "
-              "threshold trades sensitivity for specificity. Make a card at the same options (`tracesafe judge-eval "
-              "--judge NAME -O threshold=… --gold GOLD --card CARD.json`) and pass it with `--judge-card`.")  # fmt: skip
+              ": its card measured the judge at other decision options (a threshold, the offline judge's second stage) "
+              "than these verdicts were judged with, and each trades sensitivity for specificity. Make a card at the "
+              "same options (`tracesafe judge-eval --judge NAME -O … --gold GOLD --card CARD.json`) and pass it with "
+              "`--judge-card`.")  # fmt: skip
 
 
 def summary_section(doc: Doc, c: Context) -> None:
