@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -117,3 +118,15 @@ def test_card_at_another_threshold_is_not_used(traces, tmp_path, caplog):
     (tmp_path / "hand.json").write_text(json.dumps(hand))
     cli("report", traces, v, "-o", tmp_path / "r3", "--judge-card", tmp_path / "hand.json")
     assert pd.read_csv(tmp_path / "r3/tables/summary.csv")["corrected_rate"].notna().all()
+
+
+def test_every_conflict_the_report_counts_is_marked(default_run, tmp_path):
+    """A card no better than chance (sensitivity 0) corrects nothing: its rates are "–", and each of its conflicts is
+    marked ⚠ as the note's count says (a new user's probe counted 29 in the note and 17 marks)."""
+    card = tmp_path / "chance.json"
+    card.write_text(json.dumps({"judge": "offline", "tp": 0, "fn": 4, "tn": 8, "fp": 0}))
+    cli("report", default_run.parent / "t.jsonl", default_run / "v.jsonl", "-o", tmp_path / "r", "--judge-card", card)
+    md = (tmp_path / "r" / "report.md").read_text()
+    n = int(re.search(r"disagree\*\* on (\d+) of the corrected rates", md).group(1))
+    marked = sum(line.count("⚠") for line in md.splitlines() if line.startswith("|"))
+    assert n > 0 and marked == n, (n, marked)

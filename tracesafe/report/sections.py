@@ -43,7 +43,7 @@ def _corrected_col(df: pd.DataFrame, rate: str, lo: str, hi: str, label: str = "
     if rate not in df:
         return {}
     flags = df[conflict].fillna("") if conflict in df else [""] * len(df)
-    return {label: ["–" if pd.isna(r) else f"{pct(r)} {ci(a, b)}{m}{CARD_CONFLICT_MARK if f else ''}"
+    return {label: [("–" if pd.isna(r) else f"{pct(r)} {ci(a, b)}{m}") + (CARD_CONFLICT_MARK if f else "")
                     for r, a, b, m, f in zip(df[rate], df[lo], df[hi], marks(df["grade"]), flags)]}  # fmt: skip
 
 
