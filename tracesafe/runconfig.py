@@ -276,23 +276,19 @@ def _check_values(cfg: RunConfig) -> None:
     """Values a type check lets through, checked before anything runs (and by --dry-run): every model's
     settings, its backend, the judges and segments by name, the judge cards' files. A typo found after
     hours of generation costs the hours."""
-    from .engines.registry import list_engines
-    from .judges import check_segments, list_judges
+    from .engines.registry import engine_class
+    from .judges import check_judges, check_segments
 
     path = cfg.path
     if cfg.run.limit < 0:
         raise ValueError(f"{path}: [run] limit = {cfg.run.limit}: must be >= 0 (0: every prompt)")
-    engines = list_engines()
     for m in cfg.models:
-        backend = generate_config(cfg, m).backend
-        if backend not in engines:
-            raise ValueError(f"{path}: model {model_label(m)!r}: unknown backend {backend!r} (known: {', '.join(engines)})")
-    known = [i.name for i in list_judges()]
-    unknown = [j for j in cfg.judge.judges if j not in known]
-    if unknown or not cfg.judge.judges:
-        what = f"unknown judge(s) {unknown}" if unknown else "name at least one judge"
-        raise ValueError(f"{path}: [judge] judges = {cfg.judge.judges!r}: {what} (known: {', '.join(known)})")
+        try:
+            engine_class(generate_config(cfg, m).backend)  # the registry names the known engines
+        except ValueError as e:
+            raise ValueError(f"{path}: model {model_label(m)!r}: backend: {e}") from None
     try:
+        check_judges(cfg.judge.judges)
         check_segments(cfg.judge.segments)
     except ValueError as e:
         raise ValueError(f"{path}: [judge] {e}") from None

@@ -225,7 +225,7 @@ def read_jsonl_numbered(
 
 def json_error(line: bytes, e: Exception) -> str:
     """Why a JSONL line did not parse: orjson's message, but for text that is not UTF-8 (which orjson calls
-    "surrogates not allowed") the byte and its column."""
+    "surrogates not allowed") the byte and its offset in the line."""
     return (_not_utf8(line) if isinstance(e, orjson.JSONDecodeError) else None) or str(e)
 
 

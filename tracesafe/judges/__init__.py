@@ -25,10 +25,11 @@ from ._base import (
     list_judges,
     register_judge,
 )
+from ._batch import check_judges
 from ._eval import METRICS, evaluate_judge, load_gold
 from ._run import SEGMENTS, check_segments, run_judges
 
 __all__ = [
-    "BaseJudge", "Judge", "JudgeInfo", "JudgeItem", "JudgeResult", "METRICS", "SEGMENTS", "check_segments", "evaluate_judge", "get_judge",
+    "BaseJudge", "Judge", "JudgeInfo", "JudgeItem", "JudgeResult", "METRICS", "SEGMENTS", "check_judges", "check_segments", "evaluate_judge", "get_judge",
     "list_judges", "load_gold", "register_judge", "run_judges",
 ]  # fmt: skip

@@ -110,6 +110,14 @@ def _option_value(cls: type, judge: str, key: str, value: Any) -> Any:
     return value
 
 
+def check_judges(names: list[str]) -> None:
+    """ValueError unless ``names`` names at least one judge, each registered."""
+    known = sorted(i.name for i in list_judges())
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise ValueError((f"unknown judge(s) {unknown}" if unknown else "name at least one judge") + f"; known: {', '.join(known)}")
+
+
 def build_judges(
     names: list[str],
     judge_model: str | dict[str, str] | None = None,
@@ -120,10 +128,8 @@ def build_judges(
     """Instantiate judges: an option goes to every judge that accepts it, ``options[NAME]`` (a dict) to
     one judge only, ``judge_model`` (one path/id, or {judge: path}) to judges that need a model. Judges that
     run on an engine take it from ``engines``, the caller's pool (which shares and closes them)."""
+    check_judges(names)
     infos = {i.name: i for i in list_judges()}
-    unknown = [n for n in names if n not in infos]
-    if unknown:
-        raise ValueError(f"unknown judge(s) {unknown}; known: {', '.join(sorted(infos))}")
     per_judge = {k: options.pop(k) for k in list(options) if k in infos and isinstance(options[k], dict)}
     used: set[str] = set()
     judges = []

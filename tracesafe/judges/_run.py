@@ -22,7 +22,7 @@ from ..records import Trace, Verdict
 from ..split import never_split, split_of
 from ..store import BadLineError, JsonlWriter, SeenIds, read_jsonl_numbered
 from ._base import JudgeItem, JudgeResult
-from ._batch import build_judges, judge_texts
+from ._batch import build_judges, check_judges, judge_texts
 from ._cache import ResultCache, cache_key, compact, resume_index, verdict_id
 
 SEGMENTS = ("thinking", "answer", "full")
@@ -204,8 +204,7 @@ def run_judges(
         if not p.exists():
             raise FileNotFoundError(f"{p}: no such file")
     check_segments(segments)
-    if not judges:
-        raise ValueError("no judges given")
+    check_judges(judges)
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch size must be >= 1, not {batch_size}")
     # a name given twice is asked once: each (trace, segment, judge) has one verdict
