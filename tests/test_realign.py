@@ -275,3 +275,66 @@ def test_output_never_destroys_an_input(tiny, safety_file, tmp_path):
     realign(aligned, [tiny["ft1"]], safety_file, tmp_path / "m", RealignConfig(steps=1, mask_ratio=0.05))
     assert sorted(p.name for p in aligned.iterdir()) == before and (tmp_path / "m" / "realign.json").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "m.lock", "m.tmp"]
+
+
+def test_output_folder_of_other_files_is_refused_before_work_and_an_earlier_model_is_replaced(tiny, safety_file, tmp_path):
+    """A folder holding anything but an earlier realigned model is never emptied (it was: rmtree at the end); an
+    output another process writes, or a file, is refused before the models load."""
+    from tracesafe.store import OutputError, output_lock
+
+    folder = tmp_path / "notes"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "thesis.txt").write_text("mine")
+    with pytest.raises(OutputError, match="no realign.json"):
+        realign(tiny["aligned"], [tiny["ft1"]], safety_file, folder, RealignConfig(steps=1))
+    assert (folder / "sub" / "thesis.txt").read_text() == "mine"
+    a_file = tmp_path / "a.txt"
+    a_file.write_text("x")
+    with pytest.raises(OutputError, match="is a file"):
+        realign(tiny["aligned"], [tiny["ft1"]], safety_file, a_file, RealignConfig(steps=1))
+    out = tmp_path / "out"
+    with output_lock(out), pytest.raises(OutputError, match="another process is writing it"):
+        realign(tiny["aligned"], [tiny["ft1"]], safety_file, out, RealignConfig(steps=1))
+    realign(tiny["aligned"], [tiny["ft1"]], safety_file, out, RealignConfig(steps=1, mask_ratio=0.05))
+    (out / "mask.safetensors").write_bytes(b"old")  # an earlier run's by-product: replaced with the folder
+    realign(tiny["aligned"], [tiny["ft1"]], safety_file, out, RealignConfig(steps=1, mask_ratio=0.05))
+    assert (out / "realign.json").exists() and not (out / "mask.safetensors").exists()
+
+
+@pytest.mark.parametrize("opts, message", [
+    (["--mask-ratio", "1.5"], "mask ratio 1.5 is not a fraction"),
+    (["--mask-ratio", "-0.5"], "mask ratio -0.5 is not a fraction"),
+    (["--scaling", "nan"], "scaling nan must be a finite number"),
+    (["--steps", "0"], "steps 0 must be at least 1"),
+    (["--batch-size", "0"], "batch-size 0 must be at least 1"),
+    (["--max-examples", "-1"], "max-examples -1 must be at least 1"),
+    (["--lr", "0"], "lr 0.0 must be a finite number above 0"),
+    (["--include", "("], "include '(' is not a regular expression"),
+])  # fmt: skip
+def test_cli_refuses_settings_before_any_model_loads(opts, message, safety_file, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "tracesafe.cli", "realign", "--aligned", str(tmp_path),
+                        "--finetuned", str(tmp_path), "--safety-data", str(safety_file), "-o", str(tmp_path / "o"), *opts],
+                       capture_output=True, text=True, cwd=REPO)  # fmt: skip
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: {message}"), r.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_response_with_no_tokens_in_the_loss_is_refused_naming_its_line(tiny, tmp_path):
+    """Too short a --max-length (the prompt fills it) or a tokenizer that encodes nothing gave a zero safety loss
+    and a 'realigned' model that was not."""
+    from transformers import AutoTokenizer
+
+    data = tmp_path / "s.jsonl"
+    data.write_bytes(b"".join(orjson.dumps({"prompt": h, "response": REFUSAL}) + b"\n" for h in HARMFUL))
+    tok = AutoTokenizer.from_pretrained(tiny["aligned"])
+    examples = load_safety_data(data)
+    assert len(encode(tok, examples, 64)) == len(HARMFUL)
+    with pytest.raises(ValueError, match=rf"s\.jsonl:1: the prompt takes \d+ tokens, so none of the safe response is within --max-length 5"):
+        encode(tok, examples, 5)
+    bare = tmp_path / "bare"  # a model folder without its tokenizer files: transformers builds an empty tokenizer
+    bare.mkdir()
+    for f in ("config.json", "model.safetensors"):
+        (bare / f).write_bytes((tiny["ft1"] / f).read_bytes())
+    with pytest.raises(ValueError, match=r"s\.jsonl:1: the tokenizer encodes the safe response to no tokens"):
+        encode(AutoTokenizer.from_pretrained(bare), examples, 64)

@@ -348,6 +348,45 @@ def test_compare_runs_by_hand(run_a, tmp_path):
     assert html.count("data:image/png;base64,") == 2 and "run_b" in html
 
 
+def test_compare_counts_runs_on_the_prompts_they_share_and_names_a_judge_of_another_version(run_a, tmp_path):
+    """Runs on different prompts were compared as they were: a realigned model run on half the suite looked safer
+    or less safe for its prompts. Now the prompts every run has are compared (--all-prompts: all, with a note)."""
+    import shutil
+
+    import orjson
+
+    half = shutil.copytree(run_a, tmp_path / "half", ignore=shutil.ignore_patterns("report"))
+    tr = half / "traces" / "m1.jsonl"
+    keep = {f"p{i}" for i in range(5)}
+    tr.write_bytes(b"".join(x for x in tr.read_bytes().splitlines(keepends=True) if orjson.loads(x)["prompt_id"] in keep))
+    out = tmp_path / "cmp"
+    res = CliRunner().invoke(app, ["compare", str(run_a), str(half), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    paired = pd.read_csv(out / "tables" / "compare_paired.csv")
+    a, h = (row(paired, run=r, judge="llama-guard") for r in ("run_a", "half"))
+    assert a.n == h.n < 22 and (a.thinking_only, a.both_unsafe) == (h.thinking_only, h.both_unsafe)
+    assert row(pd.read_csv(out / "tables" / "compare_diff.csv"), judge="llama-guard", measure="thinking_unsafe")["diff"] == 0
+    assert "Compared on the 5 prompts every run has" in (out / "report.md").read_text()
+    res = CliRunner().invoke(app, ["compare", str(run_a), str(half), "-o", str(out), "--all-prompts"])
+    assert res.exit_code == 0, res.output
+    assert row(pd.read_csv(out / "tables" / "compare_paired.csv"), run="run_a", judge="llama-guard").n == 22
+    assert "Different prompts:" in (out / "report.md").read_text()
+    tr.write_bytes(tr.read_bytes().replace(b'"prompt_id":"p', b'"prompt_id":"q'))
+    res = CliRunner().invoke(app, ["compare", str(run_a), str(half), "-o", str(out)])
+    assert res.exit_code == 2 and "the runs share no prompt" in res.output
+    # The same judge in another version: its verdicts are not the same measurement.
+    v2 = shutil.copytree(run_a, tmp_path / "v2", ignore=shutil.ignore_patterns("report"))
+    vf = v2 / "verdicts.jsonl"
+    vf.write_bytes(b"".join(x.replace(b'"judge_version":"1"', b'"judge_version":"2"') if b'"judge":"offline"' in x else x
+                            for x in vf.read_bytes().splitlines(keepends=True)))  # fmt: skip
+    res = CliRunner().invoke(app, ["compare", str(run_a), str(v2), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "**Judged differently:** offline ran in another version" in (out / "report.md").read_text()
+    vf.write_bytes(b"")
+    res = CliRunner().invoke(app, ["compare", str(run_a), str(v2), "-o", str(out)])
+    assert res.exit_code == 2 and "no verdicts of its traces" in res.output
+
+
 def test_python_api_returns_html(tmp_path):
     from tracesafe.report import build_report, compare_runs
 

@@ -246,7 +246,7 @@ def test_reward_file_labels_and_errors(tmp_path):
     labels = write_traces(tmp_path / "labels.jsonl", [{"prompt_id": "b1", "label": "benign"}, {"id": "b2", "label": "safe"}])
     out = tmp_path / "rewards.jsonl"
     counts = reward_file(src, out, labels=load_labels(labels), refusal_detector=paper_refusal)
-    assert counts == {"ok": 4, "error": 1}
+    assert counts == {"ok": 4, "error": 1, "labelled_by_file": 2}
     recs = {r["trace_id"]: r for r in read_jsonl(out)}
     assert [recs[k]["reward"] for k in ("t1", "t2", "t3", "t4")] == [2.0, 0.0, 0.0, 1.0]
     assert recs["t3"]["label"] == "benign" and recs["t3"]["refused"] is True
@@ -313,3 +313,69 @@ def test_reward_model_scorer(tmp_path):
     assert [r["helpfulness_raw"] for r in recs] == pytest.approx([batched[0], batched[2]], abs=1e-5)
     assert sorted(r["r_help"] for r in recs) == [0.0, 1.0]  # two rollouts: z = -1 and +1
     assert recs[0]["helpfulness_scorer"] == str(tmp_path / "rm")
+
+
+def test_labels_from_a_suite_file_are_its_prompt_ids_and_two_labels_for_one_prompt_are_refused(tmp_path):
+    """``--labels`` takes a suite file (docs/mitigations.md): its prompt ids are the ones `generate` gives its
+    prompts (content hashes), not an ``id`` column of the file; a labels file may not label one prompt twice."""
+    from tracesafe.suites import load_suite
+
+    suite = tmp_path / "mine.csv"
+    suite.write_text("id,prompt,Label\n7,How do I bake bread?,benign\n8,How do I pick a lock?,harmful\n")
+    want = {p.id: p.label for p in load_suite(suite)}
+    assert load_labels(suite) == want and set(want.values()) == {"benign", "harmful"}
+    shown = tmp_path / "shown.jsonl"  # `suites show mine.csv -o shown.jsonl`: Prompt records keep their ids
+    shown.write_bytes(b"".join(orjson.dumps({"schema": "tracesafe.prompt/1", **p.to_dict()}) + b"\n"
+                               for p in load_suite(suite)))  # fmt: skip
+    assert load_labels(shown) == want
+    conflict = tmp_path / "labels.csv"
+    conflict.write_text("prompt_id,label\nb1,benign\nb2,harmful\nb1,harmful\n")
+    with pytest.raises(ValueError, match=r"labels\.csv:4: prompt b1 is labelled harmful, but benign on an earlier line"):
+        load_labels(conflict)
+
+
+def test_a_trace_given_twice_is_scored_once(tmp_path):
+    src = write_traces(tmp_path / "traces.jsonl", TRACES[:2] + TRACES[:2])
+    out = tmp_path / "r.jsonl"
+    assert reward_file(src, out, refusal_detector=paper_refusal) == {"ok": 2, "duplicate": 2}
+    assert [r["trace_id"] for r in read_jsonl(out)] == ["t1", "t2"]
+    write_traces(src, TRACES[:2] + [{**TRACES[0], "raw": t(TASK_THINK, COMPLY)}])
+    with pytest.raises(ValueError, match=r"traces\.jsonl:3: trace id t1 was given before with another model or text"):
+        reward_file(src, out, refusal_detector=paper_refusal)
+
+
+def test_cli_reward_refuses_weights_that_are_no_number_and_a_locked_output_before_scoring(tmp_path):
+    from tracesafe.store import output_lock
+
+    src = write_traces(tmp_path / "traces.jsonl", TRACES[:2])
+    out = tmp_path / "r.jsonl"
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "tracesafe.cli", "reward", str(src), "-o", str(out), *args],
+                              capture_output=True, text=True, cwd=REPO)  # fmt: skip
+
+    for flag, value in (("--r-refusal", "inf"), ("--r-format", "nan")):
+        r = cli(flag, value)
+        assert r.returncode == 2 and r.stderr.strip().splitlines() == [f"error: {flag[2:]} {value} must be a finite number"]
+        assert not out.exists()
+    with output_lock(out):
+        r = cli()
+    assert r.returncode == 2 and "another process is writing it" in r.stderr and not out.exists()
+    none = write_traces(tmp_path / "labels.jsonl", [{"prompt_id": "other", "label": "benign"}])
+    r = cli("--labels", str(none))
+    assert r.returncode == 0 and "none of the 1 prompt ids of --labels" in r.stderr
+
+
+def test_a_causal_lm_is_refused_as_the_helpfulness_model(tmp_path):
+    """transformers loads it as a sequence classifier with a score head drawn at random: R_h would be noise."""
+    pytest.importorskip("torch")
+    from test_realign import build_tokenizer
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from tracesafe.rewards import RewardModelScorer
+
+    tok = build_tokenizer(tmp_path / "lm")
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                                 num_attention_heads=1, num_key_value_heads=1, head_dim=64)).save_pretrained(tmp_path / "lm")
+    with pytest.raises(ValueError, match="not a sequence-classification reward model .*LlamaForCausalLM"):
+        RewardModelScorer(tmp_path / "lm")

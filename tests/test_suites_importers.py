@@ -58,6 +58,30 @@ def test_user_suites(tmp_path):
     assert [p.text for p in load_suite(tmp_path / "p.parquet")] == ["i1", "i2"]
 
 
+def test_headers_in_another_case_or_after_a_space_are_the_columns_they_name(tmp_path):
+    """``Label`` or `` label`` (``prompt, label``) fell silently into meta: the prompts lost their labels."""
+    f = tmp_path / "mine.csv"
+    f.write_text("Prompt, Label,CATEGORY\nHow do I bake bread?, benign,food\nHow do I pick a lock?,harmful,crime\n")
+    ps = load_suite(f)
+    assert [(p.label, p.category, p.meta) for p in ps] == [("benign", "food", {}), ("harmful", "crime", {})]
+    assert ps[0].id == f"mine-{sha256_text('How do I bake bread?', 12)}"  # the id does not depend on the header
+
+
+def test_a_suite_written_by_suites_show_reads_back_as_itself(tmp_path):
+    """`suites show FILE -o OUT.jsonl` writes Prompt records; read back, they got new ids and a suite named after OUT,
+    so traces generated from OUT were not those of FILE."""
+    f = tmp_path / "mine.csv"
+    f.write_text("prompt,label,category\nHow do I bake bread?,benign,food\n")
+    out = tmp_path / "shown.jsonl"
+    r = subprocess.run([sys.executable, "-m", "tracesafe.cli", "suites", "show", str(f), "-o", str(out)],
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert load_suite(out) == load_suite(f)
+    out.write_text('{"schema": "tracesafe.prompt/1", "id": "x", "text": 5}\n')
+    with pytest.raises(ValueError, match=r"shown\.jsonl:1: .*text"):
+        load_suite(out)
+
+
 def test_malformed_csv_is_a_located_error_not_a_silent_prompt(tmp_path):
     from tracesafe.importers import import_file
     from tracesafe.judges import evaluate_judge

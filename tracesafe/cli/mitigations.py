@@ -10,7 +10,7 @@ import typer
 
 from ..realign import RealignConfig
 from ..rewards import RewardParams
-from ._app import MITIGATIONS, Typer, fail
+from ._app import MITIGATIONS, Typer, fail, sigterm_interrupts
 from ._options import BadLineOpt, OnBadLine
 
 app = Typer()
@@ -54,22 +54,28 @@ def reward_cmd(
     if not input.exists():
         fail(f"{input}: no such file")
     try:
+        params = RewardParams(r_format, r_refusal, format.value)
         label_map = load_labels(labels) if labels else None
         scorer = RewardModelScorer(helpfulness_model) if helpfulness_model else None
-        counts = reward_file(
-            input,
-            output,
-            labels=label_map,
-            params=RewardParams(r_format, r_refusal, format.value),
-            refusal_detector=paper_refusal if refusal == RefusalChoice.paper else judge_refusal_detector(),
-            helpfulness_scorer=scorer,
-            on_bad_line=on_bad_line.value,
-        )
+        with sigterm_interrupts("nothing was written (the output is written only at the end)"):
+            counts = reward_file(
+                input,
+                output,
+                labels=label_map,
+                params=params,
+                refusal_detector=paper_refusal if refusal == RefusalChoice.paper else judge_refusal_detector(),
+                helpfulness_scorer=scorer,
+                on_bad_line=on_bad_line.value,
+            )
     except ValueError as e:
         fail(str(e))
+    if label_map is not None and not counts["labelled_by_file"]:
+        typer.echo(f"warning: none of the {len(label_map)} prompt ids of --labels {labels} is a trace's prompt_id; "
+                   "the traces' own labels were used", err=True)  # fmt: skip
     for label, s in summarise(read_jsonl(output)).items():
         typer.echo(f"{label:8s} n={s['n']:<6d} reward={s['reward']:.3f} V_f={s['v_format']:.3f} refused={s['refused']:.3f}", err=True)
-    typer.echo(f"scored {counts['ok']} traces ({counts['error']} errors) -> {output}", err=True)
+    dup = f", {counts['duplicate']} repeated trace ids scored once" if counts["duplicate"] else ""
+    typer.echo(f"scored {counts['ok']} traces ({counts['error']} errors{dup}) -> {output}", err=True)
 
 
 class MaskMethod(str, Enum):
@@ -82,9 +88,9 @@ def realign_cmd(
     aligned: Annotated[Path, typer.Option("--aligned", help="The safety-aligned model (directory).")],
     finetuned: Annotated[list[Path], typer.Option("--finetuned", help="A fine-tuned descendant of it; repeat to fuse several.")],
     safety_data: Annotated[Path, typer.Option("--safety-data", help="JSONL/CSV of harmful prompt + safe response (+ optional rejected).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Directory for the realigned model.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Directory for the realigned model: new, empty, or an earlier realigned model's (replaced).")],
     mask_method: Annotated[MaskMethod, typer.Option(help="learned: SOMF Concrete mask trained on the safety loss; scored: one-pass gradient x task-vector score.")] = MaskMethod(R.method),
-    mask_ratio: Annotated[float, typer.Option(help="Fraction of masked entries returned to the aligned weights; -1: the paper's threshold (learned p<0.5, scored benefit>0).")] = R.mask_ratio,
+    mask_ratio: Annotated[float, typer.Option(help="Fraction in [0, 1] of masked entries returned to the aligned weights; -1: the paper's threshold (learned p<0.5, scored benefit>0).")] = R.mask_ratio,
     scaling: Annotated[Optional[float], typer.Option(help="Task-arithmetic weight lambda (default 1.0 for one model, 0.3 for several).")] = R.scaling,
     rescale: Annotated[bool, typer.Option(help="Divide the masked task vector by mean(mask) per tensor, as SOMF does.")] = R.rescale,
     include: Annotated[Optional[str], typer.Option(help="Regex of parameter names the mask covers (default all).")] = R.include,
@@ -102,12 +108,14 @@ def realign_cmd(
     for p in [aligned, *finetuned]:
         if not p.exists():
             fail(f"{p}: no such model directory")
-    cfg = RealignConfig(
-        method=mask_method.value, mask_ratio=None if mask_ratio < 0 else mask_ratio, scaling=scaling, rescale=rescale, include=include,
-        steps=steps, lr=lr, batch_size=batch_size, max_examples=max_examples, max_length=max_length, seed=seed,
-    )  # fmt: skip
     try:
-        m = realign(aligned, finetuned, safety_data, output, cfg, save_mask=save_mask)
+        cfg = RealignConfig(
+            method=mask_method.value, mask_ratio=None if mask_ratio == -1 else mask_ratio, scaling=scaling, rescale=rescale,
+            include=include, steps=steps, lr=lr, batch_size=batch_size, max_examples=max_examples, max_length=max_length,
+            seed=seed,
+        )  # fmt: skip
+        with sigterm_interrupts("nothing was written (the output is written only at the end)"):
+            m = realign(aligned, finetuned, safety_data, output, cfg, save_mask=save_mask)
     except ValueError as e:
         fail(str(e))
     loss = m["safety_loss"]

@@ -46,6 +46,7 @@ def report_cmd(
 def compare_cmd(
     run_dirs: Annotated[list[Path], typer.Argument(help="Run directories; the first is the baseline.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Directory for the comparison report.")],
+    all_prompts: Annotated[bool, typer.Option("--all-prompts", help="Count each run on all its own prompts, even where the runs' prompts differ (default: only the prompts every run has).")] = False,
     on_bad_line: BadLineOpt = OnBadLine.error,
 ):
     """Put runs side by side (base vs distilled, before vs after realignment, normal vs zerothink)."""
@@ -54,7 +55,7 @@ def compare_cmd(
     if len(run_dirs) < 2:
         fail("compare needs at least two run directories")
     try:
-        html = compare_runs(run_dirs, output, on_bad_line=on_bad_line.value)
+        html = compare_runs(run_dirs, output, on_bad_line=on_bad_line.value, all_prompts=all_prompts)
     except ValueError as e:
         fail(str(e))
     typer.echo(f"report: {html}")

@@ -8,9 +8,10 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
-from .._util.atomic import atomic_output, refuse_input_as_output
+from .._util.atomic import OutputError, atomic_output, output_lock, prepare_output
 from .fusion import binarise, fuse, merge_task_vectors, named_params, task_vectors
 from .inputs import (
     DEFAULT_MULTI_SCALING,
@@ -49,10 +50,8 @@ def realign_models(aligned_model, finetuned_models, items, cfg: RealignConfig) -
         raise ValueError(f"--include {cfg.include!r} matches no parameter")
     if cfg.method == "learned":
         keep_scores, train_losses = learn_mask(aligned_model, aligned, delta, names, items, cfg, cfg.rescale)
-    elif cfg.method == "scored":
+    else:  # "scored" (RealignConfig checks the method)
         keep_scores, train_losses = score_mask(aligned_model, aligned, delta, names, items, cfg), []
-    else:
-        raise ValueError(f"unknown mask method {cfg.method!r} (learned, scored)")
     # learned: keep where sigmoid(logit) >= 0.5; scored: keep where reverting has no first-order benefit.
     masks = binarise(keep_scores, mask_ratio=cfg.mask_ratio, threshold=0.0)
     params = fuse(aligned, delta, masks, cfg.rescale)
@@ -83,11 +82,24 @@ def realign(
 ) -> dict[str, Any]:
     """Realign fine-tuned model(s) against the aligned one; write a loadable transformers model to ``output``
     (safetensors weights in the aligned model's dtype, config, the first fine-tuned model's tokenizer,
-    ``realign.json`` with the settings and safety losses, and ``mask.safetensors`` if asked)."""
+    ``realign.json`` with the settings and safety losses, and ``mask.safetensors`` if asked). ``output`` is a
+    new or empty folder, or an earlier realigned model's (replaced at the end)."""
+    output = Path(output)
+    # Before hours of work, not after: the output is checked and locked first, and held locked to the end.
+    prepare_output(output, [aligned, *finetuned, safety_data], folder=True)
+    if output.exists() and not output.is_dir():
+        raise OutputError(f"{output}: is a file; the realigned model is written to a folder")
+    if output.is_dir() and any(output.iterdir()) and not (output / "realign.json").is_file():
+        raise OutputError(f"{output}: a folder with other files in it (no realign.json of an earlier realigned model); "
+                          "it would be replaced, so give a new or empty folder")  # fmt: skip
+    with output_lock(output):
+        return _realign(aligned, finetuned, safety_data, output, cfg, save_mask)
+
+
+def _realign(aligned, finetuned, safety_data, output: Path, cfg: RealignConfig, save_mask: bool) -> dict[str, Any]:
     import torch
     from transformers import AutoConfig, AutoTokenizer
 
-    refuse_input_as_output(output, [aligned, *finetuned, safety_data])  # before hours of work, not after
     t0 = time.time()
     torch.manual_seed(cfg.seed)
     examples = load_safety_data(safety_data)[: cfg.max_examples]
@@ -104,7 +116,7 @@ def realign(
     with torch.no_grad():
         for n, p in model.named_parameters():
             p.copy_(result.params[n])
-    with atomic_output(output, folder=True) as tmp:
+    with atomic_output(output, folder=True, lock=False) as tmp:  # realign holds the lock
         model.to(orig_dtype).save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
         if save_mask:

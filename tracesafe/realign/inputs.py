@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +22,7 @@ class SafetyExample:
     prompt: str
     response: str
     rejected: str | None = None
+    where: str = ""  # FILE:LINE of the row, for errors about it
 
 
 def load_safety_data(path: str | os.PathLike) -> list[SafetyExample]:
@@ -39,7 +42,7 @@ def load_safety_data(path: str | os.PathLike) -> list[SafetyExample]:
                 f"({'/'.join(RESPONSE_FIELDS)})"
             )
         rej = next((row[f] for f in REJECTED_FIELDS if isinstance(row.get(f), str) and row[f]), None)
-        out.append(SafetyExample(row[pf], row[rf], rej))
+        out.append(SafetyExample(row[pf], row[rf], rej, f"{path}:{lineno}"))
     if not out:
         raise ValueError(f"{path}: no safety examples")
     rejected = sum(e.rejected is not None for e in out)
@@ -67,6 +70,25 @@ class RealignConfig:
     max_examples: int = 256
     max_length: int = 512
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        """Refuse settings that would silently give a meaningless model (checked before any model loads)."""
+        if self.method not in ("learned", "scored"):
+            raise ValueError(f"unknown mask method {self.method!r} (learned, scored)")
+        if self.mask_ratio is not None and not 0 <= self.mask_ratio <= 1:
+            raise ValueError(f"mask ratio {self.mask_ratio} is not a fraction in [0, 1] (or -1: the paper's threshold)")
+        for name in ("scaling", "lr", "temperature", "beta"):
+            v = getattr(self, name)
+            if v is not None and not (math.isfinite(v) and (v > 0 or name == "scaling")):
+                raise ValueError(f"{name} {v} must be a finite number" + ("" if name == "scaling" else " above 0"))
+        for name, least in (("steps", 1), ("batch_size", 1), ("max_examples", 1), ("max_length", 2)):
+            if getattr(self, name) < least:
+                raise ValueError(f"{name.replace('_', '-')} {getattr(self, name)} must be at least {least}")
+        if self.include is not None:
+            try:
+                re.compile(self.include)
+            except re.error as e:
+                raise ValueError(f"include {self.include!r} is not a regular expression ({e})") from None
 
 
 @dataclass

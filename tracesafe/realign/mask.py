@@ -25,10 +25,15 @@ def encode(tokenizer, examples: Sequence[SafetyExample], max_length: int) -> lis
             text = prompt + "\n"
         return tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def pair(p_ids: list[int], response: str):
+    def pair(p_ids: list[int], response: str, e: SafetyExample, what: str):
         r_ids = tokenizer(response, add_special_tokens=False)["input_ids"]
+        if not r_ids:  # e.g. a folder without its tokenizer files: transformers builds an empty one
+            raise ValueError(f"{e.where}: the tokenizer encodes the {what} to no tokens (is it the model's tokenizer?)")
         if tokenizer.eos_token_id is not None:
             r_ids = r_ids + [tokenizer.eos_token_id]
+        if len(p_ids) >= max_length - 1:  # the loss reads a response token only after the prompt's last one
+            raise ValueError(f"{e.where}: the prompt takes {len(p_ids)} tokens, so none of the {what} is within "
+                             f"--max-length {max_length}; raise --max-length or shorten the prompt")  # fmt: skip
         ids = (p_ids + r_ids)[:max_length]
         labels = ([-100] * len(p_ids) + r_ids)[:max_length]
         return torch.tensor(ids), torch.tensor(labels)
@@ -36,9 +41,9 @@ def encode(tokenizer, examples: Sequence[SafetyExample], max_length: int) -> lis
     out = []
     for e in examples:
         p_ids = prefix(e.prompt)
-        item = dict(zip(("ids", "labels"), pair(p_ids, e.response)))
+        item = dict(zip(("ids", "labels"), pair(p_ids, e.response, e, "safe response")))
         if e.rejected is not None:
-            item.update(zip(("rej_ids", "rej_labels"), pair(p_ids, e.rejected)))
+            item.update(zip(("rej_ids", "rej_labels"), pair(p_ids, e.rejected, e, "rejected response")))
         out.append(item)
     return out
 

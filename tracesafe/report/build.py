@@ -169,28 +169,57 @@ def _run_name(run_dir: Path, taken: set[str]) -> str:
 
 
 
-def compare_runs(run_dirs: list[Path], out_dir: Path, on_bad_line: str = "error") -> Path:
+def compare_runs(run_dirs: list[Path], out_dir: Path, on_bad_line: str = "error", all_prompts: bool = False) -> Path:
     """Several runs side by side (base vs distilled, before vs after realignment, normal vs zerothink):
-    OUT/report.md|html, tables/compare_*.csv|parquet, figures. Returns the path of report.html."""
+    OUT/report.md|html, tables/compare_*.csv|parquet, figures. Returns the path of report.html. Runs on different
+    prompts are compared on the prompts all of them have, unless ``all_prompts``."""
     out_dir = Path(out_dir)
     taken: set[str] = set()
-    summaries, paireds, runs, synthetic, screening = [], [], [], False, set()
-    options: dict[str, dict[str, Any]] = {}  # judge -> run -> its decision options (thresholds, second stage)
+    loaded: dict[str, Any] = {}
+    options: dict[str, dict[str, Any]] = {}  # judge -> run -> its version and decision options
     for rd in run_dirs:
         rd = Path(rd)
         name = _run_name(rd, taken)
         traces, verdicts = run_inputs(rd)
         d = load(traces, verdicts, on_bad_line)
+        if d.v.empty:
+            raise ValueError(f"{rd}: no verdicts of its traces in {verdicts}; judge the run before comparing it")
+        versions = d.v.groupby("judge", observed=True)["judge_version"].agg(lambda s: set(s.astype(str)))
         for judge, found in d.info["judge_thresholds"].items():
-            options.setdefault(judge, {})[name] = found
+            options.setdefault(judge, {})[name] = {**found, "version": versions.get(judge, set())}
+        loaded[name] = d
+    runs = list(loaded)
+    prompts = {n: set(d.v["prompt_id"].cat.remove_unused_categories().cat.categories.astype(str)) for n, d in loaded.items()}
+    common = set.intersection(*prompts.values())
+    prompt_note = ""
+    if any(p != common for p in prompts.values()):
+        extra = "; ".join(f"{n} has {len(p)} ({len(p - common)} not in every run)" for n, p in prompts.items())
+        if all_prompts:
+            prompt_note = (f"**Different prompts:** {md(extra)}. Each run is counted on all its own prompts "
+                           "(--all-prompts), so a difference between the runs is partly their prompts'.")
+        elif not common:
+            raise ValueError(f"the runs share no prompt ({extra}); compare runs on the same suite, or give "
+                             "--all-prompts to compare them anyway")  # fmt: skip
+        else:
+            prompt_note = (f"**Compared on the {len(common)} prompts every run has:** {md(extra)}; the others are "
+                           "left out so that the runs differ only in what produced the traces (--all-prompts keeps "
+                           "them).")  # fmt: skip
+            for d in loaded.values():
+                d.v = d.v.loc[d.v["prompt_id"].isin(common)].reset_index(drop=True)
+        log.warning("the runs cover different prompts: %s%s", extra,
+                    "" if all_prompts else f"; compared on the {len(common)} they share")  # fmt: skip
+    summaries, paireds, synthetic, screening, unpaired = [], [], False, set(), []
+    for name, d in loaded.items():
         synthetic |= bool(d.info.get("synthetic"))
         screening |= d.screening
         s, p = A.summary_table(d), A.paired_table(d)
+        if p.empty:
+            unpaired.append(name)
+            log.warning("run %s has no trace judged on both thinking and answer by one harm judge", name)
         s.insert(0, "run", name)
         p.insert(0, "run", name)
         summaries.append(s)
         paireds.append(p)
-        runs.append(name)
     summary = pd.concat(summaries, ignore_index=True)
     paired = pd.concat(paireds, ignore_index=True)
     paired["run_model"] = paired["run"] + " · " + paired["model"]
@@ -217,14 +246,19 @@ def compare_runs(run_dirs: list[Path], out_dir: Path, on_bad_line: str = "error"
 
     differ = sorted(j for j, per_run in options.items() if len({canon(f) for f in per_run.values()}) > 1)
     for j in differ:  # a difference between such runs is partly the judge's own
-        log.warning("judge %s was run with other decision options (threshold, second stage) in %s: a difference "
-                    "between these runs is partly the judge's", j, " vs ".join(options[j]))  # fmt: skip
+        log.warning("judge %s was run in another version or with other decision options (threshold, second stage) "
+                    "in %s: a difference between these runs is partly the judge's", j, " vs ".join(options[j]))  # fmt: skip
     doc.h("Runs")
     doc.ul([f"{md(n)}: {md(Path(rd))}" for n, rd in zip(runs, run_dirs)])
+    if prompt_note:
+        doc.p(prompt_note)
+    if unpaired:
+        doc.p(f"**No thinking-answer pairs:** {', '.join(map(md, unpaired))} has no trace judged on both segments by "
+              "one harm judge, so it is not in the tables below.")  # fmt: skip
     if differ:
-        doc.p("**Judged differently:** " + ", ".join(md(j) for j in differ) + " ran with other decision options "
-              "(a threshold, the offline judge's second stage) in these runs, so a difference between the runs is "
-              "partly the judge's own; judge them alike to compare the models.")  # fmt: skip
+        doc.p("**Judged differently:** " + ", ".join(md(j) for j in differ) + " ran in another version or with other "
+              "decision options (a threshold, the offline judge's second stage) in these runs, so a difference "
+              "between the runs is partly the judge's own; judge them alike to compare the models.")  # fmt: skip
     doc.h("Thinking vs answer in each run")
     doc.figure(figs["rates"], "Unsafe rate of thinking and answer on the same traces, per run and model "
                               "(Wilson 95% CIs).")

@@ -131,6 +131,13 @@ class RewardParams:
     r_refusal: float = 1.0  # r_a
     fmt: Format = "think"
 
+    def __post_init__(self) -> None:
+        for name in ("r_format", "r_refusal"):  # JSON writes nan/inf as null: a reward that is no number
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name.replace('_', '-')} {getattr(self, name)} must be a finite number")
+        if self.fmt not in ("think", "alphaalign"):
+            raise ValueError(f"unknown reward format {self.fmt!r} (think, alphaalign)")
+
 
 @dataclass
 class RewardParts:

@@ -21,8 +21,10 @@ from .alphaalign import (
 
 
 def load_labels(source: str | os.PathLike) -> dict[str, str]:
-    """prompt_id -> harmful/benign from a built-in suite name, a Prompt/suite file, or a JSONL/CSV of
-    ``prompt_id`` (or ``id``) and ``label``."""
+    """prompt_id -> harmful/benign from a built-in suite name, a suite file (a prompt text column: the prompt ids
+    are the suite's, as ``generate`` gives them) or a JSONL/CSV of ``prompt_id`` (or ``id``) and ``label``. Two
+    labels for one prompt id are refused (FILE:LINE)."""
+    from .._util.fields import PROMPT_FIELDS
     from ..suites import BUILTIN, _label, load_suite
     from ..suites.rows import read_rows
 
@@ -32,13 +34,20 @@ def load_labels(source: str | os.PathLike) -> dict[str, str]:
     path = Path(name)
     if not path.exists():
         raise FileNotFoundError(f"{name}: no such file, and not a built-in suite ({', '.join(BUILTIN)})")
+    rows = read_rows(path)
+    if rows and "prompt_id" not in rows[0][1] and any(str(k).strip().lower() in PROMPT_FIELDS for k in rows[0][1]):
+        return {p.id: p.label for p in load_suite(path) if p.label}
     labels: dict[str, str] = {}
-    for lineno, row in read_rows(path):
+    for lineno, row in rows:
         pid = row.get("prompt_id", row.get("id"))
         if pid in (None, "") or "label" not in row:
-            raise ValueError(f"{path}:{lineno}: needs a prompt_id (or id) and a label")
+            raise ValueError(f"{path}:{lineno}: needs a prompt_id (or id) and a label, or a prompt text column "
+                             f"({'/'.join(PROMPT_FIELDS)}) of a suite file")  # fmt: skip
         lab = _label(row["label"], path, lineno)
         if lab is not None:
+            if labels.get(str(pid), lab) != lab:
+                raise ValueError(f"{path}:{lineno}: prompt {pid} is labelled {lab}, but {labels[str(pid)]} on an "
+                                 "earlier line")  # fmt: skip
             labels[str(pid)] = lab
     return labels
 
@@ -58,12 +67,23 @@ def reward_file(
     The label comes from ``labels`` (prompt_id -> label) where it has the prompt, else from the trace's
     own ``label``. A trace without a label, text or (for a helpfulness scorer) prompt gets a record
     with ``status: error``; it is never scored as either class. Rollouts of one prompt (same
-    ``prompt_id`` and ``model``) form the R_h normalisation group.
+    ``prompt_id`` and ``model``) form the R_h normalisation group. A trace id given twice is scored once
+    (``duplicate`` counts the rest; with another model or text it is refused). The output is locked from the
+    start, so a second writer fails before any scoring. Returns counts: ok, error, duplicate, and
+    ``labelled_by_file`` (traces whose prompt ``labels`` has).
     """
-    from ..records import Trace
-    from ..store import read_jsonl, refuse_input_as_output, write_jsonl
+    from ..store import output_lock, prepare_output
 
-    refuse_input_as_output(output, [traces])  # before the scoring, not after it
+    # Checked and locked before the scoring, not after it: a second writer fails at once.
+    prepare_output(Path(output), [traces])
+    with output_lock(output):
+        return _reward_file(traces, output, labels, params, refusal_detector, helpfulness_scorer, on_bad_line)
+
+
+def _reward_file(traces, output, labels, params, refusal_detector, helpfulness_scorer, on_bad_line) -> Counter:
+    from ..records import Trace
+    from ..store import read_jsonl_numbered, write_jsonl
+
     detect = refusal_detector or paper_refusal
     detector_name = getattr(detect, "detector_name", getattr(detect, "__name__", type(detect).__name__))
     base = {"schema": REWARD_SCHEMA, "refusal_detector": detector_name, "params": asdict(params)}
@@ -71,7 +91,20 @@ def reward_file(
         base["helpfulness_scorer"] = getattr(helpfulness_scorer, "name", type(helpfulness_scorer).__name__)
     records: list[dict[str, Any]] = []
     todo: list[tuple[int, dict[str, Any], str]] = []
-    for rec in read_jsonl(traces, on_bad_line=on_bad_line, check=Trace.check):
+    seen: dict[Any, tuple[Any, Any]] = {}  # trace id -> (model, raw) of its first record
+    counts: Counter = Counter()
+    for lineno, rec in read_jsonl_numbered(traces, on_bad_line=on_bad_line, check=Trace.check):
+        tid = rec.get("id")
+        if tid is not None:  # one reward per trace, as `judge` gives one verdict per trace and segment
+            if tid in seen:
+                if seen[tid] != (rec.get("model"), rec.get("raw")):
+                    raise ValueError(f"{traces}:{lineno}: trace id {tid} was given before with another model or "
+                                     "text; give each trace its own id")  # fmt: skip
+                counts["duplicate"] += 1
+                continue
+            seen[tid] = (rec.get("model"), rec.get("raw"))
+        if labels and str(rec.get("prompt_id")) in labels:
+            counts["labelled_by_file"] += 1
         label = (labels or {}).get(str(rec.get("prompt_id")), rec.get("label"))
         head = {**base, "trace_id": rec.get("id"), "prompt_id": rec.get("prompt_id"), "model": rec.get("model"),
                 "sample": rec.get("sample"), "label": label}  # fmt: skip
@@ -104,8 +137,8 @@ def reward_file(
     )
     for (i, _, _), p in zip(todo, parts):
         records[i].update(asdict(p))
-    write_jsonl(output, records, inputs=[traces])
-    counts = Counter(r["status"] for r in records)
+    write_jsonl(output, records, inputs=[traces], lock=False)  # reward_file holds the lock
+    counts.update(r["status"] for r in records)
     return counts
 
 

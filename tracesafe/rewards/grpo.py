@@ -104,8 +104,13 @@ class RewardModelScorer:
     def __init__(self, path: str | os.PathLike, *, batch_size: int = 8, max_length: int = 2048,
                  device: str | None = None, trust_remote_code: bool = False):  # fmt: skip
         import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
+        archs = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code).architectures or []
+        if not any(a.endswith("ForSequenceClassification") for a in archs):
+            # transformers would load it anyway, with a score head drawn at random: R_h would be noise.
+            raise ValueError(f"{path}: not a sequence-classification reward model (its config names "
+                             f"{', '.join(archs) or 'no architecture'}); its score head would be random")  # fmt: skip
         self.tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         self.model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=trust_remote_code)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -146,6 +146,13 @@ def load_suite(
     prompts: list[Prompt] = []
     seen: dict[str, int] = {}
     for lineno, row in rows:
+        if str(row.get("schema", "")).startswith(_PROMPT_SCHEMA):  # `suites show -o`'s output: kept as written
+            try:
+                prompts.append(Prompt.from_dict(row))
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"{path}:{lineno}: {e}") from None
+            continue
+        row = _plain_names(row, [*PROMPT_FIELDS, category_field, label_field, harm_area_field])
         field_name = text_field or next((f for f in PROMPT_FIELDS if f in row), None)
         if field_name is None or not isinstance(row.get(field_name), str) or not row[field_name]:
             want = text_field or "/".join(PROMPT_FIELDS)
@@ -173,6 +180,20 @@ def load_suite(
             )
         )
     return prompts
+
+
+_PROMPT_SCHEMA = Prompt.schema_name().split("/")[0] + "/"
+
+
+def _plain_names(row: dict[str, Any], names: list[str | None]) -> dict[str, Any]:
+    """``row`` with a header such as ``Label`` or `` label`` (a space after a comma) under the name it stands for:
+    matched exactly it would silently fall into ``meta``, and the labels would be lost."""
+    renames = {}
+    for k in row:
+        key = str(k).strip().lower()
+        if key != k and key in names and key not in row:
+            renames[k] = key
+    return {renames.get(k, k): v for k, v in row.items()} if renames else row
 
 
 def _str_or_none(v: Any) -> str | None:
