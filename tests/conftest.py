@@ -57,3 +57,11 @@ def serve_vllm(model: Path, *extra: str, timeout: float = 300):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def r1_server(tiny_r1) -> str:
+    """One real `vllm serve` of the tiny R1 model with vLLM's deepseek_r1 reasoning parser (its base URL), shared by
+    the engine contract and the generation tests: a start takes about 40 s on two cores."""
+    with serve_vllm(tiny_r1, "--reasoning-parser", "deepseek_r1") as base:
+        yield base

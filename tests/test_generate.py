@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -231,50 +230,16 @@ def test_vllm_sampled_long_prompts_from_a_file(tiny_r1, tmp_path):
     assert all(x["finish_reason"] in ("stop", "length") and x["engine"]["name"] == "vllm" for x in recs)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.engine
-def test_vllm_server_with_reasoning_parser(tiny_r1, tmp_path):
-    import httpx
-
-    port = _free_port()
-    log = open(tmp_path / "server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_r1), "--host", "127.0.0.1",
-         "--port", str(port), "--dtype", "float32", "--gpu-memory-utilization", "0.2", "--enforce-eager",
-         "--reasoning-parser", "deepseek_r1"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.time() + 300
-        while True:
-            assert proc.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
-            try:
-                if httpx.get(base + "/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.time() < deadline, "server did not start"
-            time.sleep(1)
-        out = tmp_path / "api.jsonl"
-        ps = prompts()
-        # The model path is local, so the prompt is rendered locally too and recorded.
-        stats = generate(GenerateConfig.from_flat(model=str(tiny_r1), backend="openai", api_base=base, temperature=0.0, max_tokens=48,
-                                                  samples=2, concurrency=4), ps, out, progress=False)  # fmt: skip
-        assert stats["generated"] == 8 and stats["failed"] == 0
-        recs = check_traces(out, ps, 2, "openai")
-        assert all(r["split_rule"] == "api_field" and r["reasoning"].strip() == r["thinking"] for r in recs)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+def test_vllm_server_with_reasoning_parser(tiny_r1, r1_server, tmp_path):
+    out = tmp_path / "api.jsonl"
+    ps = prompts()
+    # The model path is local, so the prompt is rendered locally too and recorded.
+    stats = generate(GenerateConfig.from_flat(model=str(tiny_r1), backend="openai", api_base=r1_server, temperature=0.0,
+                                              max_tokens=48, samples=2, concurrency=4), ps, out, progress=False)  # fmt: skip
+    assert stats["generated"] == 8 and stats["failed"] == 0
+    recs = check_traces(out, ps, 2, "openai")
+    assert all(r["split_rule"] == "api_field" and r["reasoning"].strip() == r["thinking"] for r in recs)
 
 
 def test_kill_9_then_resume_generates_exactly_the_rest(tiny_r1, tmp_path):
