@@ -27,6 +27,8 @@ URL_PASSWORD = "urlpass-9876"
 BASIC = base64.b64encode(f"user:{URL_PASSWORD}".encode()).decode()
 SECRETS = (KEY, URL_PASSWORD, BASIC)
 BAD_KINDS = ("list-body", "null-choice", "list-content", "echo-auth", "trickle")
+# Replies that are JSON but no text to keep, an error that echoes the prompt, and odd good replies.
+ODD_KINDS = ("lone-surrogate", "huge-usage", "echo-prompt", "structured-refusal", "no-usage")
 
 
 class Loopback:
@@ -50,7 +52,7 @@ class Loopback:
                 if over:
                     return self._send(503, b'{"error": "request budget of the test server spent"}')
                 text = body["messages"][-1]["content"] if "messages" in body else body["prompt"]
-                kind = next((k for k in BAD_KINDS if k in text and not outer.healed), "good")
+                kind = next((k for k in BAD_KINDS + ODD_KINDS if k in text and not outer.healed), "good")
                 time.sleep(outer.delay)
                 if kind == "trickle":
                     self.send_response(200)
@@ -66,6 +68,8 @@ class Loopback:
                     return
                 if kind == "echo-auth":
                     return self._send(401, json.dumps({"error": f"invalid credentials: {self.headers.get('Authorization')}"}).encode())
+                if kind == "echo-prompt":  # as vLLM's validation errors quote the request
+                    return self._send(400, json.dumps({"error": {"message": f"bad request: input {body['messages']}"}}).encode())
                 message = {"role": "assistant", "content": f"Answer to {text}.", "reasoning_content": "Thought."}
                 reply = {"choices": [{"index": 0, "finish_reason": "stop", "message": message}],
                          "usage": {"prompt_tokens": 5, "completion_tokens": 7}}  # fmt: skip
@@ -75,6 +79,14 @@ class Loopback:
                     reply["choices"] = [None]
                 if kind == "list-content":
                     message["content"] = [{"type": "text", "text": "x"}]
+                if kind == "lone-surrogate":
+                    message["content"] = "half an emoji: \ud83d"  # json.dumps writes the escape: valid JSON
+                if kind == "huge-usage":
+                    reply["usage"]["completion_tokens"] = 2**70
+                if kind == "structured-refusal":
+                    message.update(content=None, refusal="I can't help with that.")
+                if kind == "no-usage":
+                    del reply["usage"]
                 if "prompt" in body:  # /completions
                     reply["choices"] = [{"index": 0, "finish_reason": "stop", "text": "1.b 0"}]
                 self._send(200, json.dumps(reply).encode())
@@ -163,6 +175,42 @@ def test_bad_replies_are_failed_requests_good_ones_kept_and_a_rerun_retries(tmp_
     assert manifest["config"]["api_base"] == f"http://***@127.0.0.1:{srv.port}/v1"
     assert recs[0]["engine"]["api_base"] == manifest["config"]["api_base"]
     assert_no_secret(tmp_path, first_stderr, r.stderr)
+
+
+def test_replies_that_cannot_be_kept_fail_their_trace_and_an_echoed_prompt_stays_out_of_the_log(tmp_path):
+    """A lone surrogate escape or a token count beyond int64 is valid JSON that no trace file can hold: the run
+    crashed with a traceback on every rerun. A server error quoting the request put the prompt on stderr."""
+    secret_prompt = "echo-prompt: a prompt text that must never reach the log"
+    texts = ["good 0", "lone-surrogate prompt", "huge-usage prompt", secret_prompt, "structured-refusal prompt", "no-usage prompt"]
+    prompts, out = write_prompts(tmp_path / "prompts.jsonl", texts), tmp_path / "traces.jsonl"
+    with Loopback(max_requests=20, lifetime=60) as srv:
+        r = subprocess.run(generate_cmd(srv.port, prompts, out, "--max-retries", "0", "--concurrency", "1"),
+                           capture_output=True, text=True, env=ENV, timeout=120)  # fmt: skip
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "failed 3" in r.stderr, r.stderr[-3000:]
+    assert "not valid Unicode (a lone surrogate)" in r.stderr and "usage is not an object of token counts" in r.stderr
+    assert "HTTP 400: bad request: input" in r.stderr and "never reach the log" not in r.stderr
+    assert "likely refused again" in r.stderr
+    recs = {x["prompt"]: x for x in read_jsonl(out)}
+    assert set(recs) == {"good 0", "structured-refusal prompt", "no-usage prompt"}
+    assert recs["structured-refusal prompt"]["answer"] == "I can't help with that."
+    assert recs["no-usage prompt"]["n_tokens"]["completion"] is None  # not 0: the server did not say
+    assert recs["good 0"]["n_tokens"]["completion"] == 7
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--temperature", "nan"], "temperature must be a finite number >= 0, not nan"),
+    (["--request-timeout", "inf"], "request_timeout must be > 0 and max_retries >= 0, not inf"),
+    (["--api-base", "http://127.0.0.1:9/v1?token=abcdefgh"], "a query string or fragment cannot be sent"),
+])  # fmt: skip
+def test_settings_no_request_could_use_are_refused_before_sending(args, message, tmp_path):
+    prompts = write_prompts(tmp_path / "prompts.jsonl", ["good 0"])
+    cmd = generate_cmd(9, prompts, tmp_path / "t.jsonl")
+    if args[0] == "--api-base":
+        cmd[cmd.index("--api-base") + 1] = args[1]
+        args = []
+    r = subprocess.run([*cmd, *args], capture_output=True, text=True, env=ENV, timeout=60)
+    assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "abcdefgh" not in r.stderr
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -289,10 +337,14 @@ def test_run_with_failed_requests_exits_1_and_a_rerun_completes_it(tmp_path):
         assert r.returncode == 1 and "incomplete" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
         manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
         assert manifest["incomplete"] == {"m": 1} and (tmp_path / "run" / "report" / "report.html").exists()
+        # The report says so first: the failed prompt is in no rate (a filter's refusals would bias them).
+        report = (tmp_path / "run" / "report" / "report.md").read_text()
+        assert "**Generation incomplete:** m: 1 failed requests" in report.split("## ")[0]
         srv.healed = True
         r = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=120)
         assert r.returncode == 0, r.stderr[-2000:]
         assert "incomplete" not in json.loads((tmp_path / "run" / "manifest.json").read_text())
+        assert "Generation incomplete" not in (tmp_path / "run" / "report" / "report.md").read_text()
         assert len(srv.requests) == 4  # the rerun sent only the failed request
 
 

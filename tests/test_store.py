@@ -265,3 +265,20 @@ def test_atomic_output_keeps_the_old_file_on_error_and_the_usual_mode(tmp_path):
     os.umask(umask)
     assert (tmp_path / "n.jsonl").stat().st_mode & 0o777 == 0o666 & ~umask
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["n.jsonl", "o.jsonl"]
+
+
+def test_a_write_the_disk_refuses_names_the_file(tmp_path):
+    """Disk full or a file-size limit: the OS error names no file; `generate` printed `error: [Errno 27] File too
+    large`. The writer names its file, as every other error does."""
+    import resource
+
+    out = tmp_path / "t.jsonl"
+    code = ("from tracesafe.store import JsonlWriter\n"
+            "try:\n"
+            f"    with JsonlWriter({str(out)!r}) as w:\n"
+            "        w.write_batch([{'id': str(i), 'raw': 'x' * 1000} for i in range(100)])\n"
+            "except OSError as e:\n"
+            "    print(e.errno, e.filename)\n")  # fmt: skip
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000)))  # fmt: skip
+    assert r.stdout.split() == ["27", str(out)], r.stderr

@@ -207,7 +207,7 @@ def run(cfg: RunConfig, run_dir: Path, *, log=print) -> Path:
 
     report_dir = run_dir / "report"
     html = report_dir / "report.html"
-    fp = _fingerprint("report", dataclasses.asdict(cfg.report), verdicts, *trace_files)
+    fp = _fingerprint("report", dataclasses.asdict(cfg.report), manifest.get("incomplete"), verdicts, *trace_files)
     if stages.done("report", fp, [html]):
         log("report: done")
     else:
@@ -215,7 +215,8 @@ def run(cfg: RunConfig, run_dir: Path, *, log=print) -> Path:
 
         cards = [card_path(cfg, c) for c in cfg.report.judge_cards]
         html = build_report(trace_files, verdicts, report_dir, title=cfg.report.title or cfg.name,
-                            judge_cards=cards, default_cards=cfg.report.default_cards)
+                            judge_cards=cards, default_cards=cfg.report.default_cards,
+                            failed_requests=manifest.get("incomplete"))
         stages.mark("report", fp, [html])
     _write_json(run_dir / "manifest.json", manifest)
     return html

@@ -141,11 +141,16 @@ class JsonlWriter:
         data = b"".join(lines)
         with self._lock if self._per_write else nullcontext():
             view = memoryview(data)
-            while view:  # os-level write may be partial for huge batches
-                n = self._f.write(view)
-                view = view[n:]
-            if self._fsync:
-                os.fsync(self._f.fileno())
+            try:
+                while view:  # os-level write may be partial for huge batches
+                    n = self._f.write(view)
+                    view = view[n:]
+                if self._fsync:
+                    os.fsync(self._f.fileno())
+            except OSError as e:  # disk full, file too large: name the file (the OS error does not)
+                if e.filename is None:
+                    raise OSError(e.errno, e.strerror, str(self.path)) from e
+                raise
         self.written += len(lines)
 
     def close(self) -> None:

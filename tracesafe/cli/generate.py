@@ -89,5 +89,6 @@ def generate_cmd(
         fail(str(e))
     typer.echo(", ".join(f"{k} {v}" for k, v in stats.items()) + f" -> {output}", err=True)
     if stats.get("failed"):
-        typer.echo(f"incomplete: {stats['failed']} requests failed; rerun the same command to retry them", err=True)
+        typer.echo(f"incomplete: {stats['failed']} requests failed; rerun the same command to retry them (one the "
+                   "server refused, HTTP 4xx, is likely refused again)", err=True)  # fmt: skip
         raise typer.Exit(1)

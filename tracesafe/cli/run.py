@@ -47,7 +47,8 @@ def run_cmd(
     typer.echo(f"report: {html}")
     incomplete = json.loads((run_dir / "manifest.json").read_text()).get("incomplete")
     if incomplete:  # the report covers what finished; the exit status says the run is not complete
-        typer.echo(f"incomplete: failed requests {incomplete}; rerun the same command to retry them", err=True)
+        typer.echo(f"incomplete: failed requests {incomplete} (the report says so); rerun the same command to retry "
+                   "them (one the server refused, HTTP 4xx, is likely refused again)", err=True)  # fmt: skip
         raise typer.Exit(1)
 
 

@@ -36,7 +36,7 @@ class Completion:
     whatever text there was."""
 
     text: str = ""
-    n_tokens: int = 0
+    n_tokens: int | None = 0  # None: the engine could not count them (an API that reports no usage)
     finish_reason: str | None = None  # "stop" | "length" | None (unknown)
     stop_reason: str | int | None = None  # the stop string or token that ended it, when the engine says
     reasoning: str | None = None  # a separate reasoning field (OpenAI-compatible servers)

@@ -109,8 +109,11 @@ class OpenAIEngine(BaseEngine):
             self._fail(req, self.endpoint.redact(f"{type(e).__name__}: {e}"))
             return None
         usage = c["usage"]
-        return Completion(c["text"], usage.get("completion_tokens") or 0, c["finish_reason"], c["stop_reason"],
-                          reasoning=c["reasoning"], usage=usage, n_prompt=usage.get("prompt_tokens"))  # fmt: skip
+        n = usage.get("completion_tokens")
+        if n is None:  # a server that reports no usage: counted here when the tokenizer is local, else unknown
+            n = self.count((c["reasoning"] or "") + c["text"])
+        return Completion(c["text"], n, c["finish_reason"], c["stop_reason"], reasoning=c["reasoning"], usage=usage,
+                          n_prompt=usage.get("prompt_tokens"))  # fmt: skip
 
     def _fail(self, req: Request, why: str) -> None:
         with self._lock:

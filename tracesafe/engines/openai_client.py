@@ -57,6 +57,9 @@ def check_base_url(url: str | None, option: str = "--api-base") -> str:
         shown = redact(url) if "://" in url or "@" not in url else "***@" + url.rsplit("@", 1)[1]  # user:key@host
         raise ValueError(f"{option} {shown!r}: expected a URL starting with http:// or https:// and naming a "
                          f"host, e.g. http://127.0.0.1:8000/v1")  # fmt: skip
+    if parts.query or parts.fragment:  # the SDK appends paths after it: ".../v1?token=x" + "chat/completions"
+        raise ValueError(f"{option} {redact(url)!r}: a query string or fragment cannot be sent with each request; "
+                         "give the key with --api-key-env (the name of the variable that holds it)")  # fmt: skip
     return url.rstrip("/")
 
 
@@ -99,12 +102,21 @@ def first_choice(reply: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(msg, dict):
             raise ReplyError("malformed reply: choices[0].message is not an object")
         text, reasoning = msg.get("content"), msg.get("reasoning_content") or msg.get("reasoning")
+        if text is None and isinstance(msg.get("refusal"), str):  # OpenAI's structured refusal is the answer
+            text = msg["refusal"]
     else:
         text, reasoning = choice.get("text"), None
     if not isinstance(text, str | None) or not isinstance(reasoning, str | None):
         raise ReplyError("malformed reply: the completion text is not a string")
+    for t in (text, reasoning):
+        try:
+            (t or "").encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate escape ("\ud83d") is valid JSON but no text to keep
+            raise ReplyError("malformed reply: the completion text is not valid Unicode (a lone surrogate)") from None
     usage = reply.get("usage") or {}
-    if not isinstance(usage, dict) or not all(isinstance(usage.get(k), int | None) for k in _COUNTS):
+    if not isinstance(usage, dict) or not all(
+        usage.get(k) is None or (type(usage[k]) is int and 0 <= usage[k] < 2**63) for k in _COUNTS
+    ):
         raise ReplyError("malformed reply: usage is not an object of token counts")
     finish = choice.get("finish_reason")
     return {"text": text or "", "reasoning": reasoning or None, "finish_reason": finish if isinstance(finish, str) else None,
@@ -120,7 +132,7 @@ class Endpoint:
                  timeout: float = 600.0, max_retries: int = 6, option: str = "--api-base"):  # fmt: skip
         openai = import_openai()
         self.base_url = check_base_url(base_url, option)
-        if timeout <= 0 or max_retries < 0:
+        if not (0 < timeout < float("inf")) or max_retries < 0:
             raise ValueError("the request timeout must be > 0 and max retries >= 0")
         key = os.environ.get(api_key_env) if api_key_env else None
         if api_key_env and not key and key_required:
@@ -163,7 +175,7 @@ class Endpoint:
             text = raw.text
         except openai.APIStatusError as e:
             body_text = self.redact(_safe_text(e.response)[:2000])
-            raise ReplyError(f"HTTP {e.status_code}: {body_text[:500]}" + self._after(), body_text) from None
+            raise ReplyError(f"HTTP {e.status_code}: {_echo_cut(_message(body_text), body)}" + self._after(), body_text) from None
         except openai.APITimeoutError:
             raise ReplyError(f"timed out: {self.timeout:g} s per attempt" + self._after()) from None
         except openai.APIConnectionError as e:
@@ -199,6 +211,35 @@ class Endpoint:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _message(body_text: str) -> str:
+    """The server's own error message (``error.message`` of a JSON error body, else the body), on one line."""
+    try:
+        err = json.loads(body_text).get("error")
+        msg = err.get("message") if isinstance(err, dict) else err
+        body_text = msg if isinstance(msg, str) and msg else body_text
+    except (ValueError, AttributeError):
+        pass
+    return " ".join(body_text.split())
+
+
+_QUOTED = re.compile(r"""("|')(?:\\.|(?!\1).){40,}?\1""")
+
+
+def _echo_cut(message: str, body: dict[str, Any], limit: int = 300) -> str:
+    """``message`` without the request's texts: servers echo the request in validation errors (vLLM puts up to 200
+    characters of it in the message), and a warning on stderr must not carry a prompt. A passage of any text the
+    request sent (from its first 20 characters on) and every quoted string of 40 characters or more become
+    ``…``. The whole (redacted) body stays in ``ReplyError.body``, which a judge keeps in its error verdict."""
+    texts = [m.get("content") for m in body.get("messages") or [] if isinstance(m, dict)] + [body.get("prompt")]
+    for t in texts:
+        for part in t if isinstance(t, list) else [t]:
+            part = part.get("text") if isinstance(part, dict) else part
+            if isinstance(part, str) and len(head := " ".join(part.split())[:20]) >= 8:
+                message = re.sub(re.escape(head) + r"[^\"']*", "…", message)
+    message = _QUOTED.sub(r"\1…\1", message)
+    return message if len(message) <= limit else message[:limit] + "…"
 
 
 def _safe_text(response) -> str:

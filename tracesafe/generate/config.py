@@ -6,6 +6,7 @@ how the engine is driven (ClientConfig). The CLI, run configs and manifests use 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -35,8 +36,8 @@ class SamplingConfig:
     def __post_init__(self) -> None:
         if self.max_tokens is not None and self.max_tokens < 1:
             raise ValueError(f"max_tokens must be >= 1 (or unset: up to the model's context), not {self.max_tokens}")
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, not {self.temperature}")
+        if not (self.temperature >= 0 and math.isfinite(self.temperature)):  # nan compares false: checked as it is
+            raise ValueError(f"temperature must be a finite number >= 0, not {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], not {self.top_p}")
         if self.top_k < -1:
@@ -112,7 +113,7 @@ class ClientConfig:
         for name in ("batch_size", "concurrency"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, not {getattr(self, name)}")
-        if self.request_timeout <= 0 or self.max_retries < 0:
+        if not (0 < self.request_timeout < math.inf) or self.max_retries < 0:
             raise ValueError(f"request_timeout must be > 0 and max_retries >= 0, not {self.request_timeout} and {self.max_retries}")
 
 

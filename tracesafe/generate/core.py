@@ -76,7 +76,7 @@ class Job:
     seed: int
     prompt_tokens: int | None = None  # of the rendered prompt: from the first completion, else counted
     raw: str = ""
-    n_generated: int = 0
+    n_generated: int | None = 0  # None once an engine could not count a call's tokens
     retries: int = 0
     phase: str = "answer"  # morethink: "think" then "answer"
     finish_reason: str | None = None
@@ -105,13 +105,14 @@ class Planner:
         return self.request(job, job.rendered, self.sampling.max_tokens)
 
     def _think_budget(self, job: Job) -> int:
-        return self.sampling.think_budget - job.n_generated
+        # Tokens not counted (None): the whole budget per call; think_retries still bounds the calls.
+        return self.sampling.think_budget - (job.n_generated or 0)
 
     def done(self, req: Request, c: Completion) -> list[Request]:
         job = req.job
         if job.prompt_tokens is None and req.prompt is job.rendered:
             job.prompt_tokens = c.n_prompt
-        job.n_generated += c.n_tokens
+        job.n_generated = None if c.n_tokens is None or job.n_generated is None else job.n_generated + c.n_tokens
         if job.phase == "think":
             job.raw += c.text
             # As morethink_single: re-open however the call ended while continuations and thinking budget

@@ -104,10 +104,12 @@ def write_tables(tables: dict[str, pd.DataFrame], out: Path) -> None:
 
 
 def build_report(traces: list[Path], verdicts: Path, out_dir: Path, title: str | None = None,
-                 on_bad_line: str = "error", judge_cards: list[Path] = (), default_cards: bool = True) -> Path:
+                 on_bad_line: str = "error", judge_cards: list[Path] = (), default_cards: bool = True,
+                 failed_requests: dict[str, int] | None = None) -> Path:
     """Write OUT/report.md, OUT/report.html, OUT/tables/*.csv|.parquet, OUT/figures/*.png|.svg; return the
     path of report.html. ``judge_cards`` (and, unless ``default_cards`` is False, the built-in cards of the
-    offline and refusal judges) add misclassification-corrected rates beside the raw ones."""
+    offline and refusal judges) add misclassification-corrected rates beside the raw ones. ``failed_requests``
+    (model -> requests that failed in generation) puts a note at the top: those traces are in no number."""
     from ..cards import load_card, select_cards
 
     out_dir = Path(out_dir)
@@ -122,6 +124,12 @@ def build_report(traces: list[Path], verdicts: Path, out_dir: Path, title: str |
     write_tables(tables, out_dir / "tables")
     figs = _figures(d, tables, onset_vals, out_dir / "figures")
     doc = document(d, tables, figs, title or "tracesafe report", [Path(p) for p in traces], Path(verdicts))
+    if failed_requests:
+        doc.note("**Generation incomplete:** " + "; ".join(f"{md(m)}: {num(n)} failed requests" for m, n in
+                 failed_requests.items()) + ". Their traces are in no number below, so every rate covers only the "
+                 "prompts the model answered; a prompt the server refused (HTTP 4xx, e.g. a content filter) is often "
+                 "among the most harmful, which biases the rates. Rerun to retry them; see the warnings for each.",
+                 first=True)  # fmt: skip
     return _write_doc(doc, out_dir)
 
 

@@ -27,8 +27,8 @@ class Doc:
     def p(self, text: str):
         self.blocks.append(("p", text))
 
-    def note(self, text: str):
-        self.blocks.append(("note", text))
+    def note(self, text: str, first: bool = False):
+        self.blocks.insert(0 if first else len(self.blocks), ("note", text))
 
     def ul(self, items: list[str]):
         if items:
