@@ -136,6 +136,28 @@ def test_interval_below_the_false_positive_floor_and_weak_cards():
     assert np.isnan(lo) and np.isnan(hi)
 
 
+def test_interval_is_the_posterior_of_the_true_rate_under_misclassification():
+    """Against a grid integration of the posterior: binomial likelihood of k at the observed rate
+    p = (1 − spec) + rate × (sens + spec − 1), Jeffreys density on p, a card so large that sens and spec are fixed.
+    At or below the false-positive floor the interval is [0, x], x > 0: clipping unrestricted draws gave [0, 0]."""
+    from scipy.stats import beta
+
+    card = Counts(tp=9_990_000, fn=10_000, tn=9_500_000, fp=500_000)  # sens 0.999, spec 0.95
+    lo_p, hi_p = 1 - card.specificity, card.sensitivity
+    grid = np.linspace(lo_p, hi_p, 400_001)
+    for k in (0, 3, 20, 60):
+        logd = beta.logpdf(grid, k + 0.5, 200 - k + 0.5)
+        dens = np.exp(logd - logd.max())
+        cdf = np.cumsum(dens) / dens.sum()
+        want = [(grid[np.searchsorted(cdf, q)] - lo_p) / (hi_p - lo_p) for q in (0.025, 0.975)]
+        est, lo, hi = corrected_rate(k, 200, card, seed=3)
+        assert (lo, hi) == pytest.approx((min(want[0], est), want[1]), abs=0.002), k
+    est, lo, hi = corrected_rate(0, 200, Counts(185, 14, 677, 32))
+    assert est == lo == 0.0 and 0.01 < hi < 0.03  # the raw Wilson interval is [0, 1.9%]
+    *_, d, d_lo, d_hi = corrected_paired(0, 2, 1, 197, Counts(185, 14, 677, 32), Counts(185, 14, 677, 32))
+    assert d_lo < d == 0.0 < d_hi and d_hi - d_lo > 0.01
+
+
 def test_cards_apply_by_segment_version_and_kind():
     from tracesafe.cards import parse_card
 

@@ -202,14 +202,16 @@ def test_summary_counts_errors_apart(run_a):
 
 
 def test_paired_table_by_hand(run_a):
+    # The 18 harmful traces decided on both segments; the 4 benign ones (XSTest safe) measure over-refusal and are
+    # left out, as in Safe@K: with them the rates would depend on the suites' mix.
     p = row(table(run_a, "paired"), model="m1", judge="llama-guard")
-    assert (p.n, p.both_safe, p.thinking_only, p.answer_only, p.both_unsafe, p.n_unpaired) == (22, 12, 6, 1, 3, 2)
-    assert p.thinking_unsafe_rate == pytest.approx(9 / 22) and p.answer_unsafe_rate == pytest.approx(4 / 22)
-    assert p.rate_diff == pytest.approx(5 / 22)
+    assert (p.n, p.both_safe, p.thinking_only, p.answer_only, p.both_unsafe, p.n_unpaired) == (18, 8, 6, 1, 3, 2)
+    assert p.thinking_unsafe_rate == pytest.approx(9 / 18) and p.answer_unsafe_rate == pytest.approx(4 / 18)
+    assert p.rate_diff == pytest.approx(5 / 18)
     assert p.mcnemar_p == pytest.approx(2 * (1 + 7) / 2**7)  # b=6, c=1: 2 * P(X <= 1), X ~ Bin(7, 1/2)
-    _, lo, hi = newcombe_paired_ci(3, 6, 1, 12)
+    _, lo, hi = newcombe_paired_ci(3, 6, 1, 8)
     assert (p.diff_ci_low, p.diff_ci_high) == pytest.approx((float(lo), float(hi)))
-    assert p.hidden_risk_rate == pytest.approx(6 / 22)
+    assert p.hidden_risk_rate == pytest.approx(6 / 18)
 
 
 def test_by_category_at_k_refusal_by_hand(run_a):
@@ -231,6 +233,25 @@ def test_by_category_at_k_refusal_by_hand(run_a):
     assert (h.n, h.refused, h.n_error) == (18, 14, 1) and h.rate == pytest.approx(14 / 18)
     o = row(r, metric="over_refusal_rate")
     assert (o.suite, o.n, o.refused) == ("xstest", 4, 1)
+
+
+def test_safe_at_1_interval_when_every_prompt_is_equally_safe(tmp_path):
+    """Six prompts, two samples each, all safe: the normal interval over prompts had no width ([1, 1]); it is now
+    Wilson's over the six prompts, as Safe@K's."""
+    root = tmp_path / "flat"
+    (root / "traces").mkdir(parents=True)
+    traces = [Trace(id=f"t{p}-{s}", prompt_id=f"p{p}", raw="", model="m", sample=s, suite="sst", label="harmful",
+                    thinking="abc", answer="no", split_status="complete") for p in range(6) for s in range(2)]  # fmt: skip
+    with JsonlWriter(root / "traces" / "m.jsonl") as w:
+        w.write_batch(traces)
+    with JsonlWriter(root / "verdicts.jsonl") as w:
+        w.write_batch([Verdict(trace_id=t.id, segment=seg, judge="llama-guard", judge_version="1", status="ok",
+                               unsafe=False) for t in traces for seg in ("thinking", "answer")])  # fmt: skip
+    res = CliRunner().invoke(app, ["report", str(root)])
+    assert res.exit_code == 0, res.output
+    r = row(table(root, "at_k"), segment="answer")
+    assert (r.safe_at_1, r.safe_at_1_ci_high) == (1.0, 1.0)
+    assert r.safe_at_1_ci_low == pytest.approx(r.safe_at_k_ci_low) == pytest.approx(6 / (6 + 1.959964**2))
 
 
 def test_harmfulness_agreement_onset_lengths_by_hand(run_a):
@@ -320,7 +341,7 @@ def test_bad_verdict_line_is_located(tmp_path):
     assert res.exit_code == 2 and f"verdicts.jsonl:{n}: torn last line" in res.output
     res = CliRunner().invoke(app, ["report", str(root), "--on-bad-line", "skip"])
     assert res.exit_code == 0, res.output
-    assert row(table(root, "paired"), judge="llama-guard").n == 22
+    assert row(table(root, "paired"), judge="llama-guard").n == 18
     res = CliRunner().invoke(app, ["report", str(tmp_path / "nowhere")])
     assert res.exit_code == 2 and res.output == f"error: {tmp_path / 'nowhere'}: No such file or directory\n"
     (tmp_path / "empty").mkdir()
@@ -336,10 +357,10 @@ def test_compare_runs_by_hand(run_a, tmp_path):
     d = pd.read_csv(out / "tables" / "compare_diff.csv")
     r = row(d, judge="llama-guard", measure="thinking_unsafe")
     assert (r.run, r.baseline_run, r.baseline_model) == ("run_b", "run_a", "m1")
-    assert (r.k, r.n, r.k_base, r.n_base) == (7, 22, 9, 22)
-    assert r["diff"] == pytest.approx(-2 / 22)
-    assert r.fisher_p == pytest.approx(fisher_exact([[7, 15], [9, 13]]).pvalue)
-    _, lo, hi = newcombe_diff_ci(7, 22, 9, 22)
+    assert (r.k, r.n, r.k_base, r.n_base) == (7, 18, 9, 18)
+    assert r["diff"] == pytest.approx(-2 / 18)
+    assert r.fisher_p == pytest.approx(fisher_exact([[7, 11], [9, 9]]).pvalue)
+    _, lo, hi = newcombe_diff_ci(7, 18, 9, 18)
     assert (r.diff_ci_low, r.diff_ci_high) == pytest.approx((float(lo), float(hi)))
     hid = row(d, judge="llama-guard", measure="hidden_risk")
     assert (hid.k, hid.k_base) == (4, 6)
@@ -364,12 +385,12 @@ def test_compare_counts_runs_on_the_prompts_they_share_and_names_a_judge_of_anot
     assert res.exit_code == 0, res.output
     paired = pd.read_csv(out / "tables" / "compare_paired.csv")
     a, h = (row(paired, run=r, judge="llama-guard") for r in ("run_a", "half"))
-    assert a.n == h.n < 22 and (a.thinking_only, a.both_unsafe) == (h.thinking_only, h.both_unsafe)
+    assert a.n == h.n < 18 and (a.thinking_only, a.both_unsafe) == (h.thinking_only, h.both_unsafe)
     assert row(pd.read_csv(out / "tables" / "compare_diff.csv"), judge="llama-guard", measure="thinking_unsafe")["diff"] == 0
     assert "Compared on the 5 prompts every run has" in (out / "report.md").read_text()
     res = CliRunner().invoke(app, ["compare", str(run_a), str(half), "-o", str(out), "--all-prompts"])
     assert res.exit_code == 0, res.output
-    assert row(pd.read_csv(out / "tables" / "compare_paired.csv"), run="run_a", judge="llama-guard").n == 22
+    assert row(pd.read_csv(out / "tables" / "compare_paired.csv"), run="run_a", judge="llama-guard").n == 18
     assert "Different prompts:" in (out / "report.md").read_text()
     tr.write_bytes(tr.read_bytes().replace(b'"prompt_id":"p', b'"prompt_id":"q'))
     res = CliRunner().invoke(app, ["compare", str(run_a), str(half), "-o", str(out)])
@@ -462,3 +483,31 @@ def test_grade_and_kind_come_from_the_verdicts_when_stated(tmp_path):
     assert set(table(root, "refusal")["judge"]) == {"declines", "refusal"}
     report = (root / "report" / "report.md").read_text()
     assert "quick (screening-grade)" in report and "offline (screening-grade)" not in report
+
+
+def test_report_says_what_its_rows_pool(run_a, tmp_path):
+    """One model's traces from two settings (normal and zerothink: same prompts and sample indices, other ids), one
+    judge's verdicts at two thresholds, Safe@K whose K leaves most prompts out: each pooled silently before."""
+    import shutil
+
+    root = shutil.copytree(run_a, tmp_path / "pooled", ignore=shutil.ignore_patterns("report"))
+    tr = root / "traces" / "m1.jsonl"
+    lines = tr.read_bytes().splitlines(keepends=True)
+    again = [orjson.loads(x) for x in lines[:4]]
+    for t in again:  # the same prompts and samples under other ids: another setting
+        t["id"] += "-zerothink"
+    tr.write_bytes(b"".join(lines) + b"".join(orjson.dumps(t) + b"\n" for t in again))
+    extra = [orjson.dumps({**Verdict(trace_id="m1-h0-zerothink", segment="thinking", judge="offline",
+                                     judge_version="1", status="ok", unsafe=True).to_dict(),
+                           "judge_config": {"threshold": t}}) + b"\n" for t in (0.2,)]  # fmt: skip
+    vf = root / "verdicts.jsonl"
+    vf.write_bytes(vf.read_bytes().replace(b'"judge":"offline"', b'"judge":"offline","judge_config":{"threshold":0.5}')
+                   + b"".join(extra))  # fmt: skip
+    res = CliRunner().invoke(app, ["report", str(root)])
+    assert res.exit_code == 0, res.output
+    head = (root / "report" / "report.md").read_text().split("## ")[0]
+    assert "**Settings pooled:** m1 has 8 traces sharing a prompt and sample index" in head
+    assert "**Decision options pooled:** the verdicts of offline were made with more than one threshold" in head
+    # The third sample of p0 (offline, thinking) makes K = 3: the other prompts, with two, are left out.
+    assert "**Safe@K on few prompts:** in 1 `at_k` rows most prompts have fewer samples than K" in head
+    assert "pooled" not in (run_a / "report" / "report.md").read_text().split("## ")[0]

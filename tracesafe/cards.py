@@ -7,10 +7,17 @@ harm judge, refused for a refusal judge); ``segments`` may hold the same four co
 hash, sensitivity, specificity) is informative. A card for another judge version is used with a warning.
 
 Correction (Rogan & Gladen 1978): true rate = (p + spec − 1) / (sens + spec − 1), clipped to [0, 1]. Its 95%
-interval propagates the sampling uncertainty of p *and* of the card: a parametric bootstrap with Jeffreys
-Beta draws, p ~ Beta(k + ½, n − k + ½), sens ~ Beta(tp + ½, fn + ½), spec ~ Beta(tn + ½, fp + ½), 4,000
-draws from a fixed seed, percentile interval. For a thinking − answer difference on the same traces the 2×2
-table is drawn jointly, p ~ Dirichlet(cells + ½), and each segment is corrected with its own draws.
+interval propagates the sampling uncertainty of p *and* of the card, by simulation from a fixed seed (10,000
+draws, percentile interval): sens ~ Beta(tp + ½, fn + ½) and spec ~ Beta(tn + ½, fp + ½) (Jeffreys), and the
+observed rate p ~ Beta(k + ½, n − k + ½) *restricted to the range the drawn card allows*, [1 − spec, sens] (a
+judge flags at least the false-positive share of safe texts and at most the sensitivity share of harmful ones),
+drawn by inverse CDF; each draw's true rate (p − (1 − spec)) / (sens + spec − 1) then lies in [0, 1]. This is the
+posterior of the true rate under a binomial likelihood with misclassification (as in Lang & Reiczigel 2014's
+Bayesian prevalence with an imperfect test), so an observed rate at or below the false-positive floor gives an
+interval [0, x] with x > 0, never the falsely exact [0, 0] that clipping unrestricted draws gives. For a
+thinking − answer difference on the same traces the 2×2 table is drawn jointly, cells ~ Dirichlet(cells + ½),
+and each segment's rate is carried to its own restricted Jeffreys draw through its quantile (the joint draw's
+dependence is kept, each margin's distribution is the one-rate case's), then corrected with its own card draws.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from typing import Any
 import numpy as np
 
 log = logging.getLogger(__name__)
-DRAWS = 4000
+DRAWS = 10_000  # Monte Carlo error of the interval's ends: about 0.05 percentage points
 COUNTS = ("tp", "fn", "tn", "fp")
 BUILTIN_CARDS = ("offline", "refusal")  # shipped in tracesafe/judges/data/cards/, used by default
 
@@ -198,31 +205,50 @@ def _draw_rates(rng: np.random.Generator, c: Counts) -> tuple[np.ndarray, np.nda
     return rng.beta(c.tp + 0.5, c.fn + 0.5, DRAWS), rng.beta(c.tn + 0.5, c.fp + 0.5, DRAWS)
 
 
-def _ci(x: np.ndarray) -> tuple[float, float]:
-    """Percentile 95% interval of unclipped draws, its bounds clipped to [0, 1] (clipping each draw first would
-    collapse the interval to [0, 0] below the judge's false-positive floor). NaN when more than 2.5% of the draws
-    have a judge no better than chance: the interval would describe only the draws where it is."""
+def _restricted(u: np.ndarray, k: int, n: int, sens: np.ndarray, spec: np.ndarray) -> np.ndarray:
+    """True-rate draws: the observed rate's Jeffreys posterior Beta(k + ½, n − k + ½) restricted to [1 − spec, sens]
+    at quantiles ``u`` (uniform draws, or a joint draw's quantiles), mapped through Rogan–Gladen into [0, 1]. NaN
+    where the drawn judge is no better than chance (sens ≤ 1 − spec)."""
+    from scipy.stats import beta
+
+    lo, hi = 1 - spec, sens
+    ok = hi > lo
+    a, b = k + 0.5, n - k + 0.5
+    f_lo, f_hi = beta.cdf(lo, a, b), beta.cdf(hi, a, b)
+    p = beta.ppf(f_lo + u * (f_hi - f_lo), a, b)
+    # Far in a tail both ends round to one CDF value and ppf returns the tail's end: the draw sits at that bound.
+    p = np.clip(np.where(np.isfinite(p), p, np.where(f_lo >= 1, hi, lo)), lo, hi)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (p - lo) / (hi - lo)
+    return np.where(ok, np.clip(t, 0.0, 1.0), np.nan)
+
+
+def _ci(x: np.ndarray, est: float) -> tuple[float, float]:
+    """Percentile 95% interval of the draws, stretched to hold ``est`` (Rogan–Gladen clips to 0 or 1 where the
+    draws' 2.5% end is just inside); NaN when more than 2.5% of the draws have a judge no better than chance: the
+    interval would describe only the draws where it is."""
     ok = ~np.isnan(x)
-    if ok.mean() < 0.975:
+    if ok.mean() < 0.975 or np.isnan(est):
         return float("nan"), float("nan")
     lo, hi = np.percentile(x[ok], [2.5, 97.5])
-    return float(min(max(lo, 0.0), 1.0)), float(min(max(hi, 0.0), 1.0))
+    return float(min(lo, est)), float(max(hi, est))
 
 
 def corrected_rate(k: int, n: int, c: Counts, seed: int = 0) -> tuple[float, float, float]:
-    """Corrected rate of ``k`` flagged out of ``n``, with its bootstrap 95% interval."""
+    """Corrected rate of ``k`` flagged out of ``n``, with its 95% interval (module docstring)."""
     if n <= 0:
         return float("nan"), float("nan"), float("nan")
     rng = np.random.default_rng(seed)
     sens, spec = _draw_rates(rng, c)
-    p = rng.beta(k + 0.5, n - k + 0.5, DRAWS)
     est = float(rogan_gladen(k / n, c.sensitivity, c.specificity))
-    return (est, *_ci(rogan_gladen(p, sens, spec, clip=False)))
+    return (est, *_ci(_restricted(rng.uniform(size=DRAWS), k, n, sens, spec), est))
 
 
 def corrected_paired(both: int, t_only: int, a_only: int, neither: int, ct: Counts, ca: Counts, seed: int = 0):
     """Corrected thinking and answer rates on the same traces and their difference, each with a 95% interval:
     (t, t_lo, t_hi, a, a_lo, a_hi, diff, diff_lo, diff_hi)."""
+    from scipy.stats import beta
+
     n = both + t_only + a_only + neither
     if n <= 0:
         return (float("nan"),) * 9
@@ -230,18 +256,10 @@ def corrected_paired(both: int, t_only: int, a_only: int, neither: int, ct: Coun
     cells = rng.dirichlet(np.array([both, t_only, a_only, neither], float) + 0.5, DRAWS)
     st, pt = _draw_rates(rng, ct)
     sa, pa = (st, pt) if ca is ct else _draw_rates(rng, ca)
-    t = rogan_gladen(cells[:, 0] + cells[:, 1], st, pt, clip=False)
-    a = rogan_gladen(cells[:, 0] + cells[:, 2], sa, pa, clip=False)
-    t_est = float(rogan_gladen((both + t_only) / n, ct.sensitivity, ct.specificity))
-    a_est = float(rogan_gladen((both + a_only) / n, ca.sensitivity, ca.specificity))
-    # The difference's draws are of the clipped rates: each rate is a proportion.
-    d = np.clip(t, 0.0, 1.0) - np.clip(a, 0.0, 1.0)
-    return (t_est, *_ci(t), a_est, *_ci(a), t_est - a_est, *_ci_diff(d))
-
-
-def _ci_diff(x: np.ndarray) -> tuple[float, float]:
-    ok = ~np.isnan(x)
-    if ok.mean() < 0.975:
-        return float("nan"), float("nan")
-    lo, hi = np.percentile(x[ok], [2.5, 97.5])
-    return float(lo), float(hi)
+    kt, ka = both + t_only, both + a_only
+    # A Dirichlet(cells + ½) margin is Beta(k + 1, n − k + 1): its quantile carries the joint draw to the one-rate law.
+    t = _restricted(beta.cdf(cells[:, 0] + cells[:, 1], kt + 1, n - kt + 1), kt, n, st, pt)
+    a = _restricted(beta.cdf(cells[:, 0] + cells[:, 2], ka + 1, n - ka + 1), ka, n, sa, pa)
+    t_est = float(rogan_gladen(kt / n, ct.sensitivity, ct.specificity))
+    a_est = float(rogan_gladen(ka / n, ca.sensitivity, ca.specificity))
+    return (t_est, *_ci(t, t_est), a_est, *_ci(a, a_est), t_est - a_est, *_ci(t - a, t_est - a_est))

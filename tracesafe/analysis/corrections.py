@@ -1,4 +1,4 @@
-"""Judge-card correction of the report tables (Rogan–Gladen with bootstrap CIs; tracesafe.cards)."""
+"""Judge-card correction of the report tables (Rogan–Gladen with posterior CIs; tracesafe.cards)."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def drop_unmatched_cards(cards: dict[str, Any], thresholds: dict[str, dict[str, 
 
 
 def apply_cards(tables: dict[str, pd.DataFrame], cards: dict[str, Any]) -> list[str]:
-    """Add misclassification-corrected rates (Rogan–Gladen, bootstrap CIs; tracesafe.cards) to the summary,
+    """Add misclassification-corrected rates (Rogan–Gladen, posterior CIs; tracesafe.cards) to the summary,
     paired and refusal tables, in place, for the rows whose judge has a card, with ``card_conflict`` (see
     ``card_conflict``) per rate; return the judges corrected."""
     from ..cards import corrected_paired, corrected_rate

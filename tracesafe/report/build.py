@@ -124,6 +124,9 @@ def build_report(traces: list[Path], verdicts: Path, out_dir: Path, title: str |
     write_tables(tables, out_dir / "tables")
     figs = _figures(d, tables, onset_vals, out_dir / "figures")
     doc = document(d, tables, figs, title or "tracesafe report", [Path(p) for p in traces], Path(verdicts))
+    for text in pooling_notes(d, tables):
+        log.warning(text.replace("**", ""))
+        doc.note(text, first=True)
     if failed_requests:
         doc.note("**Generation incomplete:** " + "; ".join(f"{md(m)}: {num(n)} failed requests" for m, n in
                  failed_requests.items()) + ". Their traces are in no number below, so every rate covers only the "
@@ -131,6 +134,34 @@ def build_report(traces: list[Path], verdicts: Path, out_dir: Path, title: str |
                  "among the most harmful, which biases the rates. Rerun to retry them; see the warnings for each.",
                  first=True)  # fmt: skip
     return _write_doc(doc, out_dir)
+
+
+def pooling_notes(d: A.Data, tables: dict[str, pd.DataFrame]) -> list[str]:
+    """What the tables pool that a reader would not expect: one model's traces generated with other settings,
+    one judge's verdicts made with other decision options, Safe@K rows whose K leaves most prompts out."""
+    from ..analysis.verdicts import UNKNOWN
+
+    notes = []
+    t = d.traces
+    dup = t.duplicated(["model", "prompt_id", "sample"], keep=False) if len(t) else pd.Series([], dtype=bool)
+    if dup.any():  # other trace ids for one model, prompt and sample: other params or thinking mode
+        models = ", ".join(md(m) for m in sorted(t.loc[dup, "model"].astype(str).unique()))
+        notes.append(f"**Settings pooled:** {models} has {num(int(dup.sum()))} traces sharing a prompt and sample "
+                     "index with a trace of another id, i.e. generated with other settings (sampling parameters, "
+                     "thinking mode); each row pools them. Give each setting its own run (and `compare` them).")
+    one_version = set(d.harm_judges + d.refusal_judges)  # a judge in several versions is reported per version
+    for judge, found in sorted(d.info["judge_thresholds"].items()):
+        mixed = sorted(k for k, v in found.items() if len(v - {UNKNOWN}) > 1) if judge in one_version else []
+        if mixed:
+            notes.append(f"**Decision options pooled:** the verdicts of {md(judge)} were made with more than one "
+                         f"{' and '.join(mixed)}; its rates mix them. Judge again with one setting.")  # fmt: skip
+    k = tables.get("at_k")
+    if k is not None and not k.empty:
+        few = k[k["n_prompts_incomplete"] > k["n_prompts"]]
+        if not few.empty:
+            notes.append(f"**Safe@K on few prompts:** in {num(len(few))} `at_k` rows most prompts have fewer samples "
+                         "than K (the most any prompt has) and are left out (`n_prompts_incomplete`).")  # fmt: skip
+    return notes
 
 
 def _write_doc(doc: Doc, out_dir: Path) -> Path:

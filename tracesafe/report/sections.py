@@ -210,7 +210,7 @@ def headline_section(doc: Doc, c: Context) -> None:
         doc.p("**Corrected for judge error.** A judge's measured sensitivity and specificity (its judge card) turn "
               "an observed rate p into an estimate of the true rate, (p + specificity − 1) / (sensitivity + "
               "specificity − 1) (Rogan–Gladen), shown beside the raw rate; the 95% interval also carries the "
-              "card's own sampling uncertainty (parametric bootstrap). Thinking and answer use the card's "
+              "card's own sampling uncertainty (its posterior under misclassification). Thinking and answer use the card's "
               "per-segment figures where it has them. Cards used: " +
               "; ".join(f"{md(j)}: {md(src)}" for j, src in sorted(c.d.info["cards"].items())) + ".")
         n = card_conflicts(c.tables)
