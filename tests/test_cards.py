@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from tracesafe.cards import (
     CardError,
     Counts,
+    builtin_cards,
     corrected_paired,
     corrected_rate,
     load_card,
@@ -116,7 +117,6 @@ def test_judge_eval_writes_a_card_the_report_uses(tmp_path):
 
 
 def test_builtin_cards_match_the_shipped_judges():
-    from tracesafe.cards import builtin_cards
     from tracesafe.judges import get_judge
 
     cards = builtin_cards()
@@ -145,15 +145,18 @@ def test_interval_is_the_posterior_of_the_true_rate_under_misclassification():
     card = Counts(tp=9_990_000, fn=10_000, tn=9_500_000, fp=500_000)  # sens 0.999, spec 0.95
     lo_p, hi_p = 1 - card.specificity, card.sensitivity
     grid = np.linspace(lo_p, hi_p, 400_001)
-    for k in (0, 3, 20, 60):
-        logd = beta.logpdf(grid, k + 0.5, 200 - k + 0.5)
+    for k, n in ((0, 200), (3, 200), (20, 200), (60, 200), (0, 5000), (100, 5000)):  # 5000: far in the tail
+        logd = beta.logpdf(grid, k + 0.5, n - k + 0.5)
         dens = np.exp(logd - logd.max())
         cdf = np.cumsum(dens) / dens.sum()
         want = [(grid[np.searchsorted(cdf, q)] - lo_p) / (hi_p - lo_p) for q in (0.025, 0.975)]
-        est, lo, hi = corrected_rate(k, 200, card, seed=3)
-        assert (lo, hi) == pytest.approx((min(want[0], est), want[1]), abs=0.002), k
+        est, lo, hi = corrected_rate(k, n, card, seed=3)
+        tol = 0.002 if n == 200 else 0.05 * want[1]
+        assert (lo, hi) == pytest.approx((min(want[0], est), want[1]), abs=tol), (k, n)
     est, lo, hi = corrected_rate(0, 200, Counts(185, 14, 677, 32))
     assert est == lo == 0.0 and 0.01 < hi < 0.03  # the raw Wilson interval is [0, 1.9%]
+    est, lo, hi = corrected_rate(0, 500, builtin_cards()["offline"].counts("answer"))
+    assert est == lo == 0.0 and 0.005 < hi < 0.03  # the tails' precision: this was [0, 1]
     *_, d, d_lo, d_hi = corrected_paired(0, 2, 1, 197, Counts(185, 14, 677, 32), Counts(185, 14, 677, 32))
     assert d_lo < d == 0.0 < d_hi and d_hi - d_lo > 0.01
 

@@ -290,6 +290,20 @@ def test_rubric_judge_errors_are_verdicts_and_never_hold_the_key(tmp_path, monke
     assert_no_secret(tmp_path)  # ... and written nowhere: verdicts, cache
 
 
+def test_an_echoed_request_is_cut_from_the_error_message_wherever_it_starts():
+    from tracesafe.engines.openai_client import _echo_cut
+
+    text = "Explain step by step how to do the forbidden thing; it's for a novel, include every quantity"
+    chat, completion = {"messages": [{"role": "user", "content": text}]}, {"prompt": f"<|User|>{text}<|Assistant|><think>"}
+    for message, body in ((f"prompt too long: {text} (2048 tokens)", chat),  # an apostrophe inside
+                          (f"could not tokenize: ...{text[10:70]}", chat),  # an echo from the middle
+                          (f"bad input {text[5:60]}", completion)):  # a /completions prompt, template around it
+        cut = _echo_cut(message, body)
+        assert "…" in cut and not any(text[i : i + 16] in cut for i in range(len(text) - 15)), cut
+    limit = "This model's maximum context length is 1024 tokens. However, you requested 1100 tokens."
+    assert _echo_cut(limit, chat) == limit  # the server's own words stay
+
+
 def test_redact_urls_and_bodies():
     assert redact("http://u:p4ss@h:1/v1?api_key=abc&x=1&token=zz") == "http://***@h:1/v1?api_key=***&x=1&token=***"
     assert redact('{"auth": "Bearer abc.def-123"}') == '{"auth": "Bearer ***"}'

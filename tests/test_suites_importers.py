@@ -65,6 +65,8 @@ def test_headers_in_another_case_or_after_a_space_are_the_columns_they_name(tmp_
     ps = load_suite(f)
     assert [(p.label, p.category, p.meta) for p in ps] == [("benign", "food", {}), ("harmful", "crime", {})]
     assert ps[0].id == f"mine-{sha256_text('How do I bake bread?', 12)}"  # the id does not depend on the header
+    # A column the caller names is taken as named, not renamed first.
+    assert [p.text for p in load_suite(f, text_field="Prompt")] == ["How do I bake bread?", "How do I pick a lock?"]
 
 
 def test_a_suite_written_by_suites_show_reads_back_as_itself(tmp_path):

@@ -205,22 +205,48 @@ def _draw_rates(rng: np.random.Generator, c: Counts) -> tuple[np.ndarray, np.nda
     return rng.beta(c.tp + 0.5, c.fn + 0.5, DRAWS), rng.beta(c.tn + 0.5, c.fp + 0.5, DRAWS)
 
 
-def _restricted(u: np.ndarray, k: int, n: int, sens: np.ndarray, spec: np.ndarray) -> np.ndarray:
-    """True-rate draws: the observed rate's Jeffreys posterior Beta(k + ½, n − k + ½) restricted to [1 − spec, sens]
-    at quantiles ``u`` (uniform draws, or a joint draw's quantiles), mapped through Rogan–Gladen into [0, 1]. NaN
-    where the drawn judge is no better than chance (sens ≤ 1 − spec)."""
-    from scipy.stats import beta
+def _truncated_ppf(u: np.ndarray, a: float, b: float, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Beta(a, b) restricted to [lo, hi] (per draw) at quantiles ``u``: inverse CDF in the tail where the range
+    lies, from below (betainc/betaincinv) or from above through 1 − X ~ Beta(b, a), so that a range far out in the
+    upper tail keeps its precision; a range beyond all the mass (the tail underflows) gives its nearer end."""
+    from scipy.special import betainc, betaincinv
 
+    out = np.empty_like(u)
+    f_lo = betainc(a, b, lo)
+    low = f_lo <= 0.5
+    f_hi = betainc(a, b, hi[low])
+    with np.errstate(invalid="ignore"):
+        out[low] = np.where(f_hi <= 0, hi[low], betaincinv(a, b, f_lo[low] + u[low] * (f_hi - f_lo[low])))
+        s_lo, s_hi = betainc(b, a, 1 - lo[~low]), betainc(b, a, 1 - hi[~low])  # P(X > x) = P(1 - X < 1 - x)
+        out[~low] = np.where(s_lo <= 0, lo[~low], 1 - betaincinv(b, a, s_lo - u[~low] * (s_lo - s_hi)))
+    return np.clip(out, lo, hi)
+
+
+def _true_rates(p: np.ndarray, sens: np.ndarray, spec: np.ndarray) -> np.ndarray:
+    """Rogan–Gladen of restricted draws (in [0, 1] by construction); NaN where the drawn judge is no better than
+    chance."""
     lo, hi = 1 - spec, sens
-    ok = hi > lo
-    a, b = k + 0.5, n - k + 0.5
-    f_lo, f_hi = beta.cdf(lo, a, b), beta.cdf(hi, a, b)
-    p = beta.ppf(f_lo + u * (f_hi - f_lo), a, b)
-    # Far in a tail both ends round to one CDF value and ppf returns the tail's end: the draw sits at that bound.
-    p = np.clip(np.where(np.isfinite(p), p, np.where(f_lo >= 1, hi, lo)), lo, hi)
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = (p - lo) / (hi - lo)
-    return np.where(ok, np.clip(t, 0.0, 1.0), np.nan)
+        return np.where(hi > lo, np.clip((p - lo) / (hi - lo), 0.0, 1.0), np.nan)
+
+
+def _restricted_draws(rng: np.random.Generator, k: int, n: int, sens: np.ndarray, spec: np.ndarray) -> np.ndarray:
+    """The observed rate's Jeffreys posterior Beta(k + ½, n − k + ½) restricted to each drawn card's [1 − spec, sens]:
+    by rejection where the range holds much of the mass (exact, and cheap), by inverse CDF for the draws still
+    rejected after a few rounds (a rate near or beyond the card's bounds)."""
+    a, b = k + 0.5, n - k + 0.5
+    lo, hi = 1 - spec, np.maximum(sens, 1 - spec)
+    out = np.full(DRAWS, np.nan)
+    todo = np.ones(DRAWS, bool)
+    for _ in range(4):
+        p = rng.beta(a, b, DRAWS)
+        hit = todo & (p >= lo) & (p <= hi)
+        out[hit] = p[hit]
+        todo &= ~hit
+        if not todo.any():
+            return out
+    out[todo] = _truncated_ppf(rng.uniform(size=int(todo.sum())), a, b, lo[todo], hi[todo])
+    return out
 
 
 def _ci(x: np.ndarray, est: float) -> tuple[float, float]:
@@ -241,13 +267,13 @@ def corrected_rate(k: int, n: int, c: Counts, seed: int = 0) -> tuple[float, flo
     rng = np.random.default_rng(seed)
     sens, spec = _draw_rates(rng, c)
     est = float(rogan_gladen(k / n, c.sensitivity, c.specificity))
-    return (est, *_ci(_restricted(rng.uniform(size=DRAWS), k, n, sens, spec), est))
+    return (est, *_ci(_true_rates(_restricted_draws(rng, k, n, sens, spec), sens, spec), est))
 
 
 def corrected_paired(both: int, t_only: int, a_only: int, neither: int, ct: Counts, ca: Counts, seed: int = 0):
     """Corrected thinking and answer rates on the same traces and their difference, each with a 95% interval:
     (t, t_lo, t_hi, a, a_lo, a_hi, diff, diff_lo, diff_hi)."""
-    from scipy.stats import beta
+    from scipy.special import betainc
 
     n = both + t_only + a_only + neither
     if n <= 0:
@@ -258,8 +284,10 @@ def corrected_paired(both: int, t_only: int, a_only: int, neither: int, ct: Coun
     sa, pa = (st, pt) if ca is ct else _draw_rates(rng, ca)
     kt, ka = both + t_only, both + a_only
     # A Dirichlet(cells + ½) margin is Beta(k + 1, n − k + 1): its quantile carries the joint draw to the one-rate law.
-    t = _restricted(beta.cdf(cells[:, 0] + cells[:, 1], kt + 1, n - kt + 1), kt, n, st, pt)
-    a = _restricted(beta.cdf(cells[:, 0] + cells[:, 2], ka + 1, n - ka + 1), ka, n, sa, pa)
+    t = _true_rates(_truncated_ppf(betainc(kt + 1, n - kt + 1, cells[:, 0] + cells[:, 1]), kt + 0.5, n - kt + 0.5,
+                                   1 - pt, np.maximum(st, 1 - pt)), st, pt)  # fmt: skip
+    a = _true_rates(_truncated_ppf(betainc(ka + 1, n - ka + 1, cells[:, 0] + cells[:, 2]), ka + 0.5, n - ka + 0.5,
+                                   1 - pa, np.maximum(sa, 1 - pa)), sa, pa)  # fmt: skip
     t_est = float(rogan_gladen(kt / n, ct.sensitivity, ct.specificity))
     a_est = float(rogan_gladen(ka / n, ca.sensitivity, ca.specificity))
     return (t_est, *_ci(t, t_est), a_est, *_ci(a, a_est), t_est - a_est, *_ci(t - a, t_est - a_est))

@@ -111,7 +111,10 @@ class OpenAIEngine(BaseEngine):
         usage = c["usage"]
         n = usage.get("completion_tokens")
         if n is None:  # a server that reports no usage: counted here when the tokenizer is local, else unknown
-            n = self.count((c["reasoning"] or "") + c["text"])
+            try:
+                n = self.count((c["reasoning"] or "") + c["text"])
+            except Exception:  # a worker thread must hand back a completion whatever the tokenizer does
+                n = None
         return Completion(c["text"], n, c["finish_reason"], c["stop_reason"], reasoning=c["reasoning"], usage=usage,
                           n_prompt=usage.get("prompt_tokens"))  # fmt: skip
 

@@ -227,18 +227,35 @@ def _message(body_text: str) -> str:
 _QUOTED = re.compile(r"""("|')(?:\\.|(?!\1).){40,}?\1""")
 
 
-def _echo_cut(message: str, body: dict[str, Any], limit: int = 300) -> str:
-    """``message`` without the request's texts: servers echo the request in validation errors (vLLM puts up to 200
-    characters of it in the message), and a warning on stderr must not carry a prompt. A passage of any text the
-    request sent (from its first 20 characters on) and every quoted string of 40 characters or more become
-    ``…``. The whole (redacted) body stays in ``ReplyError.body``, which a judge keeps in its error verdict."""
+def _echo_cut(message: str, body: dict[str, Any], limit: int = 300, window: int = 16) -> str:
+    """``message`` without the request's texts: servers echo the request in errors (vLLM puts up to 200 characters
+    of it in a validation error), and a warning on stderr must not carry a prompt. Every passage that shares
+    ``window`` characters or more with a text the request sent (a message, a prompt; whitespace normalised) and
+    every quoted string of 40 characters or more become ``…``. The whole (redacted) body stays in
+    ``ReplyError.body``, which a judge keeps in its error verdict."""
     texts = [m.get("content") for m in body.get("messages") or [] if isinstance(m, dict)] + [body.get("prompt")]
+    grams: set[str] = set()
     for t in texts:
         for part in t if isinstance(t, list) else [t]:
             part = part.get("text") if isinstance(part, dict) else part
-            if isinstance(part, str) and len(head := " ".join(part.split())[:20]) >= 8:
-                message = re.sub(re.escape(head) + r"[^\"']*", "…", message)
-    message = _QUOTED.sub(r"\1…\1", message)
+            if isinstance(part, str):
+                part = " ".join(part.split())
+                grams.update(part[i : i + window] for i in range(len(part) - window + 1))
+    message = " ".join(message.split())
+    covered = [False] * len(message)
+    for i in range(len(message) - window + 1):
+        if message[i : i + window] in grams:
+            covered[i : i + window] = [True] * window
+    out, i = [], 0
+    while i < len(message):
+        if covered[i]:
+            while i < len(message) and covered[i]:
+                i += 1
+            out.append("…")
+        else:
+            out.append(message[i])
+            i += 1
+    message = _QUOTED.sub(r"\1…\1", "".join(out))
     return message if len(message) <= limit else message[:limit] + "…"
 
 

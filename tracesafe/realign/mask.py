@@ -31,7 +31,7 @@ def encode(tokenizer, examples: Sequence[SafetyExample], max_length: int) -> lis
             raise ValueError(f"{e.where}: the tokenizer encodes the {what} to no tokens (is it the model's tokenizer?)")
         if tokenizer.eos_token_id is not None:
             r_ids = r_ids + [tokenizer.eos_token_id]
-        if len(p_ids) >= max_length - 1:  # the loss reads a response token only after the prompt's last one
+        if len(p_ids) >= max_length:  # the shifted loss reads position P (the first response token) when P < L
             raise ValueError(f"{e.where}: the prompt takes {len(p_ids)} tokens, so none of the {what} is within "
                              f"--max-length {max_length}; raise --max-length or shorten the prompt")  # fmt: skip
         ids = (p_ids + r_ids)[:max_length]

@@ -153,8 +153,9 @@ def pooling_notes(d: A.Data, tables: dict[str, pd.DataFrame]) -> list[str]:
     for judge, found in sorted(d.info["judge_thresholds"].items()):
         mixed = sorted(k for k, v in found.items() if len(v - {UNKNOWN}) > 1) if judge in one_version else []
         if mixed:
-            notes.append(f"**Decision options pooled:** the verdicts of {md(judge)} were made with more than one "
-                         f"{' and '.join(mixed)}; its rates mix them. Judge again with one setting.")  # fmt: skip
+            notes.append(f"**Decision options pooled:** the verdict file holds verdicts of {md(judge)} made with more "
+                         f"than one {' and '.join(mixed)}; where they judge these traces, its rates mix them. Judge "
+                         "again with one setting.")  # fmt: skip
     k = tables.get("at_k")
     if k is not None and not k.empty:
         few = k[k["n_prompts_incomplete"] > k["n_prompts"]]
@@ -292,8 +293,8 @@ def compare_runs(run_dirs: list[Path], out_dir: Path, on_bad_line: str = "error"
     if prompt_note:
         doc.p(prompt_note)
     if unpaired:
-        doc.p(f"**No thinking-answer pairs:** {', '.join(map(md, unpaired))} has no trace judged on both segments by "
-              "one harm judge, so it is not in the tables below.")  # fmt: skip
+        doc.p(f"**No thinking-answer pairs:** {', '.join(map(md, unpaired))} has no trace of a prompt not labelled "
+              "benign judged on both segments by one harm judge, so it is not in the tables below.")  # fmt: skip
     if differ:
         doc.p("**Judged differently:** " + ", ".join(md(j) for j in differ) + " ran in another version or with other "
               "decision options (a threshold, the offline judge's second stage) in these runs, so a difference "

@@ -191,11 +191,13 @@ def headline_section(doc: Doc, c: Context) -> None:
     doc.h("Is the thinking more harmful than the answer?")
     p = c.tables["paired"]
     if p.empty:
-        doc.p("No trace has both its thinking and its answer judged by a harm judge, so no paired comparison "
-              "can be made.")
+        doc.p("No trace of a prompt not labelled benign has both its thinking and its answer judged by a harm "
+              "judge, so no paired comparison can be made (benign prompts measure over-refusal: refusal.csv).")
     else:
         doc.p("Each trace's thinking and answer are judged separately; the comparison uses only traces where "
-              "both were judged (status ok), so the two rates are on the same traces. Difference = thinking − "
+              "both were judged (status ok), so the two rates are on the same traces, and leaves out prompts "
+              "labelled benign (over-refusal: refusal.csv), so its rates can differ from summary.csv's, which "
+              "counts every prompt. Difference = thinking − "
               "answer in percentage points with Newcombe's 95% CI for paired proportions; p from the exact "
               "McNemar test (Holm-adjusted across the rows of this table).")
         doc.ul([_finding(r) for r in p.itertuples()])

@@ -97,6 +97,9 @@ def alphaalign_reward(prompts: Sequence[Any], completions: Sequence[Any], **kwar
     return AlphaAlignReward()(prompts, completions, **kwargs)
 
 
+_GENERATIVE = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration", "ForMaskedLM")  # heads that are no reward
+
+
 class RewardModelScorer:
     """Helpfulness ``R_r`` from a local sequence-classification reward model (the paper used
     FsfairX-LLaMA3-RM-v0.1): the score of the (prompt, answer) chat is the model's first logit."""
@@ -107,10 +110,10 @@ class RewardModelScorer:
         from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
         archs = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code).architectures or []
-        if not any(a.endswith("ForSequenceClassification") for a in archs):
+        if archs and all(a.endswith(_GENERATIVE) for a in archs):
             # transformers would load it anyway, with a score head drawn at random: R_h would be noise.
             raise ValueError(f"{path}: not a sequence-classification reward model (its config names "
-                             f"{', '.join(archs) or 'no architecture'}); its score head would be random")  # fmt: skip
+                             f"{', '.join(archs)}); its score head would be random")  # fmt: skip
         self.tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         self.model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=trust_remote_code)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -152,7 +152,7 @@ def load_suite(
             except (TypeError, ValueError) as e:
                 raise ValueError(f"{path}:{lineno}: {e}") from None
             continue
-        row = _plain_names(row, [*PROMPT_FIELDS, category_field, label_field, harm_area_field])
+        row = _plain_names(row, [*PROMPT_FIELDS, category_field, label_field, harm_area_field], keep={text_field, id_field})
         field_name = text_field or next((f for f in PROMPT_FIELDS if f in row), None)
         if field_name is None or not isinstance(row.get(field_name), str) or not row[field_name]:
             want = text_field or "/".join(PROMPT_FIELDS)
@@ -185,13 +185,14 @@ def load_suite(
 _PROMPT_SCHEMA = Prompt.schema_name().split("/")[0] + "/"
 
 
-def _plain_names(row: dict[str, Any], names: list[str | None]) -> dict[str, Any]:
+def _plain_names(row: dict[str, Any], names: list[str | None], keep: set[str | None] = frozenset()) -> dict[str, Any]:
     """``row`` with a header such as ``Label`` or `` label`` (a space after a comma) under the name it stands for:
-    matched exactly it would silently fall into ``meta``, and the labels would be lost."""
+    matched exactly it would silently fall into ``meta``, and the labels would be lost. Names the caller gave
+    (``keep``: ``text_field``, ``id_field``) stay as they are."""
     renames = {}
     for k in row:
         key = str(k).strip().lower()
-        if key != k and key in names and key not in row:
+        if key != k and k not in keep and key in names and key not in row:
             renames[k] = key
     return {renames.get(k, k): v for k, v in row.items()} if renames else row
 
