@@ -451,7 +451,7 @@ def test_refusal_only_run_and_judge_versions(tmp_path):
     r = table(root, "refusal")
     assert set(r["judge"]) == {"refusal@1", "refusal@2"}  # versions are not pooled
     assert r["n"].sum() == 6 and r["refused"].sum() == 6
-    assert "No trace has both its thinking and its answer judged" in (root / "report" / "report.md").read_text()
+    assert "has both its thinking and its answer judged by a harm judge, so no paired comparison" in (root / "report" / "report.md").read_text()
     assert "6 traces have no thinking text" in (root / "report" / "report.md").read_text()
 
 
