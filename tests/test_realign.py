@@ -312,11 +312,15 @@ def test_output_folder_of_other_files_is_refused_before_work_and_an_earlier_mode
     (["--include", "("], "include '(' is not a regular expression"),
 ])  # fmt: skip
 def test_cli_refuses_settings_before_any_model_loads(opts, message, safety_file, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "tracesafe.cli", "realign", "--aligned", str(tmp_path),
-                        "--finetuned", str(tmp_path), "--safety-data", str(safety_file), "-o", str(tmp_path / "o"), *opts],
-                       capture_output=True, text=True, cwd=REPO)  # fmt: skip
-    lines = r.stderr.strip().splitlines()
-    assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: {message}"), r.stderr
+    from typer.testing import CliRunner
+
+    from tracesafe.cli import app
+
+    # The model folders are empty: a check that came after loading would fail there instead.
+    r = CliRunner().invoke(app, ["realign", "--aligned", str(tmp_path), "--finetuned", str(tmp_path), "--safety-data",
+                                 str(safety_file), "-o", str(tmp_path / "o"), *opts])  # fmt: skip
+    lines = r.output.strip().splitlines()
+    assert r.exit_code == 2 and len(lines) == 1 and lines[0].startswith(f"error: {message}"), r.output
     assert not (tmp_path / "o").exists()
 
 
