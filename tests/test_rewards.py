@@ -340,7 +340,7 @@ def test_a_trace_given_twice_is_scored_once(tmp_path):
     assert reward_file(src, out, refusal_detector=paper_refusal) == {"ok": 2, "duplicate": 2}
     assert [r["trace_id"] for r in read_jsonl(out)] == ["t1", "t2"]
     write_traces(src, TRACES[:2] + [{**TRACES[0], "raw": t(TASK_THINK, COMPLY)}])
-    with pytest.raises(ValueError, match=r"traces\.jsonl:3: trace id t1 was given before with another model or text"):
+    with pytest.raises(ValueError, match=r"traces\.jsonl:3: id 't1' was read at .*traces\.jsonl:1 with another text or model"):
         reward_file(src, out, refusal_detector=paper_refusal)
 
 

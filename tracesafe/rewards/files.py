@@ -82,7 +82,7 @@ def reward_file(
 
 def _reward_file(traces, output, labels, params, refusal_detector, helpfulness_scorer, on_bad_line) -> Counter:
     from ..records import Trace
-    from ..store import read_jsonl_numbered, write_jsonl
+    from ..store import SeenIds, read_jsonl_numbered, write_jsonl
 
     detect = refusal_detector or paper_refusal
     detector_name = getattr(detect, "detector_name", getattr(detect, "__name__", type(detect).__name__))
@@ -91,18 +91,12 @@ def _reward_file(traces, output, labels, params, refusal_detector, helpfulness_s
         base["helpfulness_scorer"] = getattr(helpfulness_scorer, "name", type(helpfulness_scorer).__name__)
     records: list[dict[str, Any]] = []
     todo: list[tuple[int, dict[str, Any], str]] = []
-    seen: dict[Any, tuple[Any, Any]] = {}  # trace id -> (model, raw) of its first record
+    seen = SeenIds()  # one reward per trace, as `judge` gives one verdict per trace and segment
     counts: Counter = Counter()
     for lineno, rec in read_jsonl_numbered(traces, on_bad_line=on_bad_line, check=Trace.check):
-        tid = rec.get("id")
-        if tid is not None:  # one reward per trace, as `judge` gives one verdict per trace and segment
-            if tid in seen:
-                if seen[tid] != (rec.get("model"), rec.get("raw")):
-                    raise ValueError(f"{traces}:{lineno}: trace id {tid} was given before with another model or "
-                                     "text; give each trace its own id")  # fmt: skip
-                counts["duplicate"] += 1
-                continue
-            seen[tid] = (rec.get("model"), rec.get("raw"))
+        if rec.get("id") is not None and not seen.add(rec, str(traces), lineno):
+            counts["duplicate"] += 1
+            continue
         if labels and str(rec.get("prompt_id")) in labels:
             counts["labelled_by_file"] += 1
         label = (labels or {}).get(str(rec.get("prompt_id")), rec.get("label"))
