@@ -11,6 +11,13 @@ from pathlib import Path
 import pytest
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The ``longest`` tests first, the rest in collection order: with `pytest -n 2 --dist worksteal` (the README's
+    command) the worker that starts one takes the longest test while the other works through the rest, and the idle
+    worker steals the tail of the other's queue, so both finish together."""
+    items.sort(key=lambda item: item.get_closest_marker("longest") is None)
+
+
 @pytest.fixture(scope="session")
 def tiny_r1(request) -> Path:
     """The tiny R1-style model (tracesafe.tinymodel), built once and cached under pytest's cache dir."""

@@ -10,7 +10,7 @@ import pytest
 REPO = Path(__file__).parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 QUICK_START = ["bash scripts/setup.sh && .venv/bin/tracesafe demo -o demo-report",
-               "bash scripts/setup.sh --dev && .venv/bin/python -m pytest"]  # fmt: skip
+               "bash scripts/setup.sh --dev && .venv/bin/python -m pytest -n 2 --dist worksteal"]  # fmt: skip
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 
 

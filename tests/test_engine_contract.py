@@ -73,6 +73,8 @@ def test_greedy_one_completion_per_prompt_in_order(engine):
 
 
 def test_run_hands_back_every_request_and_its_follow_ups(engine):
+    if engine.name == "ray":  # two Ray Data pipelines (~1.5 min); a real two-round run is checked there instead
+        pytest.skip("checked by test_ray_backend.py (MoreThink: the answer is a follow-up round)")
     prompts = _rendered(engine)
     seen: list[tuple[int, str]] = []
 

@@ -1,6 +1,8 @@
-"""The ray backend (Ray Data + vLLM on CPU, a local Ray instance) gives the same trace ids, texts and
-finish reasons as the other backends, greedy; truncation is recovered though Ray drops it, and a file one
-backend half-filled is resumed by the other. (The reference is transformers, which test_generate.py checks
+"""The ray backend (Ray Data + vLLM on CPU, a local Ray instance) gives the same trace ids, texts and finish
+reasons as the other backends, greedy, in MoreThink mode: a second round of requests (the answer after the thought,
+one more Ray Data pipeline) follows the first, so Ray's follow-up rounds are checked in a real run here rather than
+in the engine contract's synthetic one. A stop string and truncation are recovered though Ray drops them, and a file
+one backend half-filled is resumed by the other. (The reference is transformers, which test_generate.py checks
 token for token against the single-process vllm backend: one vLLM start fewer.)"""
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ if __name__ == "__main__":
 
         ray.init(num_cpus=2, object_store_memory=200 * 1024**2, include_dashboard=False, log_to_driver=False)
     ps = load_suite("sst")[:2] + [p for p in load_suite("xstest") if p.label == "benign"][:2]
-    cfg = GenerateConfig.from_flat(model=sys.argv[1], backend=sys.argv[2], temperature=0.0, max_tokens=27, samples=2,
+    cfg = GenerateConfig.from_flat(model=sys.argv[1], backend=sys.argv[2], temperature=0.0, max_tokens=29, samples=2,
+                                   thinking_mode="morethink", think_budget=20, think_retries=0,
                                    gpu_memory_utilization=0.2, enforce_eager=True, dtype="float32")
     print("STATS", json.dumps(generate(cfg, ps, Path(sys.argv[3]), progress=False)), flush=True)
 """
@@ -65,9 +68,11 @@ def test_ray_backend_matches_the_reference_and_resumes_its_file(tiny_r1, tmp_pat
                       "sample_seed", "n_tokens", "model_hash"):  # fmt: skip
             assert x[field] == y[field], (field, x[field], y[field])
         assert x["engine"]["name"] == "ray" and x["engine"]["ray"]
-    # 27 tokens cut the harmful traces (29 tokens) and leave the benign ones (26, ending on EOS) whole.
-    assert {x["finish_reason"] for x in ray_recs if x["label"] == "harmful"} == {"length"}
-    assert {x["finish_reason"] for x in ray_recs if x["label"] == "benign"} == {"stop"}
+    # The thought stops at "</think>" (17 and 12 of its 20 tokens); the 9 answer tokens left hold the harmful
+    # prompts' refusal (7 tokens and EOS) and cut the benign ones' longer answer.
+    assert all(x["raw"].count("</think>") == 1 and x["split_status"] == "complete" for x in ray_recs)
+    assert {x["finish_reason"] for x in ray_recs if x["label"] == "harmful"} == {"stop"}
+    assert {x["finish_reason"] for x in ray_recs if x["label"] == "benign"} == {"length"}
     assert Path(str(out).replace(".jsonl", ".manifest.json")).exists()
 
 
