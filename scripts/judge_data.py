@@ -136,6 +136,23 @@ def jbb_rows(path: Path, per_label: int, seed: int) -> list[Row]:
     return rows
 
 
+def moderation_rows(path: Path) -> list[Row]:
+    """OpenAI's moderation evaluation set (MIT; scripts/data/SOURCE.md): web and forum text labelled by people for
+    sexual content, hate, violence, harassment and self-harm. Content with no request, so the prompt is empty (the
+    judge then leaves no restated token out). The category is the flagged ones joined by '+' ('' when safe), so that
+    --holdout-categories can leave out every row that touches a category (``moderation_categories``)."""
+    import gzip
+
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        items = [json.loads(line) for line in f]
+    return [Row("moderation", group_of(it["text"]), "", it["text"], int(it["unsafe"]), "answer", "+".join(it["categories"]))
+            for it in items]  # fmt: skip
+
+
+def moderation_categories(r: Row) -> set[str]:
+    return {f"{r.source}:{c}" for c in r.category.split("+") if c}
+
+
 def _words(text: str) -> frozenset[str]:
     return frozenset(re.findall(r"[a-z0-9]+", text.lower()))
 

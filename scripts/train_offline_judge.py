@@ -15,6 +15,8 @@ Data (public; ../shared/data or --data, and scripts/data/):
   sensitive-sounding topics (scripts/judge_data.py and scripts/data/benign_howto.jsonl) as reasoning and as answers.
 - With --jbb (tried, not the shipped judge): JailbreakBench's attack artifacts (MIT, scripts/data/jbb_artifacts.jsonl.gz),
   LLM-judge labels, training rows only.
+- With --moderation (tried, not the shipped judge): OpenAI's moderation evaluation set (MIT,
+  scripts/data/openai_moderation.jsonl.gz), human content labels without a request, training rows only.
 
 Splits, by group (one prompt / behavior: two answers to one prompt never straddle a split), seed 0:
 - test: 30% of the human-labelled groups, never trained on and never used to choose anything;
@@ -37,7 +39,7 @@ through ``tracesafe judge-eval``'s code, on gold files written to ``--heldout-di
 
     .venv/bin/python scripts/train_offline_judge.py [--data ../shared/data] [--out PATH.npz] [--top-out PATH]
         [--heldout-dir DIR] [--gold-out PATH.jsonl] [--card-out PATH.json] [--holdout-categories pyrit:hate_speech,pyrit:bias]
-        [--languages en,es,zh] [--stage2-dev-folds N]
+        [--languages en,es,zh] [--stage2-dev-folds N] [--jbb] [--moderation]
 """
 
 from __future__ import annotations
@@ -74,7 +76,8 @@ from tracesafe.store import write_jsonl  # noqa: E402
 WINDOW, OVERLAP = 256, 32  # the judge's defaults: training sees what inference sees
 HARMBENCH_VAL = REPO / "scripts/data/harmbench_cls_val.jsonl.gz"
 JBB = REPO / "scripts/data/jbb_artifacts.jsonl.gz"
-JBB_PER_LABEL = 2  # responses per JailbreakBench goal and label
+JBB_PER_LABEL = 2
+MODERATION = REPO / "scripts/data/openai_moderation.jsonl.gz"  # responses per JailbreakBench goal and label
 GOLD_OUT = REPO / "tracesafe/judges/data/gold/contrast.jsonl"
 CARD_OUT = REPO / "tracesafe/judges/data/cards/offline.json"
 
@@ -96,7 +99,8 @@ def load_human(data: Path) -> list[jd.Row]:
 FOLDS = 5
 
 
-def build(data: Path, seed: int, holdout_categories: set[str], languages: tuple[str, ...] = ("en",), jbb: bool = False):
+def build(data: Path, seed: int, holdout_categories: set[str], languages: tuple[str, ...] = ("en",), jbb: bool = False,
+          moderation: bool = False):
     """fit and calibration rows, each as (fold, row); test (human); gold (contrast).
 
     Every non-test group falls in one of FOLDS folds. A fold's fit rows are its human rows and synthetic thinking in
@@ -119,6 +123,8 @@ def build(data: Path, seed: int, holdout_categories: set[str], languages: tuple[
         judged = [r for r, g in zip(judged, jd.near_groups([r.prompt for r in judged], held_out)) if g not in test | never_train]
         anchors = sorted({(r.group, r.prompt) for r in train} | set(prompts))  # a reworded training request: same fold
         train += [dataclasses.replace(r, group=g) for r, g in zip(judged, jd.near_groups([r.prompt for r in judged], anchors))]
+    if moderation:  # content without a request: training only; a category held out takes every row touching it
+        train += [r for r in jd.moderation_rows(MODERATION) if not jd.moderation_categories(r) & holdout_categories]
     howto = jd.benign_howto_pairs()
     groups = sorted({r.group for r in train} | {g for g, _ in prompts} | {jd.group_of(p) for p, _ in howto})
     random.Random(seed + 1).shuffle(groups)
@@ -314,6 +320,10 @@ def main() -> None:
     ap.add_argument("--jbb", action="store_true",
                     help="add JailbreakBench's judge-labelled attack responses (scripts/data/jbb_artifacts.jsonl.gz) to "
                          "the training rows (tried, docs/judges.md)")
+    ap.add_argument("--moderation", action="store_true",
+                    help="add OpenAI's human-labelled moderation set (scripts/data/openai_moderation.jsonl.gz: sexual, "
+                         "hate, violence, harassment, self-harm) to the training rows; 'moderation:hate' etc. in "
+                         "--holdout-categories leave a category out")
     ap.add_argument("--languages", default="en",
                     help="languages of the synthetic thinking, of " + ",".join(jd.LANGUAGE_POOLS) + " (the shipped judge: en)")
     ap.add_argument("--stage2-dev-folds", type=int, default=1, choices=range(1, FOLDS + 1), metavar=f"1..{FOLDS}",
@@ -326,7 +336,7 @@ def main() -> None:
     if not languages or set(languages) - set(jd.LANGUAGE_POOLS) or len(set(languages)) < len(languages):
         ap.error(f"--languages: a comma-separated list of {', '.join(jd.LANGUAGE_POOLS)}, each once")
     args.top_out = args.top_out or args.out.with_name(TOP_FILE)
-    fit_rows, cal_rows, held, gold = build(args.data, args.seed, holdout, languages, args.jbb)
+    fit_rows, cal_rows, held, gold = build(args.data, args.seed, holdout, languages, args.jbb, args.moderation)
     print(f"fit {len(fit_rows)} (unsafe {sum(r.label for _, r in fit_rows)}), calibration {len(cal_rows)}, test {len(held)}, "
           f"contrast gold {len(gold)}")  # fmt: skip
     fz = Featurizer(minilm_dir())
@@ -374,6 +384,8 @@ def main() -> None:
             "sha256": hashlib.sha256(blob).hexdigest()[:16]}  # fmt: skip
     if languages != ("en",):  # recorded only when asked for: the shipped head's metadata stays as it was
         meta["languages"] = list(languages)
+    if args.moderation:
+        meta["data"].append("OpenAI moderation evaluation set (human labels; no request)")
     if args.jbb:
         meta["data"].append(f"JailbreakBench attack artifacts (LLM-judge labels, {JBB_PER_LABEL} per goal and label)")
     save(args.out, head, meta)

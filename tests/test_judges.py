@@ -181,6 +181,29 @@ def test_jailbreakbench_rows_train_only_and_never_beside_a_held_out_or_contrast_
     assert {r.category for _, r in fit_out if r.source == "jbb"} == {r.category for r in jbb} - {"Privacy"}
 
 
+@needs_shared
+def test_moderation_rows_train_only_and_a_held_out_category_takes_every_row_touching_it(monkeypatch):
+    """`train_offline_judge.py --moderation` (docs/judges.md): OpenAI's human-labelled moderation texts (no request:
+    prompt empty) join the training rows only; 'moderation:hate' in --holdout-categories leaves out every row flagged
+    hate, whatever else it is flagged; sexual content involving minors is not in the shipped file."""
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    import judge_data as jd
+    import train_offline_judge as tj
+
+    rows = jd.moderation_rows(tj.MODERATION)
+    assert len(rows) == 774 and sum(r.label for r in rows) == 437 and {r.prompt for r in rows} == {""}
+    assert all(bool(r.category) == bool(r.label) for r in rows)
+    cats = {c for r in rows for c in r.category.split("+") if c}
+    assert cats == {"sexual", "hate", "violence", "harassment", "self-harm", "hate/threatening", "violence/graphic"}
+    base = tj.build(SHARED, 0, set())
+    fit, _, held, gold = tj.build(SHARED, 0, set(), moderation=True)
+    assert [r.text for r in held] == [r.text for r in base[2]] and [r.text for r in gold] == [r.text for r in base[3]]
+    assert {r.text for _, r in fit if r.source == "moderation"} <= {r.text for r in rows}
+    out = [r for _, r in tj.build(SHARED, 0, {"moderation:hate"}, moderation=True)[0] if r.source == "moderation"]
+    assert out and not any("hate" in r.category.split("+") for r in out)
+    assert any("violence" in r.category.split("+") for r in out)
+
+
 def test_second_stage_thresholds_cross_fitted_over_dev_folds(monkeypatch, tmp_path):
     """`train_offline_judge.py --stage2-dev-folds N` (docs/judges.md): a model trained without each of the last N folds
     scores that fold and Platt and the thresholds are chosen on the pooled scores; the written weights stay those of
