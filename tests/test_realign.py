@@ -338,7 +338,7 @@ def test_a_response_with_no_tokens_in_the_loss_is_refused_naming_its_line(tiny, 
                                                add_generation_prompt=True), add_special_tokens=False)["input_ids"])
     (one,) = encode(tok, examples[:1], n_prompt + 1)  # room for one response token: it is in the loss
     assert int((one["labels"][1:] != -100).sum()) == 1
-    with pytest.raises(ValueError, match=rf"s\.jsonl:1: the prompt takes \d+ tokens, so none of the safe response is within --max-length 5"):
+    with pytest.raises(ValueError, match=r"s\.jsonl:1: the prompt takes \d+ tokens, so none of the safe response is within --max-length 5"):
         encode(tok, examples, 5)
     bare = tmp_path / "bare"  # a model folder without its tokenizer files: transformers builds an empty tokenizer
     bare.mkdir()
