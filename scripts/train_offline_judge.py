@@ -76,8 +76,8 @@ from tracesafe.store import write_jsonl  # noqa: E402
 WINDOW, OVERLAP = 256, 32  # the judge's defaults: training sees what inference sees
 HARMBENCH_VAL = REPO / "scripts/data/harmbench_cls_val.jsonl.gz"
 JBB = REPO / "scripts/data/jbb_artifacts.jsonl.gz"
-JBB_PER_LABEL = 2
-MODERATION = REPO / "scripts/data/openai_moderation.jsonl.gz"  # responses per JailbreakBench goal and label
+JBB_PER_LABEL = 2  # responses per JailbreakBench goal and label
+MODERATION = REPO / "scripts/data/openai_moderation.jsonl.gz"
 GOLD_OUT = REPO / "tracesafe/judges/data/gold/contrast.jsonl"
 CARD_OUT = REPO / "tracesafe/judges/data/cards/offline.json"
 
