@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"  # the public datasets beside the checkout
+needs_shared = pytest.mark.skipif(not (SHARED / "xstest").exists(),
+                                  reason=f"human-labelled data not found at {SHARED} (CI has shared/ beside the checkout)")  # fmt: skip
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The ``longest`` tests first, the rest in collection order: with `pytest -n 2 --dist worksteal` (the README's

@@ -12,6 +12,7 @@ from typing import ClassVar
 
 import orjson
 import pytest
+from conftest import SHARED, needs_shared
 
 from tracesafe.judges import (
     BaseJudge,
@@ -28,9 +29,7 @@ from tracesafe.records import Verdict
 from tracesafe.store import BadLineError, read_jsonl
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared" / "data"
 XSTEST = SHARED / "xstest"
-needs_shared = pytest.mark.skipif(not XSTEST.exists(), reason=f"human-labelled data not found at {SHARED} (CI has shared/ beside the checkout)")
 
 
 # A test judge registered like any plugin: unsafe when the text contains "HARM", an error when it

@@ -10,13 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import needs_shared
 
 from tracesafe.judges import evaluate_judge
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared" / "data"
-needs_shared = pytest.mark.skipif(not (SHARED / "xstest").exists(),
-                                  reason=f"human-labelled data not found at {SHARED} (CI has shared/ beside the checkout)")  # fmt: skip
 
 
 @pytest.mark.longest
