@@ -171,6 +171,28 @@ def test_one_record_file_is_exported_as_it_is(run_dir, tmp_path):
     assert code == 0 and load_from_disk(str(tmp_path / "v-ds")).num_rows == 843, msg
 
 
+def test_datasets_folder_replaces_an_earlier_export_never_a_folder_of_other_files(run_dir, tmp_path):
+    from datasets import load_from_disk
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("precious")
+    code, msg = cli("export", run_dir / "verdicts.jsonl", "-o", mine, "--as", "datasets")
+    assert code == 2 and msg.strip() == (f"error: {mine}: a folder with other files in it (no dataset_info.json of an "
+                                         "earlier output); it would be replaced, so give a new or empty folder"), msg
+    assert [p.name for p in mine.iterdir()] == ["thesis.tex"]  # it used to be deleted, the export put in its place
+    (tmp_path / "f").write_text("x")
+    code, msg = cli("export", run_dir / "verdicts.jsonl", "-o", tmp_path / "f", "--as", "datasets")
+    assert code == 2 and msg.strip() == f"error: {tmp_path / 'f'}: is a file; this output is a folder", msg
+    ds, empty = tmp_path / "ds", tmp_path / "empty"
+    empty.mkdir()
+    for out in (ds, ds, empty):  # new, an earlier export (replaced), an empty folder
+        code, msg = cli("export", run_dir / "verdicts.jsonl", "-o", out, "--as", "datasets")
+        assert code == 0 and load_from_disk(str(out)).num_rows == 843, msg
+    # No temporary folder left, and no lock file beside the outputs that were refused.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "ds.lock", "empty", "empty.lock", "f", "mine"]
+
+
 def test_datasets_not_installed_names_the_pip_install(run_dir, tmp_path):
     args = ["export", str(run_dir), "-o", str(tmp_path / "ds"), "--as", "datasets"]
     code = f"import sys; sys.modules['datasets'] = None; from tracesafe.cli import app; app({args!r})"

@@ -70,7 +70,8 @@ def _output(output: Path, inputs: list[Path], as_: As, write: Callable[[Path, Pa
     if as_ == "datasets":
         _datasets()  # before any work
     output = Path(output)
-    with atomic_output(output, inputs, folder=as_ == "datasets") as tmp, \
+    # A datasets folder always holds dataset_info.json: an earlier export may be replaced, no other folder.
+    with atomic_output(output, inputs, folder=as_ == "datasets", marker="dataset_info.json") as tmp, \
             tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.name}.") as work:
         rows = Path(work) / "rows.parquet"
         result = write(rows, Path(work))

@@ -66,11 +66,18 @@ def refuse_input_as_output(output: str | os.PathLike, inputs: Iterable[str | os.
             raise OutputError(f"{output}: the output would replace a folder holding the input {inp}; write elsewhere")
 
 
-def prepare_output(path: Path, inputs: Iterable[str | os.PathLike], folder: bool = False) -> None:
-    """Refuse an input as the output and a folder where a file is wanted; create the output's folder."""
+def prepare_output(path: Path, inputs: Iterable[str | os.PathLike], folder: bool = False, marker: str | None = None) -> None:
+    """Refuse an input as the output, a folder where a file is wanted and a file where a folder is; create the
+    output's folder. A folder output replaces an existing folder only when it is empty or holds ``marker`` (the
+    file that each such output writes, so it is one of ours): any other folder would be deleted with its files."""
     refuse_input_as_output(path, inputs)
     if path.is_dir() and not folder:
         raise OutputError(f"{path}: is a folder; the output must be a file")
+    if folder and path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: is a file; this output is a folder")
+    if folder and path.is_dir() and any(path.iterdir()) and not (marker and (path / marker).is_file()):
+        ours = f"no {marker} of an earlier output" if marker else "not empty"
+        raise OutputError(f"{path}: a folder with other files in it ({ours}); it would be replaced, so give a new or empty folder")
     path.parent.mkdir(parents=True, exist_ok=True)
 
 
@@ -85,16 +92,18 @@ _UMASK = _umask()  # read once at import: os.umask can only be read by setting i
 
 @contextmanager
 def atomic_output(
-    path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), *, lock: bool = True, folder: bool = False
+    path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), *, lock: bool = True, folder: bool = False,
+    marker: str | None = None,
 ) -> Iterator[Path]:
     """Write a whole file at once: yields a new empty temporary file in ``path``'s folder, which replaces
     ``path`` when the block ends without an error and is deleted otherwise, so a crash leaves the old file
     (or none). The temporary name is unique (``mkstemp``), so it cannot be an input. Refuses an output that
     is one of ``inputs``; holds the output's lock unless ``lock`` is False (the caller holds it already,
     or the file is a small by-product of an output that is locked). ``folder``: the output is a folder
-    (a saved model); an old one is removed just before the new one takes its name."""
+    (a saved model); an old one is removed just before the new one takes its name, and only if it is empty or
+    holds the file ``marker`` (``prepare_output``)."""
     path = Path(path)
-    prepare_output(path, inputs, folder)
+    prepare_output(path, inputs, folder, marker)
     with output_lock(path) if lock else nullcontext():
         name = dict(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         if folder:

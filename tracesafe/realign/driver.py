@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .._util.atomic import OutputError, atomic_output, output_lock, prepare_output
+from .._util.atomic import atomic_output, output_lock, prepare_output
 from .fusion import binarise, fuse, merge_task_vectors, named_params, task_vectors
 from .inputs import (
     DEFAULT_MULTI_SCALING,
@@ -21,6 +21,8 @@ from .inputs import (
     load_safety_data,
 )
 from .mask import encode, learn_mask, ref_logprobs, safety_loss, score_mask
+
+MANIFEST = "realign.json"  # written into every realigned model: a folder holding it may be replaced by a new one
 
 
 def _load(path, dtype):
@@ -86,12 +88,7 @@ def realign(
     new or empty folder, or an earlier realigned model's (replaced at the end)."""
     output = Path(output)
     # Before hours of work, not after: the output is checked and locked first, and held locked to the end.
-    prepare_output(output, [aligned, *finetuned, safety_data], folder=True)
-    if output.exists() and not output.is_dir():
-        raise OutputError(f"{output}: is a file; the realigned model is written to a folder")
-    if output.is_dir() and any(output.iterdir()) and not (output / "realign.json").is_file():
-        raise OutputError(f"{output}: a folder with other files in it (no realign.json of an earlier realigned model); "
-                          "it would be replaced, so give a new or empty folder")  # fmt: skip
+    prepare_output(output, [aligned, *finetuned, safety_data], folder=True, marker=MANIFEST)
     with output_lock(output):
         return _realign(aligned, finetuned, safety_data, output, cfg, save_mask)
 
@@ -116,7 +113,7 @@ def _realign(aligned, finetuned, safety_data, output: Path, cfg: RealignConfig, 
     with torch.no_grad():
         for n, p in model.named_parameters():
             p.copy_(result.params[n])
-    with atomic_output(output, folder=True, lock=False) as tmp:  # realign holds the lock
+    with atomic_output(output, folder=True, marker=MANIFEST, lock=False) as tmp:  # realign holds the lock
         model.to(orig_dtype).save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
         if save_mask:
@@ -139,5 +136,5 @@ def _realign(aligned, finetuned, safety_data, output: Path, cfg: RealignConfig, 
             "seconds": round(time.time() - t0, 1),
             "versions": {"torch": torch.__version__, "transformers": __import__("transformers").__version__},
         }
-        (tmp / "realign.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
