@@ -129,6 +129,23 @@ def test_inspect_logs_read_without_inspect_installed(inspect_logs, tmp_path, mon
         assert sorted(r["id"] for r in plain) == sorted(r["id"] for r in with_inspect)
 
 
+@pytest.mark.parametrize("edit, reason", [
+    (lambda s: s["output"].update(usage=[1]), "output.usage is an array, expected an object"),
+    (lambda s: s.update(scores=[1]), "scores is an array, expected an object"),
+    (lambda s: s.update(epoch="2"), "epoch is a string, expected an integer"),
+])
+def test_inspect_log_fields_of_the_wrong_type_are_located_without_inspect(inspect_logs, tmp_path, monkeypatch, edit, reason):
+    """The plain reader (inspect_ai not installed) printed a traceback on these (a new user's probe)."""
+    log = json.loads(inspect_logs[1].read_text())
+    edit(log["samples"][0])
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(log))
+    monkeypatch.setitem(sys.modules, "inspect_ai", None)
+    monkeypatch.setitem(sys.modules, "inspect_ai.log", None)
+    res = cli("inspect", bad, "-o", tmp_path / "o.jsonl")
+    assert (res.returncode, res.stderr.strip()) == (2, f"error: {bad}:1: {reason}")  # the log is one line of JSON
+
+
 def test_inspect_deflate_eval_log_without_inspect(inspect_logs, tmp_path, monkeypatch):
     """Older inspect versions wrote .eval logs with deflate, which the plain reader handles."""
     eval_path = inspect_logs[0]
@@ -296,6 +313,69 @@ def test_table_rows_are_located_and_skippable(tmp_path, caplog):
         recs = run("parquet", tmp_path / "n.parquet", tmp_path / "o.jsonl", response_field="output")
     assert [(r["thinking"], r["answer"]) for r in recs[2:]] == [("cut off", "")] and len(recs) == 3
     assert "n.parquet: 1 row(s) have a null 'output' and no reasoning (failed generations), none imported" in caplog.text
+
+
+def test_table_columns_named_as_trace_fields_are_those_fields_or_kept_as_source(tmp_path):
+    """A new user's probe: suite, finish_reason, n_tokens, params, sample, id and thinking columns were dropped
+    without a word (the record already held those names), so a null response cut at max_tokens read as complete."""
+    import pandas as pd
+
+    rows = [{"prompt": "q1", "response": None, "reasoning": "cut", "suite": "sst", "finish_reason": "length", "id": "mine-1",
+             "thinking": "T1", "n_tokens": {"prompt": 4, "completion": 9}, "params": {"temperature": 0.6},
+             "prompt_id": "P1", "created": "2025-01-02T03:04:05", "extra_col": "e1"},
+            {"prompt": "q1", "response": "a", "reasoning": "t", "suite": "sst", "finish_reason": "stop", "id": "mine-2",
+             "thinking": "T2", "n_tokens": {"prompt": 4, "completion": 2}, "params": {"temperature": 0.6},
+             "prompt_id": "P1", "sample": 7, "created": None, "extra_col": "e2"}]  # fmt: skip
+    recs = run("jsonl", _jsonl(tmp_path, rows), tmp_path / "o.jsonl", model="m")
+    first, second = recs
+    assert (first["suite"], first["finish_reason"], first["split_status"], first["n_tokens"]) == ("sst", "length", "unterminated",
+                                                                                                 {"prompt": 4, "completion": 9})
+    assert (first["prompt_id"], first["sample"], second["sample"], first["params"]) == ("P1", 0, 7, {"temperature": 0.6})
+    assert (first["created"], first["source_id"], first["source_thinking"], first["extra_col"]) == (
+        "2025-01-02T03:04:05", "mine-1", "T1", "e1")
+    assert first["id"] != "mine-1" and first["thinking"] == "cut"  # computed by import, the source's kept beside
+    # pandas writes an integer column with a gap as floats: 1.0 is label 1 and sample 1.
+    pd.DataFrame({"prompt": ["a", "b"], "response": ["x", "y"], "label": [1, None], "sample": [1, None]}).to_parquet(tmp_path / "f.parquet")
+    recs = run("parquet", tmp_path / "f.parquet", tmp_path / "f.jsonl", model="m")
+    assert [(r["label"], r["sample"]) for r in recs] == [("harmful", 1), (None, 0)]
+    # A misfit is the row's error, located, as a trace file's would be in judge (it used to pass import).
+    for bad, reason in (({"n_tokens": {"prompt": 1.5}}, "field 'n_tokens.prompt' must be an integer or null, got number"),
+                        ({"sample": "two"}, "field 'sample' must be an integer, got string"),
+                        ({"suite": ["x"]}, "field 'suite' must be a string or null, got array")):  # fmt: skip
+        res = cli("jsonl", _jsonl(tmp_path, [{"prompt": "a", "response": "x"}, {"prompt": "b", "response": "y", **bad}]),
+                  "-o", tmp_path / "b.jsonl", "--model", "m")
+        assert (res.returncode, res.stderr.strip()) == (2, f"error: {tmp_path / 't.jsonl'}:2: {reason}")
+
+
+def test_openai_usage_that_is_not_a_count_is_refused_at_import(tmp_path):
+    line = {"id": "c5", "model": "m", "choices": [{"index": 0, "message": {"role": "assistant", "content": "x"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1.5, "completion_tokens": 3}}  # fmt: skip
+    (tmp_path / "oa.jsonl").write_text(json.dumps(line) + "\n")
+    res = cli("openai", tmp_path / "oa.jsonl", "-o", tmp_path / "o.jsonl")
+    assert (res.returncode, res.stderr.strip()) == (2, f"error: {tmp_path / 'oa.jsonl'}:1: field 'n_tokens.prompt' must be an integer or null, got number")
+
+
+def test_csv_cells_longer_than_the_csv_modules_default_and_a_repeated_column(tmp_path):
+    import csv
+
+    with open(tmp_path / "big.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["prompt", "response"], ["q", "<think>" + "word " * 60000 + "</think>a"]])
+    (rec,) = run("csv", tmp_path / "big.csv", tmp_path / "o.jsonl", model="m")
+    assert len(rec["thinking"]) == 5 * 60000 - 1 and rec["answer"] == "a"
+    (tmp_path / "d.csv").write_text("prompt,response,response\nq1,x,y\n")
+    res = cli("csv", tmp_path / "d.csv", "-o", tmp_path / "d.jsonl", "--model", "m")
+    assert (res.returncode, res.stderr.strip()) == (2, f"error: {tmp_path / 'd.csv'}:1: column 'response' appears more than once in the header")
+
+
+def test_a_file_that_is_not_a_garak_report_is_refused_and_an_empty_import_is_warned_of(tmp_path, caplog):
+    src = _jsonl(tmp_path, [{"prompt": "p", "response": "r"}])
+    res = cli("garak", src, "-o", tmp_path / "g.jsonl")
+    assert (res.returncode, res.stderr.strip()) == (2, f"error: {src}: not a garak report: no line has an 'entry_type' (a "
+                                                       "hitlog or another JSONL file? `tracesafe import jsonl` reads a table of traces)")
+    (tmp_path / "e.jsonl").write_bytes(b"")
+    with caplog.at_level("WARNING"):
+        assert run("jsonl", tmp_path / "e.jsonl", tmp_path / "o.jsonl") == []
+    assert f"{tmp_path / 'e.jsonl'}: no traces found in it" in caplog.text
 
 
 def _jsonl(tmp_path, rows):

@@ -279,10 +279,16 @@ def _csv_rows(f, path, skip_leading_comments: bool, on_bad_line: OnBadLine) -> I
             f.seek(pos)
             break
         skipped += 1
+    # A reasoning trace is often longer than the csv module's default cell limit (131,072 characters). The limit
+    # is the module's, not the reader's: raised, never lowered (a C long, so 2**31 - 1 on every platform).
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
     reader = csv.reader(f, strict=True)
     start = skipped + 1
     try:
         header = next(reader, None)
+        twice = sorted({c for c in header or () if header.count(c) > 1})
+        if twice:  # a dict row would keep the last such cell and lose the others
+            raise BadLineError(path, start, f"column {twice[0]!r} appears more than once in the header")
         start = skipped + reader.line_num + 1
         for fields in reader if header else ():
             if fields and len(fields) != len(header):

@@ -78,6 +78,8 @@ def import_file(
 
     dst.parent.mkdir(parents=True, exist_ok=True)
     n = write_jsonl(dst, checked(), inputs=[src])
+    if not n:
+        log.warning("%s: no traces found in it", src)
     if records.unnamed:  # ids hash the model name: two unnamed models' traces of one prompt would share ids
         log.warning("%s: %d of %d records name no model (recorded as model ''); give one with --model NAME, or "
                     "traces of another unnamed model get the same ids", src, records.unnamed, n)  # fmt: skip
@@ -133,8 +135,9 @@ class _Records:
         if item.prompt is not None and first[0] is not None and first[0] != hash(item.prompt):  # not samples of one prompt
             return Bad(item.where, f"prompt id {pid!r} was given to another prompt at {first[1]} (is the id field "
                                    "a prompt's id?)")  # fmt: skip
-        sample = self.samples.get(key, 0) if item.sample is None else item.sample
-        self.samples[key] = sample + 1
+        sample = self.samples.get(key, 0) if item.sample is None else _whole(item.sample)
+        if isinstance(sample, int) and not isinstance(sample, bool):
+            self.samples[key] = sample + 1
         rec = Trace(
             id=trace_id(model, pid, sample, item.params),
             prompt_id=pid,
@@ -147,9 +150,15 @@ class _Records:
             prompt_rendered=item.prompt_rendered,
             reasoning=item.reasoning or None,
             finish_reason=None if item.finish_reason is None else str(item.finish_reason),
-            n_tokens=item.n_tokens,
+            n_tokens={k: _whole(v) for k, v in item.n_tokens.items()} if isinstance(item.n_tokens, dict) else item.n_tokens,
+            suite=item.suite,
+            created=item.created,
             **labels,
         ).to_dict()
+        try:  # the source's own counts, sample numbers, suite ...: a misfit is this record's error, not a later stage's
+            Trace.check(rec)
+        except ValueError as e:
+            return Bad(item.where, str(e))
         for k, v in item.extra.items():
             rec.setdefault(k, v)
         return split_record(rec, self.opts.reasoning_format)
@@ -166,7 +175,7 @@ class _Records:
             elif isinstance(v, (dict, list)):
                 return Bad(item.where, f"field {name or key!r} ({key}) is a {type(v).__name__}, expected text")
             else:
-                v = str(v)
+                v = str(_whole(v))  # a label column with a gap is float in pandas: 1.0 is 1
             if key == "label":
                 try:
                     v = parse_label(v)
@@ -180,6 +189,11 @@ class _Records:
         if v is not MISSING:
             self.found.add(name)
         return v
+
+
+def _whole(v: Any) -> Any:
+    """An integral float as an int (pandas stores an integer column with a gap as floats); anything else as it is."""
+    return int(v) if isinstance(v, float) and v.is_integer() else v
 
 
 __all__ = ["IMPORTERS", "ImportOptions", "Importer", "import_file"]

@@ -62,6 +62,8 @@ class Item:
     n_tokens: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     category: Any = None
+    suite: Any = None
+    created: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -21,9 +21,11 @@ log = logging.getLogger(__name__)
 def read(path: Path, opts: ImportOptions) -> Iterator[Item | Bad]:
     model = ""
     pending: dict[str, tuple[int, dict[str, Any]]] = {}  # generated, not yet scored: uuid -> (line, entry)
-    failed = 0
+    failed = lines = typed = 0
     for lineno, entry in read_jsonl_numbered(path, on_bad_line=opts.on_bad_line):
         kind = entry.get("entry_type")
+        lines += 1
+        typed += kind is not None
         if kind == "start_run setup":
             model = str(
                 entry.get("plugins.target_name") or entry.get("plugins.model_name")
@@ -41,6 +43,9 @@ def read(path: Path, opts: ImportOptions) -> Iterator[Item | Bad]:
             items, n_failed = _items(f"{path}:{lineno}", entry, model)
             failed += n_failed
             yield from items
+    if lines and not typed:  # every line of a report has one: this is another file (a hitlog, traces)
+        raise ValueError(f"{path}: not a garak report: no line has an 'entry_type' (a hitlog or another JSONL file? "
+                         "`tracesafe import jsonl` reads a table of traces)")
     for lineno, entry in pending.values():
         items, n_failed = _items(f"{path}:{lineno}", entry, model)
         failed += n_failed

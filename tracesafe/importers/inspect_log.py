@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from ..records import json_type
 from ._base import IMPORTERS, Bad, Importer, ImportOptions, Item, JsonDocument, text_of
 
 _HEAVY = {"events", "store", "attachments", "events_data", "timelines"}
@@ -133,8 +134,12 @@ def _items(where: str, header: dict[str, Any], sample: Any) -> list[Item | Bad] 
     choices = output.get("choices") if isinstance(output, dict) else None
     if not choices:
         return None
-    if not isinstance(choices, list):
-        return [Bad(where, "output.choices is not a list")]
+    # Objects the reader looks into: a log edited or written by another tool may hold anything there.
+    for name, v in (("output.choices", choices), ("output.usage", output.get("usage")), ("scores", sample.get("scores")),
+                    ("epoch", sample.get("epoch"))):  # fmt: skip
+        want = list if name == "output.choices" else int if name == "epoch" else dict
+        if v is not None and (not isinstance(v, want) or isinstance(v, bool)):
+            return [Bad(where, f"{name} is {json_type(v, article=True)}, expected {json_type(want(), article=True)}")]
     metadata = sample.get("metadata") if isinstance(sample.get("metadata"), dict) else {}
     fields = {**sample, **metadata}
     usage = output.get("usage") or {}
@@ -150,7 +155,7 @@ def _items(where: str, header: dict[str, Any], sample: Any) -> list[Item | Bad] 
         "target": sample.get("target"),
         "scores": {k: v.get("value") if isinstance(v, dict) else v for k, v in scores.items()},
     }
-    epoch = sample.get("epoch") if isinstance(sample.get("epoch"), int) else 1
+    epoch = sample.get("epoch") or 1
     items: list[Item | Bad] = []
     for i, choice in enumerate(choices):
         message = choice.get("message") if isinstance(choice, dict) else None

@@ -1,8 +1,11 @@
 """Tables of traces, one per row: JSONL, CSV, Parquet, Arrow, Hugging Face ``datasets`` folders.
 
 ``--response-field`` (default the first of response/output/completion/raw), ``--reasoning-field`` (default
-reasoning_content/reasoning if present), ``--prompt-field`` (default prompt/instruction/question/text). Other
-columns pass through unchanged. In Parquet/Arrow/datasets inputs the location is the row number.
+reasoning_content/reasoning if present), ``--prompt-field`` (default prompt/instruction/question/text).
+Columns named as trace fields are those fields: ``prompt_id`` (unless ``--id-field``), ``suite``, ``finish_reason``,
+``n_tokens``, ``params``, ``sample``, ``created``, ``category``, ``harm_area``, ``label`` (type-checked as in any trace
+record). Columns named as fields that import computes (``id``, ``backend``, ``thinking``, ``answer``, the split's
+fields, ``schema``) are kept as ``source_<name>``. Other columns pass through unchanged. In Parquet/Arrow/datasets inputs the location is the row number.
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ from ..store import read_csv_numbered, read_jsonl_numbered
 from ._base import IMPORTERS, Bad, Importer, ImportOptions, Item
 
 RESPONSE_FIELDS = ("response", "output", "completion", "raw")
+# Columns named as trace fields are those fields (type-checked like any record's) ...
+TRACE_COLUMNS = ("prompt_id", "suite", "finish_reason", "n_tokens", "params", "sample", "created")
+# ... except those that import computes (ids, the split): a source's own values are kept as source_<name>.
+COMPUTED_COLUMNS = ("schema", "id", "backend", "thinking", "answer", "split_status", "split_rule", "split_format")
 REASONING_FIELDS = ("reasoning_content", "reasoning")
 _ROWS_PER_BATCH = 1000
 log = logging.getLogger(__name__)
@@ -118,7 +125,10 @@ def _items(path: Path, rows: Iterable[tuple[int, dict[str, Any]]], opts: ImportO
             yield Bad(where, wrong[0])
             continue
         used = {rf, pf, zf, "model", "prompt_rendered", opts.prompt_field, opts.id_field, opts.category_field,
-                opts.harm_area_field, opts.label_field, "category", "harm_area", "label"}  # fmt: skip
+                opts.harm_area_field, opts.label_field, "category", "harm_area", "label", *TRACE_COLUMNS}  # fmt: skip
+        own = {c: row[c] for c in TRACE_COLUMNS if row.get(c) is not None}
+        if hasattr(own.get("created"), "isoformat"):  # a Parquet/Arrow timestamp
+            own["created"] = own["created"].isoformat()
         yield Item(
             where=where,
             fields=row,
@@ -128,7 +138,14 @@ def _items(path: Path, rows: Iterable[tuple[int, dict[str, Any]]], opts: ImportO
             reasoning=row.get(zf) if zf else None,
             prompt_rendered=row.get("prompt_rendered"),
             fallback_id=f"{path.stem}-{lineno}",
-            extra={k: v for k, v in row.items() if k not in used},
+            prompt_id=None if opts.id_field else own.get("prompt_id"),
+            sample=own.get("sample"),
+            finish_reason=own.get("finish_reason"),
+            n_tokens=own.get("n_tokens", {}),
+            params=own.get("params", {}),
+            suite=own.get("suite"),
+            created=own.get("created"),
+            extra={f"source_{k}" if k in COMPUTED_COLUMNS else k: v for k, v in row.items() if k not in used},
         )
     for field, n in no_response.items():
         log.warning("%s: %d row(s) have a null %r and no reasoning (failed generations), none imported", path, n, field)
