@@ -457,6 +457,26 @@ def test_judge_options_and_sizes_that_cannot_be_meant_are_one_line(tmp_path):
     assert res.exit_code == 0 and orjson.loads(Path(out).read_bytes().splitlines()[0])["judge_config"]["stage2"] is None
 
 
+def test_report_and_export_refuse_verdicts_of_no_known_status_or_segment_or_version_and_same_length_edits(tmp_path):
+    """A new user's probe: such verdicts counted nowhere (status 'weird'), made rows of their own (segment
+    'thoughts') or passed without a version, exit 0; a trace edited without changing its lengths hid under its id."""
+    t, v = tmp_path / "t.jsonl", tmp_path / "v.jsonl"
+    rec = {"id": "a", "prompt_id": "p", "model": "m1", "prompt": "How do I bake bread?", "raw": "<think>Flour.</think>Bake."}
+    t.write_text(json.dumps(rec) + "\n")
+    ok = {"trace_id": "a", "segment": "answer", "judge": "rubric", "judge_version": "1", "status": "ok", "unsafe": False}
+    for bad, reason in (({"status": "weird"}, "field 'status' must be one of 'ok', 'error', got 'weird'"),
+                        ({"segment": "thoughts"}, "field 'segment' must be one of 'thinking', 'answer', 'full', got 'thoughts'"),
+                        ({"judge_version": None}, "lacks judge_version (is this a verdict file?)")):  # fmt: skip
+        v.write_text(json.dumps(ok) + "\n" + json.dumps({**ok, **bad}) + "\n")
+        for args in (("report", t, v, "-o", tmp_path / "r"), ("export", t, v, "-o", tmp_path / "e.parquet")):
+            res = cli(*map(str, args))
+            assert res.exit_code == 2 and res.output.strip().endswith(f"error: {v}:2: {reason}"), (args, res.output)
+    v.write_text(json.dumps(ok) + "\n")
+    t.write_text(json.dumps(rec) + "\n" + json.dumps({**rec, "raw": "<think>Flour.</think>Burn."}) + "\n")
+    res = cli("report", str(t), str(v), "-o", str(tmp_path / "r"))
+    assert res.exit_code == 2 and f"trace id 'a' is in {t} twice with another model or text (lines 1 and 2)" in res.output, res.output
+
+
 def test_report_refuses_two_traces_under_one_id_and_a_harmfulness_off_the_scale(tmp_path):
     t, v = tmp_path / "t.jsonl", tmp_path / "v.jsonl"
     rec = {"id": "a", "prompt_id": "p", "model": "m1", "prompt": "How do I bake bread?", "raw": "<think>Flour.</think>Bake."}

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..records import Label, SplitStatus, Trace
+from ..records import Label, Segment, SplitStatus, Trace, Verdict, VerdictStatus, stable_id
 
 UNSAFE_CHUNK = 0.5  # a thinking chunk (verdict span) counts as unsafe when its score is >= this
 NONE = "(none)"
@@ -24,6 +24,7 @@ _TRACE_FIELDS = {
 }
 _TRACE_CHECKED = tuple(_TRACE_FIELDS) + ("n_tokens",)  # the fields the report reads, typed as in records.py
 _TRACE_VALUES = {"label": typing.get_args(Label), "split_status": typing.get_args(SplitStatus)}
+VERDICT_VALUES = {"segment": typing.get_args(Segment), "status": typing.get_args(VerdictStatus)}
 _VERDICT_FIELDS = {
     "trace_id": "string", "segment": "string", "judge": "string", "judge_version": "string", "status": "string",
     "unsafe": "bool", "score": "float64", "refused": "bool", "harmfulness": "float64",
@@ -135,12 +136,14 @@ def _typed(fields: dict[str, str], required: tuple[str, ...] = (), kind: str = "
     return check
 
 
-_check_typed_verdict = _typed(_VERDICT_FIELDS, ("trace_id", "segment", "judge", "status"), "verdict")
+VERDICT_REQUIRED = ("trace_id", "segment", "judge", "judge_version", "status")  # as records.Verdict requires them
+_check_typed_verdict = _typed(_VERDICT_FIELDS, VERDICT_REQUIRED, "verdict")
 HARMFULNESS = (1, 5)  # the rubric's scale (records.Verdict.harmfulness)
 
 
 def _check_verdict(rec: dict[str, Any]) -> None:
     _check_typed_verdict(rec)
+    Verdict.check(rec, ("segment", "status"))  # a status or segment of no known value would count nowhere
     h = rec.get("harmfulness")
     if h is not None and not HARMFULNESS[0] <= h <= HARMFULNESS[1]:
         raise ValueError(f"field 'harmfulness' must be from {HARMFULNESS[0]} to {HARMFULNESS[1]} or null, got {h}")
@@ -222,18 +225,31 @@ def load_traces(paths: list[Path], on_bad_line: str = "error", keep: tuple[str, 
     t["synthetic"] = t["synthetic"].fillna(False).astype(bool) | t["model"].astype(str).str.startswith("synthetic/")
     again = t.duplicated("id", keep=False)
     if again.any():  # the same trace read twice is one trace; another trace under its id would vanish unseen
-        # The texts are dropped by now: their lengths stand for them.
-        same = [k for k in ("model", "prompt_id", "sample", "len_thinking", "tok_thinking", "tok_answer") if k in t]
-        d = t.loc[again, ["id", *same, "file"]].astype({"model": "object"})
-        differ = d.groupby("id", sort=False)[same].nunique(dropna=False).gt(1).any(axis=1)
-        if differ.any():
-            rid = differ.index[differ.argmax()]
-            files = list(dict.fromkeys(d.loc[d["id"] == rid, "file"]))
-            where = f"in {files[0]} twice" if len(files) == 1 else f"in {files[0]} and {files[1]}"
-            raise ValueError(f"trace id {rid!r} is {where} with another model or text: two traces under one id (imports "
-                             "of two models without a model name? give each `tracesafe import --model NAME`)")  # fmt: skip
+        _refuse_other_traces_under_one_id(t.loc[again, ["id", "file"]], on_bad_line)
     t = t.drop_duplicates("id", keep="first").reset_index(drop=True)
     return t
+
+
+def _refuse_other_traces_under_one_id(dup: pd.DataFrame, on_bad_line: str) -> None:
+    """ValueError when two records under one id differ (model, prompt, sample or any text). The texts were
+    dropped on reading, so the files holding repeated ids are read again, only then (a file given twice, or
+    two imports of unnamed models)."""
+    from ..store import read_jsonl_numbered
+
+    ids = set(dup["id"])
+    first: dict[str, tuple[str, int, str]] = {}  # id -> (file, line, content hash)
+    for path in dict.fromkeys(dup["file"]):
+        for lineno, rec in read_jsonl_numbered(path, on_bad_line=on_bad_line, warn=False):
+            rid = rec.get("id")
+            if rid not in ids:
+                continue
+            digest = stable_id(*(rec.get(k) for k in ("model", "prompt_id", "sample", "raw", "reasoning", "thinking", "answer")))
+            seen = first.setdefault(rid, (path, lineno, digest))
+            if seen[2] != digest:
+                where = f"in {path} twice" if seen[0] == path else f"in {seen[0]} and {path}"
+                raise ValueError(f"trace id {rid!r} is {where} with another model or text (lines {seen[1]} and {lineno}): "
+                                 "two traces under one id (imports of two models without a model name? give each "
+                                 "`tracesafe import --model NAME`)")  # fmt: skip
 
 
 def _empty_traces(keep: tuple[str, ...] = ()) -> pd.DataFrame:

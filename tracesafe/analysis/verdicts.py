@@ -9,7 +9,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .load import _VERDICT_FIELDS, HARMFULNESS, UNSAFE_CHUNK, _arrow_schema, _check_verdict, _is_number, _slow_rows
+from .load import (
+    _VERDICT_FIELDS,
+    HARMFULNESS,
+    UNSAFE_CHUNK,
+    VERDICT_REQUIRED,
+    VERDICT_VALUES,
+    _arrow_schema,
+    _check_verdict,
+    _is_number,
+    _slow_rows,
+)
 
 # The judge options that move a verdict's decision threshold (offline's threshold, rubric's unsafe_threshold): the
 # report reads them from each verdict's judge_config so that a judge card measured at another threshold is not used.
@@ -80,7 +90,6 @@ def load_verdicts(path: Path, on_bad_line: str = "error", trace_ids: pd.Index | 
         df["n_spans"] = n_spans
         if trace_ids is not None:
             df["trace_id"] = _trace_codes(df["trace_id"].to_numpy(dtype=object), trace_ids, unknown)
-        df["judge_version"] = df["judge_version"].fillna("")
         for k in _CATEGORIES:
             # Sorted categories, as the fast path gives: groupby order follows them.
             c = df[k].astype("category").cat.remove_unused_categories()
@@ -118,9 +127,12 @@ def _verdict_block(batch, trace_ids: pd.Index | None, unknown: dict[str, int],
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    for k in ("trace_id", "segment", "judge", "status"):
+    for k in VERDICT_REQUIRED:
         if batch.column(k).null_count:
-            raise ValueError(f"a line lacks {k}")
+            raise ValueError(f"a line lacks {k}")  # the line-by-line check names the line
+    for k, allowed in VERDICT_VALUES.items():
+        if not pc.all(pc.is_in(batch.column(k), pa.array(allowed))).as_py():
+            raise ValueError(f"a {k} of no known value")
     h = batch.column("harmfulness")
     if pc.any(pc.or_(pc.less(h, HARMFULNESS[0]), pc.greater(h, HARMFULNESS[1]))).as_py():
         raise ValueError("a harmfulness off the scale")  # the line-by-line check names the line
@@ -131,8 +143,6 @@ def _verdict_block(batch, trace_ids: pd.Index | None, unknown: dict[str, int],
         if k in ("trace_id", "score"):  # the score is checked, not used: not kept
             continue
         if t == "string":
-            if k == "judge_version":
-                col = pc.fill_null(col, "")
             enc = pc.dictionary_encode(col)
             known = values[k]
             lut = np.array([known.setdefault(x, len(known)) for x in enc.dictionary.to_pylist()] + [-1])
