@@ -90,6 +90,26 @@ def test_a_second_writer_fails_at_once_naming_the_file(tmp_path):
     assert len(list(read_jsonl(out))) == 8
 
 
+def test_a_symlink_to_an_output_shares_its_lock_and_is_written_through(tmp_path):
+    """A new user's probe: a second judge writing through a symlink got in beside the first (each name had its own
+    lock file: 21,000 duplicate verdicts), and split replaced the link by a file, leaving its target as it was."""
+    t = traces(tmp_path / "t.jsonl")
+    real, link = tmp_path / "real" / "v.jsonl", tmp_path / "link.jsonl"
+    real.parent.mkdir()
+    real.write_bytes(b"")
+    link.symlink_to(real)
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(real)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        for args in (["judge", t, "-j", "refusal", "-o", link], ["split", t, "-o", link]):
+            line = one_error_line(cli(*args))
+            assert f"{link}: another process is writing it (it holds {real}.lock)" in line, (args, line)
+    finally:
+        proc.communicate("\n", timeout=30)
+    res = cli("split", t, "-o", link)
+    assert res.exit_code == 0 and link.is_symlink() and len(list(read_jsonl(real))) == 4, res.output
+
+
 def _verdicts(path: Path, n: int, **fields) -> Path:
     rows = []
     for i in range(n):

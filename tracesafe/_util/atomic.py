@@ -18,13 +18,18 @@ class OutputError(ValueError):
     where a file is wanted, or another process writes it. The message starts with the output's path."""
 
 
+def lock_name(path: str | os.PathLike) -> str:
+    """``PATH.lock`` beside the file a name leads to: every symlink to one output shares its lock."""
+    return f"{os.path.realpath(path)}.lock"
+
+
 def file_lock(path: str | os.PathLike, wait: float):
-    """The lock of output ``path`` (``PATH.lock``), waiting up to ``wait`` seconds when acquired."""
+    """The lock of output ``path`` (``lock_name``), waiting up to ``wait`` seconds when acquired."""
     from filelock import FileLock
 
     # Beside the output, not on it: whole-file outputs are replaced (a new inode), the lock file stays.
     # thread_local=False: generation threads write through one writer.
-    return FileLock(f"{path}.lock", timeout=wait, thread_local=False)
+    return FileLock(lock_name(path), timeout=wait, thread_local=False)
 
 
 def acquire(lock, path: str | os.PathLike) -> None:
@@ -34,7 +39,7 @@ def acquire(lock, path: str | os.PathLike) -> None:
     try:
         lock.acquire()
     except Timeout:
-        held = f"{path}.lock"
+        held = lock_name(path)
         if not os.path.exists(held):  # filelock reports a failed open as a timeout
             raise OutputError(f"{path}: cannot create its lock file {held} (is the folder writable?)") from None
         if not os.access(held, os.W_OK):
@@ -97,7 +102,7 @@ def atomic_output(
 ) -> Iterator[Path]:
     """Write a whole file at once: yields a new empty temporary file in ``path``'s folder, which replaces
     ``path`` when the block ends without an error and is deleted otherwise, so a crash leaves the old file
-    (or none). The temporary name is unique (``mkstemp``), so it cannot be an input. Refuses an output that
+    (or none); a symlink's target is replaced, not the link. The temporary name is unique (``mkstemp``), so it cannot be an input. Refuses an output that
     is one of ``inputs``; holds the output's lock unless ``lock`` is False (the caller holds it already,
     or the file is a small by-product of an output that is locked). ``folder``: the output is a folder
     (a saved model); an old one is removed just before the new one takes its name, and only if it is empty or
@@ -105,6 +110,8 @@ def atomic_output(
     path = Path(path)
     prepare_output(path, inputs, folder, marker)
     with output_lock(path) if lock else nullcontext():
+        if path.is_symlink():  # written through the link, as an appended output is; the link itself stays
+            path = Path(os.path.realpath(path))
         name = dict(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         if folder:
             tmp = tempfile.mkdtemp(**name)
