@@ -9,8 +9,11 @@ Gold formats:
   optionally with ``segment`` (the item is judged as that segment, e.g. ``thinking``) and ``kind`` (a subset
   name: the metrics then add, per kind, how often the judge said yes: the false-positive rate on a safe kind,
   the recall on a harmful one).
-- A built-in gold set by name (:data:`BUILTIN_GOLD`): ``contrast`` (the thinking-contrast set) or
-  ``blind-safe`` (safe thinking written apart from every template the offline judge was trained with).
+- A built-in gold set by name (:data:`BUILTIN_GOLD`): ``contrast`` (the thinking-contrast set),
+  ``blind-safe`` (safe thinking written apart from every template the offline judge was trained with),
+  ``multilingual-refusal`` (answers in Spanish, French, German and Portuguese: refusals, partial refusals and
+  compliance) or ``multilingual-safe`` (safe thinking in those languages), both written apart from the judges' rules
+  and templates (``data/gold/SOURCE.md``).
 A judge's errors are excluded from the metrics and reported as ``errors``.
 """
 
@@ -26,7 +29,8 @@ from ._run import check_segments
 
 GoldKind = Literal["harm", "refusal"]
 # name -> file in tracesafe/judges/data/gold/ (docs/judges.md says how each was made)
-BUILTIN_GOLD = {"contrast": "contrast.jsonl", "blind-safe": "blind_safe.jsonl"}
+BUILTIN_GOLD = {"contrast": "contrast.jsonl", "blind-safe": "blind_safe.jsonl",
+                "multilingual-refusal": "multilingual_refusal.jsonl", "multilingual-safe": "multilingual_safe.jsonl"}
 
 
 @dataclass(frozen=True)

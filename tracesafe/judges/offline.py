@@ -46,7 +46,7 @@ import numpy as np
 
 from ._base import BaseJudge, JudgeItem, JudgeResult, register_judge
 from ._chunk import token_windows
-from .refusal import TAIL, THINKING_TAIL, find_refusal
+from .refusal import TAIL, THINKING_TAIL, V1_LANGUAGES, find_refusal
 
 HEAD_FILE = "offline_head.npz"
 TOP_FILE = "offline_top.safetensors"  # the second stage (_encoder.py)
@@ -122,7 +122,8 @@ def window_features(fz: Featurizer, text: str, spans, toks, prompt_vec: np.ndarr
         e = fz.emb[kept] if len(kept) else np.zeros((1, fz.emb.shape[1]), np.float32)
         m = e.mean(0)
         m = m / (np.linalg.norm(m) + 1e-9)
-        refused = 1.0 if find_refusal(text[a:b], tail=THINKING_TAIL if segment == "thinking" else TAIL) else 0.0
+        # The rules the head was trained with (English and Chinese): newer languages would feed it a flag it never saw.
+        refused = 1.0 if find_refusal(text[a:b], tail=THINKING_TAIL if segment == "thinking" else TAIL, languages=V1_LANGUAGES) else 0.0
         share = float(restated.mean()) if len(restated) else 0.0
         rows.append(np.concatenate([m, [refused, np.log1p(len(kept)), share], p, m * p, e.max(0)]))
     return np.asarray(rows, np.float32)
