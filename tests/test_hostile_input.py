@@ -477,6 +477,24 @@ def test_report_and_export_refuse_verdicts_of_no_known_status_or_segment_or_vers
     assert res.exit_code == 2 and f"trace id 'a' is in {t} twice with another model or text (lines 1 and 2)" in res.output, res.output
 
 
+def test_report_names_the_line_of_invalid_utf8_in_a_field_it_tabulates(tmp_path):
+    """A new user's probe: a byte 0xff in a trace's model (or a verdict's judge) passed pyarrow's JSON reader and
+    crashed the report later with a traceback."""
+    t, v = tmp_path / "t.jsonl", tmp_path / "v.jsonl"
+    rec = {"id": "a", "prompt_id": "p", "model": "m1", "prompt": "How do I bake bread?", "raw": "<think>Flour.</think>Bake.",
+           "thinking": "Flour.", "answer": "Bake.", "split_status": "complete"}  # split: the fast reader's input
+    ok = {"trace_id": "a", "segment": "answer", "judge": "rubric", "judge_version": "1", "status": "ok", "unsafe": False}
+    t.write_bytes(orjson.dumps(rec) + b"\n" + orjson.dumps({**rec, "id": "b"}).replace(b'"m1"', b'"m\xff1"') + b"\n")
+    v.write_bytes(orjson.dumps(ok) + b"\n")
+    res = cli("report", str(t), str(v), "-o", str(tmp_path / "r"))
+    assert res.exit_code == 2 and res.output.strip().endswith(f"error: {t}:2: invalid JSON: not UTF-8 text (byte 0xff at byte 37 of the line)"), res.output
+    t.write_bytes(orjson.dumps(rec) + b"\n")
+    v.write_bytes(orjson.dumps(ok) + b"\n" + orjson.dumps(ok).replace(b'"rubric"', b'"rub\xffric"') + b"\n")
+    for args in (("report", t, v, "-o", tmp_path / "r"), ("export", t, v, "-o", tmp_path / "e.parquet")):
+        res = cli(*map(str, args))
+        assert res.exit_code == 2 and f"error: {v}:2: invalid JSON: not UTF-8 text" in res.output, (args, res.output)
+
+
 def test_report_refuses_two_traces_under_one_id_and_a_harmfulness_off_the_scale(tmp_path):
     t, v = tmp_path / "t.jsonl", tmp_path / "v.jsonl"
     rec = {"id": "a", "prompt_id": "p", "model": "m1", "prompt": "How do I bake bread?", "raw": "<think>Flour.</think>Bake."}

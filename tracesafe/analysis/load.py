@@ -180,7 +180,11 @@ def load_traces(paths: list[Path], on_bad_line: str = "error", keep: tuple[str, 
             for b in reader:
                 if pc.any(pc.and_(pc.is_null(b.column("thinking")), pc.is_null(b.column("answer")))).as_py():
                     raise ValueError("unsplit traces")  # read line by line, below, and split as `judge` does
-                parts.append(_trace_columns(b))
+                cols = _trace_columns(b)
+                for col in cols.values():  # the JSON reader does not check UTF-8; pandas would fail on it later
+                    if pa.types.is_string(col.type):
+                        col.validate(full=True)  # ArrowInvalid: the line-by-line reader names the line
+                parts.append(cols)
             if not parts:
                 return None
             table = pa.Table.from_pydict({k: pa.chunked_array([p[k] for p in parts]) for k in parts[0]})

@@ -136,6 +136,7 @@ def _verdict_block(batch, trace_ids: pd.Index | None, unknown: dict[str, int],
     h = batch.column("harmfulness")
     if pc.any(pc.or_(pc.less(h, HARMFULNESS[0]), pc.greater(h, HARMFULNESS[1]))).as_py():
         raise ValueError("a harmfulness off the scale")  # the line-by-line check names the line
+    batch.column("trace_id").validate(full=True)
     ids = batch.column("trace_id").to_numpy(zero_copy_only=False)
     cols: dict[str, Any] = {"trace_id": ids if trace_ids is None else _trace_codes(ids, trace_ids, unknown)}
     for k, t in _VERDICT_FIELDS.items():
@@ -143,6 +144,7 @@ def _verdict_block(batch, trace_ids: pd.Index | None, unknown: dict[str, int],
         if k in ("trace_id", "score"):  # the score is checked, not used: not kept
             continue
         if t == "string":
+            col.validate(full=True)  # the JSON reader does not check UTF-8 (ArrowInvalid: the slow path names the line)
             enc = pc.dictionary_encode(col)
             known = values[k]
             lut = np.array([known.setdefault(x, len(known)) for x in enc.dictionary.to_pylist()] + [-1])
