@@ -565,6 +565,20 @@ def test_resume_and_cache_make_zero_calls_on_rerun(tmp_path):
     assert len(vs) == 40 and len({v["id"] for v in vs}) == 40
 
 
+def test_resume_names_a_line_it_cannot_read_in_the_middle_of_the_output_once(tmp_path, caplog):
+    """A new user's probe: such a line was skipped in silence (judged again), and the report then refused the file."""
+    rows = [{"id": f"t{i}", "prompt": "p", "thinking": f"thinking {i}", "answer": f"answer {i}"} for i in range(5)]
+    traces = write_traces(tmp_path / "traces.jsonl", rows)
+    out = tmp_path / "verdicts.jsonl"
+    run_judges(traces, ["test-words", "refusal"], ["thinking", "answer"], out, progress=False, cache_dir=None)
+    lines = out.read_bytes().splitlines(keepends=True)
+    out.write_bytes(b"".join(lines[:3]) + lines[3][:40] + b"\n" + b"".join(lines[4:]))
+    with caplog.at_level("WARNING"):
+        s = run_judges(traces, ["test-words", "refusal"], ["thinking", "answer"], out, progress=False, cache_dir=None)
+    assert s["judge_calls"] == 1 and s["already_done"] == 19
+    assert caplog.text.count(f"skipped {out}:4 (not done; the line stays in the file") == 1, caplog.text
+
+
 def test_verdicts_are_schema_2_with_grade_and_kind_and_a_schema_1_output_resumes(tmp_path):
     rows = [{"id": f"t{i}", "prompt": "p", "answer": "HARM" if i else "I can't help with that."} for i in range(3)]
     traces = write_traces(tmp_path / "traces.jsonl", rows)

@@ -198,12 +198,13 @@ def read_jsonl_numbered(
     path: str | os.PathLike,
     *,
     on_bad_line: OnBadLine = "error",
-    warn: bool = True,
+    warn: bool | Literal["complete"] = True,
     check: Callable[[dict[str, Any]], None] | None = None,
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line number, object)`` for each line. A line that is not a JSON object, or that ``check``
     rejects with ValueError, raises ``BadLineError`` (``FILE:LINE: reason``) or is skipped with a logged
-    warning; blank lines are ignored. Memory is constant in the file size."""
+    warning (``warn="complete"``: not for a torn last line, which a resumed writer cuts and reports itself);
+    blank lines are ignored. Memory is constant in the file size."""
     with open(path, "rb") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -224,8 +225,11 @@ def read_jsonl_numbered(
                 continue
             if on_bad_line == "error":
                 raise BadLineError(path, lineno, reason) from None
-            if warn:
+            if warn is True:
                 log.warning("skipped %s:%d: %s", path, lineno, reason)
+            elif warn == "complete" and line.endswith(b"\n"):  # an output being resumed: the line stays in it
+                log.warning("skipped %s:%d (not done; the line stays in the file, where other readers refuse it: fix or "
+                            "delete it): %s", path, lineno, reason)  # fmt: skip
 
 
 def json_error(line: bytes, e: Exception) -> str:
@@ -308,7 +312,7 @@ def read_jsonl(
     path: str | os.PathLike,
     *,
     on_bad_line: OnBadLine = "error",
-    warn: bool = True,
+    warn: bool | Literal["complete"] = True,
     check: Callable[[dict[str, Any]], None] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The objects of ``read_jsonl_numbered`` without their line numbers."""
@@ -317,10 +321,11 @@ def read_jsonl(
 
 
 def read_ids(path: str | os.PathLike, key: str = "id") -> set[str]:
-    """Ids already written (for resume); a torn last line is not a finished record and is ignored."""
+    """Ids already written (for resume); a torn last line is not a finished record and is ignored, another line
+    that does not parse is not done either, and is named in a warning (it stays in the file)."""
     if not Path(path).exists():
         return set()
-    return {r[key] for r in read_jsonl(path, on_bad_line="skip", warn=False) if key in r}
+    return {r[key] for r in read_jsonl(path, on_bad_line="skip", warn="complete") if key in r}
 
 
 class SeenIds:

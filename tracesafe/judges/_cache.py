@@ -35,13 +35,14 @@ def cache_key(judge: str, version: str, config: dict[str, Any], prompt: str | No
     return stable_id(judge, version, config, sha256_text(prompt), sha256_text(text), n=None)
 
 
-def resume_index(output: Path, judge: str) -> dict[str, tuple[str, dict[str, Any]]]:
-    """id -> (key, verdict) of ``judge``'s verdicts already in ``output`` (the last line of an id wins)."""
-    index: dict[str, tuple[str, dict[str, Any]]] = {}
+def resume_index(output: Path, judges: list[str]) -> dict[str, dict[str, tuple[str, dict[str, Any]]]]:
+    """judge -> id -> (key, verdict) of the verdicts already in ``output`` (the last line of an id wins), read
+    once for every judge of the run: a line that does not parse (not done) is named in one warning."""
+    index: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {j: {} for j in judges}
     if output.exists():
-        for v in read_jsonl(output, on_bad_line="skip", warn=False):
-            if v.get("judge") == judge and "id" in v:
-                index[v["id"]] = (v.get("key") or "", v)
+        for v in read_jsonl(output, on_bad_line="skip", warn="complete"):
+            if v.get("judge") in index and "id" in v:
+                index[v["judge"]][v["id"]] = (v.get("key") or "", v)
     return index
 
 
@@ -55,7 +56,7 @@ class ResultCache:
             return
         path = cache_dir / f"{judge}.jsonl"
         if path.exists():
-            for c in read_jsonl(path, on_bad_line="skip", warn=False):
+            for c in read_jsonl(path, on_bad_line="skip", warn="complete"):
                 if "key" in c:
                     self.results[c["key"]] = c
         self.writer = JsonlWriter(path, lock="per_write")  # shared by runs judging other files

@@ -89,7 +89,8 @@ class Pending(NamedTuple):
 class _Pass:
     """One judge over all traces: skips what the output or the cache holds, batches the rest, writes, counts."""
 
-    def __init__(self, judge, writer: JsonlWriter, cache_dir: Path | None, batch_size: int, retry_errors: bool):
+    def __init__(self, judge, writer: JsonlWriter, existing: dict[str, tuple[str, dict[str, Any]]], cache_dir: Path | None,
+                 batch_size: int, retry_errors: bool):  # fmt: skip
         self.judge = judge
         self.name = judge.name
         self.config = judge.config()
@@ -97,7 +98,7 @@ class _Pass:
         self.batch_size = max(1, batch_size)
         self.retry_errors = retry_errors
         self.counts: Counter = Counter()
-        self.existing = resume_index(writer.path, self.name)
+        self.existing = existing  # id -> (key, verdict) of this judge's verdicts already in the output
         self.cache = ResultCache(cache_dir, self.name)
         self.pending: list[Pending] = []
         self.superseded = False
@@ -233,8 +234,10 @@ def run_judges(
         if resplit:  # judging them re-split would put other texts under verdicts a resume keeps
             log.warning("--format %s applies to traces never split; %d trace(s) split otherwise are judged as they were "
                         "split (`tracesafe split --format %s` re-splits them)", reasoning_format, resplit, reasoning_format)  # fmt: skip
+        existing = resume_index(writer.path, [j.name for j in judge_objs])
         for judge in judge_objs:
-            jp = _Pass(judge, writer, cache_path, batch_size or getattr(judge, "default_batch_size", 32), retry_errors)
+            jp = _Pass(judge, writer, existing.pop(judge.name), cache_path, batch_size or getattr(judge, "default_batch_size", 32),
+                       retry_errors)  # fmt: skip
             try:
                 with progress_bar(f"judge {judge.name}", n_traces * len(segments), enabled=progress) as bar:
                     for rec in iter_traces(paths, on_bad_line, warn=False):  # the first pass warned
