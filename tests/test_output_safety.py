@@ -110,6 +110,33 @@ def test_a_symlink_to_an_output_shares_its_lock_and_is_written_through(tmp_path)
     assert res.exit_code == 0 and link.is_symlink() and len(list(read_jsonl(real))) == 4, res.output
 
 
+def test_a_report_folder_is_written_whole_under_its_lock_and_replaces_only_an_earlier_report(tmp_path):
+    """A new user's probe: a report killed (or out of disk) mid-way left new tables beside an old report.html, and
+    two reports into one folder both ran; the folder is now built aside and takes its name at the end."""
+    t, v = traces(tmp_path / "t.jsonl"), _verdicts(tmp_path / "v.jsonl", 4)
+    rep = tmp_path / "rep"
+    assert cli("report", t, v, "-o", rep).exit_code == 0
+    (rep / "tables" / "stale.csv").write_text("from another version")
+    res = cli("report", t, v, "-o", rep)  # an earlier report (it holds report.md): replaced as a whole
+    assert res.exit_code == 0 and not (rep / "tables" / "stale.csv").exists() and (rep / "report.html").exists(), res.output
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("precious")
+    line = one_error_line(cli("report", t, v, "-o", mine))
+    assert line == (f"error: {mine}: a folder with other files in it (no report.md of an earlier output); it would be "
+                    "replaced, so give a new or empty folder") and [p.name for p in mine.iterdir()] == ["notes.txt"]
+    (tmp_path / "f.txt").write_text("x")
+    assert one_error_line(cli("report", t, v, "-o", tmp_path / "f.txt")) == f"error: {tmp_path / 'f.txt'}: is a file; this output is a folder"
+    hold = "import sys\nfrom tracesafe.store import output_lock\nwith output_lock(sys.argv[1]):\n    print('ready', flush=True)\n    sys.stdin.readline()"
+    proc = subprocess.Popen([sys.executable, "-c", hold, str(rep)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        assert f"{rep}: another process is writing it" in one_error_line(cli("report", t, v, "-o", rep))
+    finally:
+        proc.communicate("\n", timeout=30)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary folder left
+
+
 def _verdicts(path: Path, n: int, **fields) -> Path:
     rows = []
     for i in range(n):

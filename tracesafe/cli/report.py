@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..runconfig import ReportSection
-from ._app import PIPELINE, Typer, fail
+from ._app import PIPELINE, Typer, fail, sigterm_interrupts
 from ._options import BadLineOpt, OnBadLine
 
 app = Typer()
@@ -35,8 +35,9 @@ def report_cmd(
         output = output or (run_dir / "report" if run_dir else None)
         if not traces or verdicts is None or output is None:
             fail("give RUN_DIR, or trace files and one verdict file with -o OUT (or --traces T ... --verdicts V -o OUT)")
-        html = build_report(traces, verdicts, output, title=title, on_bad_line=on_bad_line.value,
-                            judge_cards=judge_card, default_cards=default_cards)
+        with sigterm_interrupts(f"nothing was replaced in {output} (the report is written whole, at the end)"):
+            html = build_report(traces, verdicts, output, title=title, on_bad_line=on_bad_line.value,
+                                judge_cards=judge_card, default_cards=default_cards)
     except ValueError as e:
         fail(str(e))
     typer.echo(f"report: {html}")

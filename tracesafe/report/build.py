@@ -121,19 +121,23 @@ def build_report(traces: list[Path], verdicts: Path, out_dir: Path, title: str |
     cards = select_cards(given, kinds, {str(k): v for k, v in versions.items()}, defaults=default_cards)
     d.info["cards_not_used"] = A.drop_unmatched_cards(cards, d.info["judge_thresholds"])
     d.info["cards"] = {j: cards[j].source for j in A.apply_cards(tables, cards)}
-    write_tables(tables, out_dir / "tables")
-    figs = _figures(d, tables, onset_vals, out_dir / "figures")
-    doc = document(d, tables, figs, title or "tracesafe report", [Path(p) for p in traces], Path(verdicts))
-    for text in pooling_notes(d, tables):
-        log.warning(text.replace("**", ""))
-        doc.note(text, first=True)
-    if failed_requests:
-        doc.note("**Generation incomplete:** " + "; ".join(f"{md(m)}: {num(n)} failed requests" for m, n in
-                 failed_requests.items()) + ". Their traces are in no number below, so every rate covers only the "
-                 "prompts the model answered; a prompt the server refused (HTTP 4xx, e.g. a content filter) is often "
-                 "among the most harmful, which biases the rates. Rerun to retry them; see the warnings for each.",
-                 first=True)  # fmt: skip
-    return _write_doc(doc, out_dir)
+    # The whole folder at once, under its lock: a crash, a full disk or a second report leaves the old one whole (a
+    # folder that holds report.md is an earlier report, replaced; any other folder with files in it is refused).
+    with atomic_output(out_dir, [*traces, verdicts], folder=True, marker="report.md") as tmp:
+        write_tables(tables, tmp / "tables")
+        figs = _figures(d, tables, onset_vals, tmp / "figures")
+        doc = document(d, tables, figs, title or "tracesafe report", [Path(p) for p in traces], Path(verdicts))
+        for text in pooling_notes(d, tables):
+            log.warning(text.replace("**", ""))
+            doc.note(text, first=True)
+        if failed_requests:
+            doc.note("**Generation incomplete:** " + "; ".join(f"{md(m)}: {num(n)} failed requests" for m, n in
+                     failed_requests.items()) + ". Their traces are in no number below, so every rate covers only the "
+                     "prompts the model answered; a prompt the server refused (HTTP 4xx, e.g. a content filter) is often "
+                     "among the most harmful, which biases the rates. Rerun to retry them; see the warnings for each.",
+                     first=True)  # fmt: skip
+        _write_doc(doc, tmp)
+    return out_dir / "report.html"
 
 
 def pooling_notes(d: A.Data, tables: dict[str, pd.DataFrame]) -> list[str]:
@@ -165,12 +169,9 @@ def pooling_notes(d: A.Data, tables: dict[str, pd.DataFrame]) -> list[str]:
     return notes
 
 
-def _write_doc(doc: Doc, out_dir: Path) -> Path:
+def _write_doc(doc: Doc, out_dir: Path) -> None:
     (out_dir / "report.md").write_text(doc.to_md(out_dir), encoding="utf-8")
-    html_path = out_dir / "report.html"
-    with atomic_output(html_path, lock=False) as tmp:
-        tmp.write_text(doc.to_html(), encoding="utf-8")
-    return html_path
+    (out_dir / "report.html").write_text(doc.to_html(), encoding="utf-8")
 
 
 def _figures(d: A.Data, t: dict[str, pd.DataFrame], onset_vals: pd.DataFrame, out: Path) -> dict[str, Path | None]:
@@ -264,6 +265,15 @@ def compare_runs(run_dirs: list[Path], out_dir: Path, on_bad_line: str = "error"
     paired = pd.concat(paireds, ignore_index=True)
     paired["run_model"] = paired["run"] + " · " + paired["model"]
     diff = A.compare_table(paired, runs)
+    # Written whole, under the folder's lock (as a report is); a run directory itself is refused as the output.
+    with atomic_output(out_dir, run_dirs, folder=True, marker="report.md") as tmp:
+        _write_comparison(tmp, runs, run_dirs, summary, paired, diff, options, prompt_note, unpaired, synthetic, screening)
+    return out_dir / "report.html"
+
+
+def _write_comparison(out_dir: Path, runs: list[str], run_dirs: list[Path], summary: pd.DataFrame, paired: pd.DataFrame,
+                      diff: pd.DataFrame, options: dict[str, dict[str, Any]], prompt_note: str, unpaired: list[str],
+                      synthetic: bool, screening: set) -> None:  # fmt: skip
     write_tables({"compare_summary": summary, "compare_paired": paired.drop(columns=["run_model"]),
                   "compare_diff": diff}, out_dir / "tables")
 
@@ -325,4 +335,4 @@ def compare_runs(run_dirs: list[Path], out_dir: Path, on_bad_line: str = "error"
     doc.h("Unsafe rates by run, model, suite and segment")
     doc.table(pd.concat([summary[["run"]], _disp_summary(summary)], axis=1), "compare_summary.csv.")
     methods_section(doc)
-    return _write_doc(doc, out_dir)
+    _write_doc(doc, out_dir)
