@@ -137,6 +137,27 @@ def test_a_report_folder_is_written_whole_under_its_lock_and_replaces_only_an_ea
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary folder left
 
 
+def test_an_output_that_runs_out_of_room_is_named_and_the_old_one_kept(tmp_path):
+    """A new user's probe: a full disk printed `error: [Errno 28] No space left on device` (split, report, export) or
+    named the temporary file (import). A file size limit (RLIMIT_FSIZE) fails writes the same way, unprivileged."""
+    import resource
+    import signal
+
+    src = traces(tmp_path / "t.jsonl", 400)
+    out = tmp_path / "o.jsonl"
+    out.write_text("old\n")
+
+    def limit():  # in the child: writes past 64 KiB fail with EFBIG instead of killing it with SIGXFSZ
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 10, 64 << 10))
+
+    for args in (["split", src, "-o", out], ["import", "jsonl", src, "-o", out]):
+        r = subprocess.run([sys.executable, "-m", "tracesafe.cli", *map(str, args)], capture_output=True, text=True,
+                           preexec_fn=limit)  # fmt: skip
+        assert (r.returncode, r.stderr.strip()) == (2, f"error: {out}: File too large"), (args, r.stderr)
+        assert out.read_text() == "old\n" and not [p for p in tmp_path.iterdir() if p.name.startswith(".")], args
+
+
 def _verdicts(path: Path, n: int, **fields) -> Path:
     rows = []
     for i in range(n):

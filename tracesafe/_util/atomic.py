@@ -5,6 +5,7 @@ The one implementation of temp-file-then-replace; ``tracesafe.store`` re-exports
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -93,6 +94,7 @@ def _umask() -> int:
 
 
 _UMASK = _umask()  # read once at import: os.umask can only be read by setting it
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # no space, over quota, over the file size limit
 
 
 @contextmanager
@@ -129,7 +131,9 @@ def atomic_output(
             if folder and path.is_dir():
                 shutil.rmtree(path)  # os.replace cannot replace a folder that is not empty
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as e:
+            if isinstance(e, OSError) and e.errno in _FULL and e.filename in (None, tmp, str(tmp)):
+                e.filename = str(path)  # the write that failed for want of space was this output's (not a temp name)
             if folder:
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
