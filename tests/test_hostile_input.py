@@ -506,3 +506,13 @@ def test_report_refuses_two_traces_under_one_id_and_a_harmfulness_off_the_scale(
     t.write_text(json.dumps(rec) + "\n" + json.dumps(rec) + "\n")  # the same trace twice is one trace
     res = cli("report", str(t), str(v), "-o", str(tmp_path / "r"))
     assert res.exit_code == 2 and res.output.strip().endswith(f"error: {v}:1: field 'harmfulness' must be from 1 to 5 or null, got 9")
+
+
+def test_every_reader_words_a_torn_last_line_alike(tmp_path):
+    """split said only "unexpected end of data" where judge, merge and export say it is a torn last line."""
+    t = tmp_path / "t.jsonl"
+    line = orjson.dumps({"id": "a", "prompt_id": "p", "model": "m", "prompt": "q", "raw": "<think>x</think>y"})
+    t.write_bytes(line + b"\n" + line[:30])
+    for args in (["split", str(t), "-o", str(tmp_path / "s.jsonl")], ["judge", str(t), "-j", "refusal", "-o", str(tmp_path / "v.jsonl")]):
+        res = cli(*args)
+        assert res.exit_code == 2 and f"error: {t}:2: torn last line (interrupted write?): unexpected end of data" in res.output, (args, res.output)

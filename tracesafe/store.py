@@ -216,8 +216,7 @@ def read_jsonl_numbered(
                 if check is not None:
                     check(obj)
             except orjson.JSONDecodeError as e:
-                torn = not line.endswith(b"\n")
-                reason = ("torn last line (interrupted write?): " if torn else "invalid JSON: ") + json_error(line, e)
+                reason = json_error(line, e)
             except ValueError as e:
                 reason = str(e)
             else:
@@ -233,9 +232,13 @@ def read_jsonl_numbered(
 
 
 def json_error(line: bytes, e: Exception) -> str:
-    """Why a JSONL line did not parse: orjson's message, but for text that is not UTF-8 (which orjson calls
-    "surrogates not allowed") the byte and its offset in the line."""
-    return (_not_utf8(line) if isinstance(e, orjson.JSONDecodeError) else None) or str(e)
+    """Why a JSONL line did not parse, as every reader says it: "torn last line (interrupted write?): " for a last
+    line without its newline, else "invalid JSON: ", then orjson's message, but for text that is not UTF-8 (which
+    orjson calls "surrogates not allowed") the byte and its offset in the line. Another error: its message."""
+    if not isinstance(e, orjson.JSONDecodeError):
+        return str(e)
+    torn = not line.endswith(b"\n")
+    return ("torn last line (interrupted write?): " if torn else "invalid JSON: ") + (_not_utf8(line) or str(e))
 
 
 def _not_utf8(raw: bytes) -> str | None:
