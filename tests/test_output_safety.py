@@ -158,6 +158,19 @@ def test_an_output_that_runs_out_of_room_is_named_and_the_old_one_kept(tmp_path)
         assert out.read_text() == "old\n" and not [p for p in tmp_path.iterdir() if p.name.startswith(".")], args
 
 
+def test_temporary_files_of_killed_writers_are_removed_by_the_next_writer_of_that_output(tmp_path):
+    """kill -9 leaves a writer's temporary file (no handler runs); repeated kills on large inputs piled them up."""
+    src, out = traces(tmp_path / "t.jsonl"), tmp_path / "o.jsonl"
+    (tmp_path / ".o.jsonl.abcd_123.tmp").write_text("half a split")  # tempfile's names: 8 characters of [a-z0-9_]
+    (tmp_path / ".o.jsonl.zzzz9999").mkdir()  # export's work folder
+    (tmp_path / ".o.jsonl.zzzz9999" / "rows.parquet").write_text("x")
+    keep = [tmp_path / ".o.jsonl.notes", tmp_path / ".p.jsonl.abcd_123.tmp", tmp_path / ".o.jsonl.abcd_1234.tmp"]
+    for k in keep:
+        k.write_text("not a temporary file of o.jsonl")
+    assert cli("split", src, "-o", out).exit_code == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == sorted(k.name for k in keep)
+
+
 def _verdicts(path: Path, n: int, **fields) -> Path:
     rows = []
     for i in range(n):

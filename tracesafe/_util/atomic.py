@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -97,6 +98,22 @@ _UMASK = _umask()  # read once at import: os.umask can only be read by setting i
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # no space, over quota, over the file size limit
 
 
+def _remove_leftovers(path: Path) -> None:
+    """Delete the temporary files and folders (``.NAME.XXXXXXXX[.tmp]``, as ``tempfile`` names them) that writers of
+    ``path`` killed with SIGKILL left beside it. Called under the output's lock, so no live writer owns one."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}(?:\.tmp)?")
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return
+    for entry in entries:
+        if pattern.fullmatch(entry.name):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                Path(entry.path).unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_output(
     path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), *, lock: bool = True, folder: bool = False,
@@ -114,6 +131,7 @@ def atomic_output(
     with output_lock(path) if lock else nullcontext():
         if path.is_symlink():  # written through the link, as an appended output is; the link itself stays
             path = Path(os.path.realpath(path))
+        _remove_leftovers(path)
         name = dict(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         if folder:
             tmp = tempfile.mkdtemp(**name)
