@@ -56,7 +56,8 @@ def compare_cmd(
     if len(run_dirs) < 2:
         fail("compare needs at least two run directories")
     try:
-        html = compare_runs(run_dirs, output, on_bad_line=on_bad_line.value, all_prompts=all_prompts)
+        with sigterm_interrupts(f"nothing was replaced in {output} (the comparison is written whole, at the end)"):
+            html = compare_runs(run_dirs, output, on_bad_line=on_bad_line.value, all_prompts=all_prompts)
     except ValueError as e:
         fail(str(e))
     typer.echo(f"report: {html}")
