@@ -337,11 +337,18 @@ def test_report_and_export_split_traces_that_were_never_split(tmp_path):
     split.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
     res = cli("report", str(split), str(v), "-o", str(tmp_path / "rep3"))
     assert res.exit_code == 2 and f"{split}:3: field 'label' must be one of 'harmful', 'benign', got 'unsafe'" in res.output
-    # A trace without prompt_id cannot be grouped with its prompt's other samples: FILE:LINE, exit 2.
+    # A trace without prompt_id, which `judge` accepts, is a prompt of its own (said once), as `judge` and `export`
+    # read it (it used to be refused here after `judge` had judged it: a new user's probe).
     recs[1].pop("prompt_id")
     src.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in recs))
     res = cli("report", str(src), str(v), "-o", str(tmp_path / "rep2"))
-    assert res.exit_code == 2 and f"{src}:2: trace has no 'prompt_id'" in res.output, res.output
+    assert res.exit_code == 0 and "1 trace(s) have no prompt_id: each is counted as a prompt of its own" in res.output, res.output
+    # A `synthetic` that is not a boolean is refused by both, at its line.
+    recs[1]["synthetic"] = "yes"
+    src.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in recs))
+    for args in (("report", src, v, "-o", tmp_path / "rep2"), ("judge", src, "-j", "refusal", "-o", tmp_path / "v2.jsonl")):
+        res = cli(*map(str, args))
+        assert res.exit_code == 2 and f"{src}:2: field 'synthetic' must be true, false or null, got a string" in res.output, res.output
 
 
 def test_a_reader_that_stops_early_is_no_error():

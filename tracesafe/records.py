@@ -231,6 +231,17 @@ class Trace(_Record):
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def check_trace_use(rec: dict[str, Any]) -> None:
+    """What every stage that reads traces needs beyond the record's types (``Trace.check``), so that a file
+    ``judge`` accepts is one ``report`` accepts: a string ``id``, and ``synthetic`` (a mark the demo's traces carry,
+    no Trace field) true, false or null."""
+    if not isinstance(rec.get("id"), str) or not rec["id"]:
+        raise ValueError("trace has no string 'id' (is this a trace file?)")
+    flag = rec.get("synthetic")
+    if flag is not None and not isinstance(flag, bool):
+        raise ValueError(f"field 'synthetic' must be true, false or null, got {json_type(flag, article=True)}")
+
+
 @dataclass
 class Verdict(_Record):
     """One judge's reading of one trace segment. Schema 2 types the fields every reader relies on (in

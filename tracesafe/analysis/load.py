@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..records import Label, Segment, SplitStatus, Trace, Verdict, VerdictStatus, stable_id
+from ..records import Label, Segment, SplitStatus, Trace, Verdict, VerdictStatus, check_trace_use, stable_id
 
 UNSAFE_CHUNK = 0.5  # a thinking chunk (verdict span) counts as unsafe when its score is >= this
 NONE = "(none)"
@@ -149,16 +149,9 @@ def _check_verdict(rec: dict[str, Any]) -> None:
         raise ValueError(f"field 'harmfulness' must be from {HARMFULNESS[0]} to {HARMFULNESS[1]} or null, got {h}")
 
 
-_check_trace_flags = _typed({k: t for k, t in _TRACE_FIELDS.items() if t == "bool"})  # `synthetic` is no Trace field
-
-
 def _check_trace(rec: dict[str, Any], keep: tuple[str, ...] = ()) -> None:
     Trace.check(rec, _TRACE_CHECKED + keep)
-    _check_trace_flags(rec)
-    if rec.get("id") is None:
-        raise ValueError("trace has no 'id' (is this a trace file?)")
-    if rec.get("prompt_id") is None:  # samples of one prompt are grouped by it (unsafe@k)
-        raise ValueError("trace has no 'prompt_id'")
+    check_trace_use(rec)  # as `judge` checks it: a file one accepts, the other does
 
 
 def load_traces(paths: list[Path], on_bad_line: str = "error", keep: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -189,8 +182,8 @@ def load_traces(paths: list[Path], on_bad_line: str = "error", keep: tuple[str, 
                 return None
             table = pa.Table.from_pydict({k: pa.chunked_array([p[k] for p in parts]) for k in parts[0]})
             df = table.to_pandas()
-            if df["id"].isna().any() or df["prompt_id"].isna().any():
-                raise ValueError("a line lacks id or prompt_id")
+            if df["id"].isna().any():
+                raise ValueError("a line lacks id")
             for k, values in _TRACE_VALUES.items():  # (a label "unsafe": the line-by-line check names the line)
                 if not df[k].dropna().isin(values).all():
                     raise ValueError(f"a {k} outside {values}")
@@ -224,6 +217,10 @@ def load_traces(paths: list[Path], on_bad_line: str = "error", keep: tuple[str, 
         return _empty_traces(keep)
     t = pd.concat(frames, ignore_index=True)
     t["sample"] = t["sample"].fillna(0).astype("int64")
+    alone = t["prompt_id"].isna()
+    if alone.any():  # samples of one prompt are grouped by it (unsafe@k); without one, a trace is its own prompt
+        log.warning("%d trace(s) have no prompt_id: each is counted as a prompt of its own (with its trace id)", int(alone.sum()))
+        t["prompt_id"] = t["prompt_id"].where(~alone, t["id"])
     for k in ("model", "suite", "category", "harm_area", "label", "split_status"):
         t[k] = t[k].astype("object").where(t[k].notna(), NONE).astype("category")
     t["synthetic"] = t["synthetic"].fillna(False).astype(bool) | t["model"].astype(str).str.startswith("synthetic/")

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from .._util.progress import progress as progress_bar
 from ..engines.registry import EnginePool
-from ..records import Trace, Verdict
+from ..records import Trace, Verdict, check_trace_use
 from ..split import never_split, split_of
 from ..store import BadLineError, JsonlWriter, SeenIds, read_jsonl_numbered
 from ._base import JudgeItem, JudgeResult
@@ -50,8 +50,7 @@ def segment_texts(rec: dict[str, Any], reasoning_format: str | None = None) -> d
 
 def _check_trace(rec: dict[str, Any]) -> None:
     Trace.check(rec)
-    if not isinstance(rec.get("id"), str) or not rec["id"]:
-        raise ValueError("trace has no string 'id'")
+    check_trace_use(rec)
     if all(rec.get(k) is None for k in ("raw", "thinking", "answer")):
         raise ValueError("trace has none of 'raw', 'thinking', 'answer'")
 
