@@ -219,6 +219,9 @@ def test_by_category_at_k_refusal_by_hand(run_a):
     a = row(c, harm_area="A", segment="thinking", judge="llama-guard")
     b = row(c, harm_area="B", segment="thinking", judge="llama-guard")
     assert (a.n, a.unsafe, a.n_error) == (10, 5, 0) and (b.n, b.unsafe, b.n_error) == (9, 5, 1)
+    s = table(run_a, "summary")  # the same count columns as the summary (n_undecided was missing: a new user's probe)
+    assert [x for x in c.columns if x not in ("harm_area", "category")] == list(s.columns[: len(c.columns) - 2])
+    assert (a.n_undecided, b.n_undecided) == (0, 0)
 
     k = table(run_a, "at_k")
     th = row(k, segment="thinking", judge="llama-guard", suite="sst")

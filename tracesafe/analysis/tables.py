@@ -74,9 +74,12 @@ def _finish_rate(df: pd.DataFrame, k: str, n: str, rate_prefix: str) -> pd.DataF
 def category_table(d: Data) -> pd.DataFrame:
     """Unsafe rates by harm area and category of the prompt suite."""
     keys = ["model", "suite", "harm_area", "category", "segment", "judge"]
-    g = _sums(d.v, d.v["judge"].isin(d.harm_judges), keys, ["decided", "err", "is_unsafe"])
-    out = pd.DataFrame({"n": g["decided"], "n_error": g["err"], "unsafe": g["is_unsafe"]}).reset_index()
+    g = _sums(d.v, d.v["judge"].isin(d.harm_judges), keys, ["decided", "err", "is_unsafe", "ok"])
+    out = pd.DataFrame({
+        "n": g["decided"], "n_error": g["err"], "unsafe": g["is_unsafe"], "n_undecided": g["ok"] - g["decided"],
+    }).reset_index()
     out = _finish_rate(out, "unsafe", "n", "unsafe_")
+    out = out[keys + ["n", "n_error", "unsafe", "unsafe_rate", "ci_low", "ci_high", "n_undecided"]]  # summary's columns
     out["grade"] = _grade(d, out["judge"])
     return out.sort_values(keys, ignore_index=True)
 
