@@ -40,6 +40,19 @@ def test_demo_writes_full_report_and_rerun_does_nothing(tmp_path):
     texts = [t.get(k) or "" for t in map(orjson.loads, (out / "traces" / "sample_traces.jsonl").read_bytes().splitlines())
              for k in ("prompt", "thinking", "answer")]  # fmt: skip
     assert not [x for x in texts if x[:40] and x[:40] in r.stdout + r.stderr]
+    # docs/runs.md quotes the demo's numbers (two of them had gone stale: a new user's probe).
+    import re
+
+    import pandas as pd
+
+    said = re.search(r"thinking ([\d.]+)% / ([\d.]+)% /\s+([\d.]+)% vs answer ([\d.]+)% / ([\d.]+)% / ([\d.]+)% \(gpt-oss-like / "
+                     r"qwq-like / r1-distill-like\); hidden risk on (\d+) / (\d+) / (\d+) traces", (REPO / "docs/runs.md").read_text())
+    s = pd.read_csv(out / "report" / "tables" / "summary.csv").query("judge == 'offline'").groupby(["segment", "model"])[["unsafe", "n"]].sum()
+    paired = pd.read_csv(out / "report" / "tables" / "paired.csv").query("judge == 'offline'").set_index("model")
+    models = [f"synthetic/{m}-like" for m in ("gpt-oss", "qwq", "r1-distill")]
+    got = [100 * s.loc[(seg, m), "unsafe"] / s.loc[(seg, m), "n"] for seg in ("thinking", "answer") for m in models]
+    assert said and all(abs(float(x) - y) <= 0.05 + 1e-9 for x, y in zip(said.groups()[:6], got)), (said and said.groups(), got)
+    assert list(said.groups()[6:]) == [str(paired.loc[m, "thinking_only"]) for m in models]
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
     r2 = tracesafe("demo", "-o", str(out))
     assert "split sample_traces.jsonl: done" in r2.stderr and "judge: done" in r2.stderr and "report: done" in r2.stderr
