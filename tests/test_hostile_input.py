@@ -523,3 +523,21 @@ def test_every_reader_words_a_torn_last_line_alike(tmp_path):
     for args in (["split", str(t), "-o", str(tmp_path / "s.jsonl")], ["judge", str(t), "-j", "refusal", "-o", str(tmp_path / "v.jsonl")]):
         res = cli(*args)
         assert res.exit_code == 2 and f"error: {t}:2: torn last line (interrupted write?): unexpected end of data" in res.output, (args, res.output)
+
+
+def test_a_byte_order_mark_is_worded_alike_by_every_reader(tmp_path):
+    """report and export said "not a JSON record", promptfoo's importer "expected a JSON object with 'results'"."""
+    t, v = tmp_path / "t.jsonl", tmp_path / "v.jsonl"
+    t.write_bytes(b"\xef\xbb\xbf" + orjson.dumps({"id": "a", "prompt_id": "p", "model": "m", "raw": "<think>x</think>y"}) + b"\n")
+    v.write_bytes(orjson.dumps({"trace_id": "a", "segment": "answer", "judge": "j", "judge_version": "1", "status": "ok"}) + b"\n")
+    bom = "UTF-8 byte order mark (BOM) is not supported"
+    for args in (("report", t, v, "-o", tmp_path / "r"), ("export", t, v, "-o", tmp_path / "e.parquet"), ("split", t, "-o", tmp_path / "s.jsonl")):
+        res = cli(*map(str, args))
+        assert res.exit_code == 2 and f"error: {t}:1: invalid JSON: {bom}" in res.output, (args, res.output)
+    pf = tmp_path / "pf.json"
+    pf.write_bytes(b'\xef\xbb\xbf{"results": {"results": []}}')
+    res = cli("import", "promptfoo", str(pf), "-o", str(tmp_path / "o.jsonl"))
+    assert res.exit_code == 2 and res.output.strip() == f"error: {pf}:1: {bom}", res.output
+    t.write_bytes(b"\n\n{bad\n")  # the first record's own line
+    res = cli("report", str(t), str(v), "-o", str(tmp_path / "r"))
+    assert res.exit_code == 2 and f"error: {t}:3: invalid JSON: " in res.output, res.output

@@ -115,6 +115,8 @@ class JsonDocument:
             self.text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as e:
             raise ValueError(f"{path}: not UTF-8 text: {e}") from None
+        if self.text.startswith("\ufeff"):  # as the JSONL readers (orjson) say it, not "no 'results' found"
+            raise ValueError(f"{path}:1: UTF-8 byte order mark (BOM) is not supported")
 
     def value(self, keys: tuple[str, ...], default: Any = None, kind: type | None = None) -> Any:
         """The value at ``keys``, or ``default`` where a key is absent; ``kind``: the type it must have."""

@@ -42,19 +42,21 @@ def sort_inputs(paths: list[Path]) -> tuple[list[Path], list[Path], list[Path]]:
     else the fields only a verdict has)."""
     import orjson
 
+    from ..store import json_error
+
     traces, verdicts, empty = [], [], []
     for p in paths:
         with open(p, "rb") as f:
-            first = next((ln for ln in f if ln.strip()), b"")
+            lineno, first = next(((i, ln) for i, ln in enumerate(f, 1) if ln.strip()), (0, b""))
         if not first:
             empty.append(p)
             continue
         try:
-            rec = orjson.loads(first) if first else {}
-        except orjson.JSONDecodeError:
-            raise ValueError(f"{p}:1: not a JSON record") from None
+            rec = orjson.loads(first)
+        except orjson.JSONDecodeError as e:  # worded as every reader words it (a BOM, a torn line, not UTF-8)
+            raise ValueError(f"{p}:{lineno}: {json_error(first, e)}") from None
         if not isinstance(rec, dict):
-            raise ValueError(f"{p}:1: not a JSON object")
+            raise ValueError(f"{p}:{lineno}: not a JSON object")
         schema = str(rec.get("schema", ""))
         is_verdict = schema.startswith("tracesafe.verdict/") or (not schema and {"trace_id", "segment", "judge"} <= rec.keys())
         (verdicts if is_verdict else traces).append(p)
