@@ -541,3 +541,16 @@ def test_a_byte_order_mark_is_worded_alike_by_every_reader(tmp_path):
     t.write_bytes(b"\n\n{bad\n")  # the first record's own line
     res = cli("report", str(t), str(v), "-o", str(tmp_path / "r"))
     assert res.exit_code == 2 and f"error: {t}:3: invalid JSON: " in res.output, res.output
+
+
+def test_a_report_with_no_verdict_of_its_traces_says_so(tmp_path):
+    """A wrong pair of files gave an empty report, exit 0, with nothing on stderr (a new user's probe)."""
+    t, v = tmp_path / "t.jsonl", tmp_path / "v.jsonl"
+    t.write_bytes(orjson.dumps({"id": "a", "prompt_id": "p", "model": "m", "raw": "<think>x</think>y"}) + b"\n")
+    v.write_bytes(orjson.dumps({"trace_id": "zz", "segment": "answer", "judge": "j", "judge_version": "1", "status": "ok"}) + b"\n")
+    res = cli("report", str(t), str(v), "-o", str(tmp_path / "r"))
+    assert res.exit_code == 0 and (f"warning: {v}: none of its 1 verdicts is of a trace in the trace files (another run's "
+                                   "verdicts?); the report's tables are empty") in res.output, res.output
+    v.write_bytes(b"")
+    res = cli("report", str(t), str(v), "-o", str(tmp_path / "r"))
+    assert res.exit_code == 0 and f"warning: {v}: no verdicts; the report's tables are empty" in res.output, res.output

@@ -117,6 +117,10 @@ def build_report(traces: list[Path], verdicts: Path, out_dir: Path, title: str |
     out_dir = Path(out_dir)
     given = [load_card(c) for c in judge_cards]  # a bad card fails before any work
     d = load(traces, verdicts, on_bad_line)
+    n_read, n_orphan = d.info["n_verdicts_read"], d.info["n_orphan_verdicts"]
+    if not n_read or n_orphan == n_read:  # every table would be empty: a wrong pair of files, or nothing judged yet
+        log.warning("%s: %s; the report's tables are empty", verdicts, "no verdicts" if not n_read else
+                    f"none of its {n_read} verdicts is of a trace in the trace files (another run's verdicts?)")  # fmt: skip
     tables, onset_vals = A.all_tables(d)
     versions = d.v.groupby("judge", observed=True)["judge_version"].first().astype(str).to_dict()
     kinds = {str(j).split("@", 1)[0]: kind for kind, js in (("refusal", d.refusal_judges), ("harm", d.harm_judges)) for j in js}
