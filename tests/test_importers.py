@@ -334,6 +334,18 @@ def test_table_columns_named_as_trace_fields_are_those_fields_or_kept_as_source(
     assert (first["created"], first["source_id"], first["source_thinking"], first["extra_col"]) == (
         "2025-01-02T03:04:05", "mine-1", "T1", "e1")
     assert first["id"] != "mine-1" and first["thinking"] == "cut"  # computed by import, the source's kept beside
+    # CSV cells are text: an empty cell is none, "1" a sample, JSON an object (a review: every such row was refused).
+    (tmp_path / "s.csv").write_text('prompt,response,sample,n_tokens,params\nq1,a,,,\nq1,b,1,"{""prompt"": 3}","{""t"": 0.6}"\n')
+    recs = run("csv", tmp_path / "s.csv", tmp_path / "s.jsonl", model="m")
+    assert [(r["sample"], r["n_tokens"], r["params"]) for r in recs] == [(0, {}, {}), (1, {"prompt": 3}, {"t": 0.6})]
+    # A column named as a record field that the record fills otherwise is kept beside it, never hidden or overwritten.
+    row = {"prompt": "x", "response": "r", "raw": "RAW", "reasoning_content": "t", "reasoning": "R2", "prompt_id": "PID",
+           "source_id": "SID", "id": "ID", "category": "c0", "cat": "c1"}  # fmt: skip
+    (rec,) = run("jsonl", _jsonl(tmp_path, [row]), tmp_path / "c.jsonl", model="m", id_field="prompt", category_field="cat")
+    assert {k: rec[k] for k in ("raw", "reasoning", "prompt_id", "category")} == {"raw": "r", "reasoning": "t", "prompt_id": "x", "category": "c1"}
+    assert {k: v for k, v in rec.items() if k.startswith("source_")} == {
+        "source_raw": "RAW", "source_reasoning": "R2", "source_prompt_id": "PID", "source_id": "SID", "source_source_id": "ID",
+        "source_category": "c0"}
     # pandas writes an integer column with a gap as floats: 1.0 is label 1 and sample 1.
     pd.DataFrame({"prompt": ["a", "b"], "response": ["x", "y"], "label": [1, None], "sample": [1, None]}).to_parquet(tmp_path / "f.parquet")
     recs = run("parquet", tmp_path / "f.parquet", tmp_path / "f.jsonl", model="m")

@@ -135,6 +135,10 @@ def test_a_report_folder_is_written_whole_under_its_lock_and_replaces_only_an_ea
     finally:
         proc.communicate("\n", timeout=30)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary folder left
+    # "." as the output (its temporary folder used to be made inside it, and the old report deleted with it).
+    r = subprocess.run([sys.executable, "-m", "tracesafe.cli", "report", str(t), str(v), "-o", "."], cwd=rep,
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0 and sorted(p.name for p in rep.iterdir()) == ["figures", "report.html", "report.md", "tables"], r.stderr
 
 
 def test_an_output_that_runs_out_of_room_is_named_and_the_old_one_kept(tmp_path):
@@ -156,15 +160,27 @@ def test_an_output_that_runs_out_of_room_is_named_and_the_old_one_kept(tmp_path)
                            preexec_fn=limit)  # fmt: skip
         assert (r.returncode, r.stderr.strip()) == (2, f"error: {out}: File too large"), (args, r.stderr)
         assert out.read_text() == "old\n" and not [p for p in tmp_path.iterdir() if p.name.startswith(".")], args
+    # A report folder: the file that failed is named inside the output folder, not inside its temporary one.
+    rep = tmp_path / "rep"
+    assert cli("report", src, _verdicts(tmp_path / "v.jsonl", 400), "-o", rep).exit_code == 0
+    before = (rep / "report.md").read_text()
+    big = traces(tmp_path / "big.jsonl", 4000)
+    r = subprocess.run([sys.executable, "-m", "tracesafe.cli", "report", str(big), str(tmp_path / "v.jsonl"), "-o", str(rep)],
+                       capture_output=True, text=True, preexec_fn=limit)  # fmt: skip
+    # (the file inside it, or the folder where the failed write named no file)
+    assert r.returncode == 2 and r.stderr.startswith(f"error: {rep}") and r.stderr.strip().endswith(": File too large"), r.stderr
+    assert ".tmp" not in r.stderr
+    assert (rep / "report.md").read_text() == before and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 def test_temporary_files_of_killed_writers_are_removed_by_the_next_writer_of_that_output(tmp_path):
     """kill -9 leaves a writer's temporary file (no handler runs); repeated kills on large inputs piled them up."""
     src, out = traces(tmp_path / "t.jsonl"), tmp_path / "o.jsonl"
     (tmp_path / ".o.jsonl.abcd_123.tmp").write_text("half a split")  # tempfile's names: 8 characters of [a-z0-9_]
-    (tmp_path / ".o.jsonl.zzzz9999").mkdir()  # export's work folder
-    (tmp_path / ".o.jsonl.zzzz9999" / "rows.parquet").write_text("x")
-    keep = [tmp_path / ".o.jsonl.notes", tmp_path / ".p.jsonl.abcd_123.tmp", tmp_path / ".o.jsonl.abcd_1234.tmp"]
+    (tmp_path / ".o.jsonl.zzzz9999.tmp").mkdir()  # export's work folder, or a folder output's old one moved aside
+    (tmp_path / ".o.jsonl.zzzz9999.tmp" / "rows.parquet").write_text("x")
+    keep = [tmp_path / ".o.jsonl.notes", tmp_path / ".p.jsonl.abcd_123.tmp", tmp_path / ".o.jsonl.abcd_1234.tmp",
+            tmp_path / ".o.jsonl.original", tmp_path / ".o.jsonl.previous"]  # no .tmp: a user's own (8 characters)
     for k in keep:
         k.write_text("not a temporary file of o.jsonl")
     assert cli("split", src, "-o", out).exit_code == 0

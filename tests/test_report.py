@@ -221,7 +221,6 @@ def test_by_category_at_k_refusal_by_hand(run_a):
     assert (a.n, a.unsafe, a.n_error) == (10, 5, 0) and (b.n, b.unsafe, b.n_error) == (9, 5, 1)
     s = table(run_a, "summary")  # the same count columns as the summary (n_undecided was missing: a new user's probe)
     assert [x for x in c.columns if x not in ("harm_area", "category")] == list(s.columns[: len(c.columns) - 2])
-    assert (a.n_undecided, b.n_undecided) == (0, 0)
 
     k = table(run_a, "at_k")
     th = row(k, segment="thinking", judge="llama-guard", suite="sst")
@@ -236,6 +235,21 @@ def test_by_category_at_k_refusal_by_hand(run_a):
     assert (h.n, h.refused, h.n_error) == (18, 14, 1) and h.rate == pytest.approx(14 / 18)
     o = row(r, metric="over_refusal_rate")
     assert (o.suite, o.n, o.refused) == ("xstest", 4, 1)
+
+
+def test_undecided_verdicts_are_counted_apart_in_summary_and_by_category(tmp_path):
+    """An ok verdict with no decision (unsafe null) is neither safe, unsafe nor an error: n_undecided."""
+    t, v = tmp_path / "t.jsonl", tmp_path / "v.jsonl"
+    t.write_bytes(b"".join(orjson.dumps({"id": f"t{i}", "prompt_id": f"p{i}", "model": "m", "category": "c", "raw": "a",
+                                         "thinking": "", "answer": "a", "split_status": "no_thinking"}) + b"\n" for i in range(3)))
+    v.write_bytes(b"".join(orjson.dumps({"trace_id": f"t{i}", "segment": "answer", "judge": "j", "judge_version": "1",
+                                         "status": "ok", "unsafe": u}) + b"\n" for i, u in enumerate((True, False, None))))
+    res = CliRunner().invoke(app, ["report", str(t), str(v), "-o", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    for name in ("summary", "by_category"):
+        r = pd.read_csv(tmp_path / "r" / "tables" / f"{name}.csv").iloc[0]
+        assert (r["n"], r["unsafe"], r["n_error"], r["n_undecided"]) == (2, 1, 0, 1), name
+
 
 
 def test_safe_at_1_interval_when_every_prompt_is_equally_safe(tmp_path):

@@ -98,10 +98,23 @@ _UMASK = _umask()  # read once at import: os.umask can only be read by setting i
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # no space, over quota, over the file size limit
 
 
+def _replace_folder(new: str, path: Path, name: dict) -> None:
+    """``new`` takes the place of the folder ``path``: the old one is moved aside first (a rename cannot replace a
+    folder that is not empty) and deleted only once the new one is in place; a failure between puts it back."""
+    aside = tempfile.mkdtemp(**name)  # a temporary name: a writer killed here leaves it for the next to remove
+    os.replace(path, aside)  # onto an empty folder, which a rename may replace
+    try:
+        os.replace(new, path)
+    except BaseException:
+        os.replace(aside, path)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
 def _remove_leftovers(path: Path) -> None:
-    """Delete the temporary files and folders (``.NAME.XXXXXXXX[.tmp]``, as ``tempfile`` names them) that writers of
-    ``path`` killed with SIGKILL left beside it. Called under the output's lock, so no live writer owns one."""
-    pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}(?:\.tmp)?")
+    """Delete the temporary files and folders (``.NAME.XXXXXXXX.tmp``, as ``tempfile`` names them here) that writers
+    of ``path`` killed with SIGKILL left beside it. Called under the output's lock, so no live writer owns one."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp")
     try:
         entries = list(os.scandir(path.parent))
     except OSError:
@@ -129,9 +142,11 @@ def atomic_output(
     path = Path(path)
     prepare_output(path, inputs, folder, marker)
     with output_lock(path) if lock else nullcontext():
-        if path.is_symlink():  # written through the link, as an appended output is; the link itself stays
-            path = Path(os.path.realpath(path))
-        _remove_leftovers(path)
+        # Written through a symlink, as an appended output is (the link itself stays); made absolute, since the
+        # temporary file is a sibling of the output, and "." has no name to be a sibling of.
+        path = Path(os.path.realpath(path) if path.is_symlink() else os.path.abspath(path))
+        if lock:  # only a writer that holds the lock knows no live writer owns a temporary file of this output
+            _remove_leftovers(path)
         name = dict(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         if folder:
             tmp = tempfile.mkdtemp(**name)
@@ -147,11 +162,13 @@ def atomic_output(
                 mode = (0o777 if folder else 0o666) & ~_UMASK
             os.chmod(tmp, mode)
             if folder and path.is_dir():
-                shutil.rmtree(path)  # os.replace cannot replace a folder that is not empty
-            os.replace(tmp, path)
+                _replace_folder(tmp, path, name)
+            else:
+                os.replace(tmp, path)
         except BaseException as e:
-            if isinstance(e, OSError) and e.errno in _FULL and e.filename in (None, tmp, str(tmp)):
-                e.filename = str(path)  # the write that failed for want of space was this output's (not a temp name)
+            if isinstance(e, OSError) and e.errno in _FULL and (e.filename is None or str(e.filename).startswith(str(tmp))):
+                # The write that failed for want of space was this output's: named as the output, not the temporary.
+                e.filename = str(path) + ("" if e.filename is None else str(e.filename)[len(str(tmp)) :])
             if folder:
                 shutil.rmtree(tmp, ignore_errors=True)
             else:

@@ -242,7 +242,7 @@ def _refuse_other_traces_under_one_id(dup: pd.DataFrame, on_bad_line: str) -> No
     for path in dict.fromkeys(dup["file"]):
         for lineno, rec in read_jsonl_numbered(path, on_bad_line=on_bad_line, warn=False):
             rid = rec.get("id")
-            if rid not in ids:
+            if not isinstance(rid, str) or rid not in ids:  # (a line skipped on reading may hold any id)
                 continue
             digest = stable_id(*(rec.get(k) for k in ("model", "prompt_id", "sample", "raw", "reasoning", "thinking", "answer")))
             seen = first.setdefault(rid, (path, lineno, digest))

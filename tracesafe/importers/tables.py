@@ -3,29 +3,34 @@
 ``--response-field`` (default the first of response/output/completion/raw), ``--reasoning-field`` (default
 reasoning_content/reasoning if present), ``--prompt-field`` (default prompt/instruction/question/text).
 Columns named as trace fields are those fields: ``prompt_id`` (unless ``--id-field``), ``suite``, ``finish_reason``,
-``n_tokens``, ``params``, ``sample``, ``created``, ``category``, ``harm_area``, ``label`` (type-checked as in any trace
-record). Columns named as fields that import computes (``id``, ``backend``, ``thinking``, ``answer``, the split's
-fields, ``schema``) are kept as ``source_<name>``. Other columns pass through unchanged. In Parquet/Arrow/datasets inputs the location is the row number.
+``n_tokens``, ``params``, ``sample``, ``created``, ``category``, ``harm_area``, ``label`` (unless named by their
+``--*-field``), type-checked as in any trace record. Every other column named as a field of the record (``id``,
+``thinking``, a ``raw`` beside the response field, ...) is kept as ``source_<name>``, so none is hidden by the
+record's own; other columns pass through unchanged. In Parquet/Arrow/datasets inputs the location is the row number.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from .._util.fields import PROMPT_FIELDS
-from ..records import json_type
+from ..records import Trace, json_type
 from ..store import read_csv_numbered, read_jsonl_numbered
 from ._base import IMPORTERS, Bad, Importer, ImportOptions, Item
 
 RESPONSE_FIELDS = ("response", "output", "completion", "raw")
-# Columns named as trace fields are those fields (type-checked like any record's) ...
+# Columns named as these trace fields are those fields (type-checked like any record's; a CSV cell read as JSON) ...
 TRACE_COLUMNS = ("prompt_id", "suite", "finish_reason", "n_tokens", "params", "sample", "created")
-# ... except those that import computes (ids, the split): a source's own values are kept as source_<name>.
-COMPUTED_COLUMNS = ("schema", "id", "backend", "thinking", "answer", "split_status", "split_rule", "split_format")
+# ... and any other column named as a field of the record import writes (id, the split's fields, a `raw` beside the
+# response field, a `prompt_id` beside --id-field ...) is kept as source_<name>: the record's own would hide it.
+RECORD_KEYS = frozenset({f.name for f in dataclasses.fields(Trace)} - {"extra"} | {"schema"})
 REASONING_FIELDS = ("reasoning_content", "reasoning")
 _ROWS_PER_BATCH = 1000
 log = logging.getLogger(__name__)
@@ -124,11 +129,10 @@ def _items(path: Path, rows: Iterable[tuple[int, dict[str, Any]]], opts: ImportO
         if wrong:
             yield Bad(where, wrong[0])
             continue
-        used = {rf, pf, zf, "model", "prompt_rendered", opts.prompt_field, opts.id_field, opts.category_field,
-                opts.harm_area_field, opts.label_field, "category", "harm_area", "label", *TRACE_COLUMNS}  # fmt: skip
-        own = {c: row[c] for c in TRACE_COLUMNS if row.get(c) is not None}
-        if hasattr(own.get("created"), "isoformat"):  # a Parquet/Arrow timestamp
-            own["created"] = own["created"].isoformat()
+        used = {rf, pf, zf, "model", "prompt_rendered", opts.prompt_field, opts.id_field,
+                opts.category_field or "category", opts.harm_area_field or "harm_area", opts.label_field or "label",
+                *(c for c in TRACE_COLUMNS if not (c == "prompt_id" and opts.id_field))}  # fmt: skip
+        own = {c: _cell(c, row[c]) for c in TRACE_COLUMNS if c in row}
         yield Item(
             where=where,
             fields=row,
@@ -141,14 +145,44 @@ def _items(path: Path, rows: Iterable[tuple[int, dict[str, Any]]], opts: ImportO
             prompt_id=None if opts.id_field else own.get("prompt_id"),
             sample=own.get("sample"),
             finish_reason=own.get("finish_reason"),
-            n_tokens=own.get("n_tokens", {}),
-            params=own.get("params", {}),
+            n_tokens={} if own.get("n_tokens") is None else own["n_tokens"],  # an empty cell: none
+            params={} if own.get("params") is None else own["params"],
             suite=own.get("suite"),
             created=own.get("created"),
-            extra={f"source_{k}" if k in COMPUTED_COLUMNS else k: v for k, v in row.items() if k not in used},
+            extra={_unhidden(k, row): v for k, v in row.items() if k not in used},
         )
     for field, n in no_response.items():
         log.warning("%s: %d row(s) have a null %r and no reasoning (failed generations), none imported", path, n, field)
+
+
+def _cell(column: str, v: Any) -> Any:
+    """A trace field's value from a table cell: CSV cells are text ("" for none, "3" for 3, JSON for an object); a
+    Parquet/Arrow timestamp is ISO text. Anything else is left for the record's type check to name."""
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    if not isinstance(v, str):
+        return v
+    if v == "":
+        return None
+    if column == "sample" and v.isdigit():
+        return int(v)
+    if column in ("n_tokens", "params") and v.lstrip().startswith("{"):
+        try:
+            return orjson.loads(v)
+        except orjson.JSONDecodeError:
+            return v
+    return v
+
+
+def _unhidden(column: str, row: dict[str, Any]) -> str:
+    """The column's name in the record: source_<name> for a record key, prefixed again while another column of the
+    table has that name (never overwritten)."""
+    if column not in RECORD_KEYS:
+        return column
+    name = f"source_{column}"
+    while name in row:
+        name = f"source_{name}"
+    return name
 
 
 IMPORTERS.add("jsonl", Importer(read_jsonl, "one trace per line", True))
