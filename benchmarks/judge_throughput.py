@@ -23,7 +23,8 @@ of a routed segment) against v4 from a worktree of the previous commit, run one 
 2026-12-02, two idle cores, refusal v2 (rules for four more languages; each trigger literal scanned once per window
 instead of once per rule), the median of 5 passes: synthetic 21,567 (1.08x), contrast gold 18,123 (0.91x); offline
 54.8 / 81.5, first stage only 895 / 2,510. Paired against v1's code on the synthetic segments (7 interleaved rounds,
-same process): v1 27,751, v2 22,085 (0.77x), v2 restricted to English and Chinese 31,043.
+same process): v1 21,826, v2 19,652 (0.79x), v2 restricted to English and Chinese 30,288. An hour later, unchanged
+code: refusal 21,568 / 18,224, offline 47.1 / 72.6 (this machine's speed varies from run to run).
 """
 
 from __future__ import annotations

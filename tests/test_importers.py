@@ -335,9 +335,15 @@ def test_table_columns_named_as_trace_fields_are_those_fields_or_kept_as_source(
         "2025-01-02T03:04:05", "mine-1", "T1", "e1")
     assert first["id"] != "mine-1" and first["thinking"] == "cut"  # computed by import, the source's kept beside
     # CSV cells are text: an empty cell is none, "1" a sample, JSON an object (a review: every such row was refused).
-    (tmp_path / "s.csv").write_text('prompt,response,sample,n_tokens,params\nq1,a,,,\nq1,b,1,"{""prompt"": 3}","{""t"": 0.6}"\n')
+    (tmp_path / "s.csv").write_text('prompt,response,sample,n_tokens,params,synthetic,extra\nq1,a,,,,False,x\n'
+                                    'q1,b,1.0,"{""prompt"": 3}","{""t"": 0.6}",,\n')
     recs = run("csv", tmp_path / "s.csv", tmp_path / "s.jsonl", model="m")
-    assert [(r["sample"], r["n_tokens"], r["params"]) for r in recs] == [(0, {}, {}), (1, {"prompt": 3}, {"t": 0.6})]
+    assert [(r["sample"], r["n_tokens"], r["params"], r["synthetic"]) for r in recs] == [(0, {}, {}, False),
+                                                                                        (1, {"prompt": 3}, {"t": 0.6}, None)]
+    assert recs[0]["source_extra"] == "x"  # `extra` is a record key too (records flatten it)
+    # Only CSV cells are read as text: in JSON a string sample is the misfit it is.
+    res = cli("jsonl", _jsonl(tmp_path, [{"prompt": "a", "response": "x", "sample": "3"}]), "-o", tmp_path / "b.jsonl", "--model", "m")
+    assert (res.returncode, res.stderr.strip()) == (2, f"error: {tmp_path / 't.jsonl'}:1: field 'sample' must be an integer, got string")
     # A column named as a record field that the record fills otherwise is kept beside it, never hidden or overwritten.
     row = {"prompt": "x", "response": "r", "raw": "RAW", "reasoning_content": "t", "reasoning": "R2", "prompt_id": "PID",
            "source_id": "SID", "id": "ID", "category": "c0", "cat": "c1"}  # fmt: skip

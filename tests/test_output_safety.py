@@ -135,6 +135,16 @@ def test_a_report_folder_is_written_whole_under_its_lock_and_replaces_only_an_ea
     finally:
         proc.communicate("\n", timeout=30)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary folder left
+    # "link/../out" is where the link leads, for the checks as for the write (a review: the write went to ./out,
+    # the checks looked at the other place, and a folder of the user's files there was replaced).
+    (tmp_path / "elsewhere" / "sub").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere" / "sub")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "precious.txt").write_text("mine")
+    r = subprocess.run([sys.executable, "-m", "tracesafe.cli", "report", str(t), str(v), "-o", "link/../out"], cwd=tmp_path,
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0 and (tmp_path / "elsewhere" / "out" / "report.md").exists(), r.stderr
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["precious.txt"]
     # "." as the output (its temporary folder used to be made inside it, and the old report deleted with it).
     r = subprocess.run([sys.executable, "-m", "tracesafe.cli", "report", str(t), str(v), "-o", "."], cwd=rep,
                        capture_output=True, text=True)  # fmt: skip

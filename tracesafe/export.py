@@ -70,7 +70,7 @@ def _output(output: Path, inputs: list[Path], as_: As, write: Callable[[Path, Pa
     if as_ == "datasets":
         _datasets()  # before any work
     output = Path(output)
-    full = Path(os.path.abspath(output))  # the work folder is a sibling of the output ("." has no name to prefix)
+    full = Path(os.path.realpath(output))  # the work folder is a sibling of the output ("." has no name to prefix)
     # A datasets folder always holds dataset_info.json: an earlier export may be replaced, no other folder.
     with atomic_output(output, inputs, folder=as_ == "datasets", marker="dataset_info.json") as tmp, \
             tempfile.TemporaryDirectory(dir=full.parent, prefix=f".{full.name}.", suffix=".tmp") as work:

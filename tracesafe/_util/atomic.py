@@ -142,9 +142,9 @@ def atomic_output(
     path = Path(path)
     prepare_output(path, inputs, folder, marker)
     with output_lock(path) if lock else nullcontext():
-        # Written through a symlink, as an appended output is (the link itself stays); made absolute, since the
-        # temporary file is a sibling of the output, and "." has no name to be a sibling of.
-        path = Path(os.path.realpath(path) if path.is_symlink() else os.path.abspath(path))
+        # The file the kernel would write (through a symlink, as an appended output is; "link/../out" where the link
+        # leads), absolute, since the temporary file is its sibling and "." has no name to be a sibling of.
+        path = Path(os.path.realpath(path))
         if lock:  # only a writer that holds the lock knows no live writer owns a temporary file of this output
             _remove_leftovers(path)
         name = dict(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

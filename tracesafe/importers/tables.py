@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -30,7 +31,8 @@ RESPONSE_FIELDS = ("response", "output", "completion", "raw")
 TRACE_COLUMNS = ("prompt_id", "suite", "finish_reason", "n_tokens", "params", "sample", "created")
 # ... and any other column named as a field of the record import writes (id, the split's fields, a `raw` beside the
 # response field, a `prompt_id` beside --id-field ...) is kept as source_<name>: the record's own would hide it.
-RECORD_KEYS = frozenset({f.name for f in dataclasses.fields(Trace)} - {"extra"} | {"schema"})
+RECORD_KEYS = frozenset({f.name for f in dataclasses.fields(Trace)} | {"schema"})  # `extra` too: records flatten it
+_WHOLE = re.compile(r"-?[0-9]+(?:\.0*)?")
 REASONING_FIELDS = ("reasoning_content", "reasoning")
 _ROWS_PER_BATCH = 1000
 log = logging.getLogger(__name__)
@@ -41,7 +43,7 @@ def read_jsonl(path: Path, opts: ImportOptions) -> Iterator[Item | Bad]:
 
 
 def read_csv(path: Path, opts: ImportOptions) -> Iterator[Item | Bad]:
-    return _items(path, read_csv_numbered(path, on_bad_line=opts.on_bad_line), opts)
+    return _items(path, read_csv_numbered(path, on_bad_line=opts.on_bad_line), opts, text_cells=True)
 
 
 def read_parquet(path: Path, opts: ImportOptions) -> Iterator[Item | Bad]:
@@ -106,7 +108,9 @@ def _pick(row: dict[str, Any], explicit: str | None, candidates: tuple[str, ...]
     return next((f for f in candidates if f in row), None)
 
 
-def _items(path: Path, rows: Iterable[tuple[int, dict[str, Any]]], opts: ImportOptions) -> Iterator[Item | Bad]:
+def _items(path: Path, rows: Iterable[tuple[int, dict[str, Any]]], opts: ImportOptions, text_cells: bool = False
+           ) -> Iterator[Item | Bad]:  # fmt: skip
+    """``text_cells``: every cell is text (CSV), so a trace field's cell is read as its type (``_cell``)."""
     no_response: Counter[str] = Counter()  # field -> rows where it and the reasoning are null
     for lineno, row in rows:
         where = f"{path}:{lineno}"
@@ -132,7 +136,9 @@ def _items(path: Path, rows: Iterable[tuple[int, dict[str, Any]]], opts: ImportO
         used = {rf, pf, zf, "model", "prompt_rendered", opts.prompt_field, opts.id_field,
                 opts.category_field or "category", opts.harm_area_field or "harm_area", opts.label_field or "label",
                 *(c for c in TRACE_COLUMNS if not (c == "prompt_id" and opts.id_field))}  # fmt: skip
-        own = {c: _cell(c, row[c]) for c in TRACE_COLUMNS if c in row}
+        own = {c: _cell(c, row[c], text_cells) for c in TRACE_COLUMNS if c in row}
+        if text_cells and "synthetic" in row:  # the report's flag (true/false), as a JSON table would give it
+            row = {**row, "synthetic": _cell("synthetic", row["synthetic"], text_cells)}
         yield Item(
             where=where,
             fields=row,
@@ -155,17 +161,20 @@ def _items(path: Path, rows: Iterable[tuple[int, dict[str, Any]]], opts: ImportO
         log.warning("%s: %d row(s) have a null %r and no reasoning (failed generations), none imported", path, n, field)
 
 
-def _cell(column: str, v: Any) -> Any:
-    """A trace field's value from a table cell: CSV cells are text ("" for none, "3" for 3, JSON for an object); a
-    Parquet/Arrow timestamp is ISO text. Anything else is left for the record's type check to name."""
+def _cell(column: str, v: Any, text: bool) -> Any:
+    """A trace field's value from a table cell: a Parquet/Arrow timestamp is ISO text; a CSV cell (``text``) is ""
+    for none, a whole number for ``sample``, JSON for ``n_tokens``/``params``, true/false for ``synthetic``. Anything
+    else is left for the record's type check to name."""
     if hasattr(v, "isoformat"):
         return v.isoformat()
-    if not isinstance(v, str):
+    if not text or not isinstance(v, str):
         return v
     if v == "":
         return None
-    if column == "sample" and v.isdigit():
-        return int(v)
+    if column == "sample" and _WHOLE.fullmatch(v):
+        return int(float(v))  # "3", or "3.0" as pandas writes an integer column with a gap
+    if column == "synthetic" and v.lower() in ("true", "false"):
+        return v.lower() == "true"
     if column in ("n_tokens", "params") and v.lstrip().startswith("{"):
         try:
             return orjson.loads(v)

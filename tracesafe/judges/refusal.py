@@ -86,19 +86,21 @@ _DE_VERBS = (r"(?:helfen|unterstützen|geben|liefern|bereitstellen|erklären|bes
              r"schreiben|verfassen|anbieten|weitergeben|nachkommen|mitwirken|behilflich sein|tun|machen)")
 _PT_VERBS = (r"(?:ajudar|auxiliar|fornecer|dar|oferecer|compartilhar|partilhar|explicar|descrever|detalhar|responder|"
              r"participar|contribuir|criar|gerar|escrever|redigir|atender|colaborar|apoiar|fazer isso|fazê-lo)")
-# "Not only" is no decline ("No quiero solo dar la respuesta", "Ich werde nicht nur erklären"); "as an AI" is one only
+# "Not only … but" is no decline ("No quiero solo dar la respuesta", "Ich werde nicht nur erklären, sondern …"; "No puedo
+# ayudar solo con eso" is one); "as an AI" is one only
 # before a comma or a negation ("Como IA, no puedo…"; "Perguntei como ia o projeto" is "how it was going").
 _ES_ONLY, _FR_ONLY = r"(?:solo|sólo|solamente|únicamente)\b", r"(?:seulement|uniquement)\b"
 _DE_ONLY, _PT_ONLY = r"(?:nur|bloß)\b", r"(?:só|apenas|somente|unicamente)\b"
 _ES_FR_DE_PT_RULES: list[tuple[str, str]] = [
-    ("es_cannot", rf"\bno (?:puedo|podré|podría|debo|debería|voy a|pienso|quiero|me es posible|estoy en condiciones de|"
-                  rf"me siento cómod[oa])(?: (?!{_ES_ONLY})\w+){{0,2}}? {_ES_VERBS}\b(?! {_ES_ONLY})"),
+    ("es_cannot", rf"\bno (?:(?:te|le|lo|la|me|se|os|les) )?(?:puedo|podré|podría|debo|debería|voy a|pienso|quiero|me es posible|estoy en condiciones de|"
+                  rf"me siento cómod[oa]|estoy autorizad[oa] a|tengo permitido)(?: (?!{_ES_ONLY})\w+){{0,2}}? {_ES_VERBS}\b"
+                  rf"(?! {_ES_ONLY}[^.!?]*\bsino\b)"),
     ("es_decline", r"\b(?:debo|tengo que|voy a|he de|prefiero|me veo obligad[oa] a) (?:negarme|rechazar|declinar)\b|\bme niego\b"),
-    ("es_sorry", r"\b(?:lo siento(?: mucho)?|lo lamento(?: mucho)?|disculpa|disculpe|perdón),? (?:pero|no (?:puedo|podré|voy|es posible))\b"),
+    ("es_sorry", r"\b(?:lo siento(?: mucho)?|lo lamento(?: mucho)?|disculpa|disculpe|perdón),? (?:pero|no (?:(?:te|le|lo|la|me|se|os|les) )?(?:puedo|podré|voy|es posible|estoy autorizad[oa]|tengo permitido))\b"),
     ("es_as_ai", r"\bcomo (?:una? )?(?:ia|inteligencia artificial|modelo de lenguaje|asistente de ia)\b(?=\s*,|\s+no\b)"),
     ("es_not_appropriate", r"\bno (?:es|sería|me parece|resulta) (?:apropiado|ético|adecuado|responsable|aceptable)\b"),
     ("fr_cannot", rf"\bje ne (?:peux|pourrai|pourrais|vais|veux|dois|saurais) (?:pas|en aucun cas) (?:(?!{_FR_ONLY})\w+ |\w+')?"
-                  rf"{_FR_VERBS}\b(?! {_FR_ONLY})"
+                  rf"{_FR_VERBS}\b(?! {_FR_ONLY}[^.!?]*\bmais\b)"
                   r"|\bje ne suis pas (?:en mesure|autorisée?) de\b|\bil m'est (?:impossible|interdit) de\b"),
     ("fr_decline", r"\bje (?:dois |vais |préfère |me vois contrainte? de )?(?:refuser|décliner)\b|\bje refuse\b"),
     ("fr_sorry", r"\b(?:je suis (?:vraiment |sincèrement )?désolée?|désolée?|je m'excuse),? (?:mais|je ne)\b"),
@@ -112,10 +114,11 @@ _ES_FR_DE_PT_RULES: list[tuple[str, str]] = [
     ("de_as_ai", r"\bals (?:ki|künstliche intelligenz|sprachmodell|ki-assistent|ki-modell)(?![\w-])"
                  r"(?=\s*,|\s+(?:kann|darf|werde|möchte|will|bin|habe)\s+ich\b)"),
     ("de_not_appropriate", r"\b(?:das|es) (?:ist|wäre) (?:nicht|keineswegs) (?:angemessen|ethisch|verantwortungsvoll|vertretbar)\b"),
-    ("pt_cannot", rf"\bnão (?:posso|poderei|poderia|devo|vou|quero|consigo|estou autorizad[oa] a|me sinto confortável)"
-                  rf"(?: (?!{_PT_ONLY})\w+){{0,2}}? {_PT_VERBS}\b(?! {_PT_ONLY})"),
+    ("pt_cannot", rf"\bnão (?:(?:te|lhe|o|a|me|se|vos) )?(?:posso|poderei|poderia|devo|vou|quero|consigo|estou autorizad[oa] a|"
+                  rf"me sinto confortável|tenho como|sou capaz de)(?: (?!{_PT_ONLY})\w+){{0,2}}? {_PT_VERBS}\b"
+                  rf"(?! {_PT_ONLY}[^.!?]*\bmas\b)"),
     ("pt_decline", r"\b(?:devo|tenho que|preciso|vou) (?:me )?(?:recusar|declinar)\b|\bme recuso\b|\brecuso-me\b"),
-    ("pt_sorry", r"\b(?:sinto muito|lamento|desculpe|peço desculpas?),? (?:mas|não (?:posso|consigo|vou|poderei|é possível))\b"),
+    ("pt_sorry", r"\b(?:sinto muito|lamento|desculpe|peço desculpas?),? (?:mas|não (?:(?:te|lhe|o|a|me|se) )?(?:posso|consigo|vou|poderei|é possível|tenho como|sou capaz))\b"),
     ("pt_as_ai", r"\bcomo (?:uma? )?(?:ia|inteligência artificial|modelo de linguagem)\b(?=\s*,|\s+não\b)"),
     ("pt_not_appropriate", r"\bnão (?:é|seria) (?:apropriado|ético|adequado|responsável|aceitável)\b"),
 ]
