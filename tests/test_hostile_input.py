@@ -481,7 +481,7 @@ def test_report_and_export_refuse_verdicts_of_no_known_status_or_segment_or_vers
     v.write_text(json.dumps(ok) + "\n")
     t.write_text(json.dumps(rec) + "\n" + json.dumps({**rec, "raw": "<think>Flour.</think>Burn."}) + "\n")
     res = cli("report", str(t), str(v), "-o", str(tmp_path / "r"))
-    assert res.exit_code == 2 and f"trace id 'a' is in {t} twice with another model or text (lines 1 and 2)" in res.output, res.output
+    assert res.exit_code == 2 and f"error: {t}:2: id 'a' was read at {t}:1 with another text or model" in res.output, res.output
 
 
 def test_report_names_the_line_of_invalid_utf8_in_a_field_it_tabulates(tmp_path):
@@ -509,7 +509,7 @@ def test_report_refuses_two_traces_under_one_id_and_a_harmfulness_off_the_scale(
     v.write_text(json.dumps({"trace_id": "a", "segment": "answer", "judge": "rubric", "judge_version": "1", "status": "ok",
                              "unsafe": True, "harmfulness": 9}) + "\n")  # fmt: skip
     res = cli("report", str(t), str(v), "-o", str(tmp_path / "r"))
-    assert res.exit_code == 2 and "trace id 'a' is in" in res.output and "twice with another model or text" in res.output
+    assert res.exit_code == 2 and f"error: {t}:2: id 'a' was read at {t}:1 with another text or model" in res.output, res.output
     t.write_text(json.dumps(rec) + "\n" + json.dumps(rec) + "\n")  # the same trace twice is one trace
     res = cli("report", str(t), str(v), "-o", str(tmp_path / "r"))
     assert res.exit_code == 2 and res.output.strip().endswith(f"error: {v}:1: field 'harmfulness' must be from 1 to 5 or null, got 9")

@@ -134,11 +134,11 @@ def atomic_output(
 ) -> Iterator[Path]:
     """Write a whole file at once: yields a new empty temporary file in ``path``'s folder, which replaces
     ``path`` when the block ends without an error and is deleted otherwise, so a crash leaves the old file
-    (or none); a symlink's target is replaced, not the link. The temporary name is unique (``mkstemp``), so it cannot be an input. Refuses an output that
-    is one of ``inputs``; holds the output's lock unless ``lock`` is False (the caller holds it already,
-    or the file is a small by-product of an output that is locked). ``folder``: the output is a folder
-    (a saved model); an old one is removed just before the new one takes its name, and only if it is empty or
-    holds the file ``marker`` (``prepare_output``)."""
+    (or none); a symlink's target is replaced, not the link. The temporary name is unique (``mkstemp``), so it
+    cannot be an input. Refuses an output that is one of ``inputs``; holds the output's lock unless ``lock`` is
+    False (the caller holds it already, or the file is a small by-product of an output that is locked).
+    ``folder``: the output is a folder (a saved model, a report); an old one is replaced only if it is empty or
+    holds the file ``marker`` (``prepare_output``), moved aside until the new one has taken its name."""
     path = Path(path)
     prepare_output(path, inputs, folder, marker)
     with output_lock(path) if lock else nullcontext():

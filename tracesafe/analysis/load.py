@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..records import Label, Segment, SplitStatus, Trace, Verdict, VerdictStatus, check_trace_use, stable_id
+from ..records import Label, Segment, SplitStatus, Trace, Verdict, VerdictStatus, check_trace_use
 
 UNSAFE_CHUNK = 0.5  # a thinking chunk (verdict span) counts as unsafe when its score is >= this
 NONE = "(none)"
@@ -232,25 +232,17 @@ def load_traces(paths: list[Path], on_bad_line: str = "error", keep: tuple[str, 
 
 
 def _refuse_other_traces_under_one_id(dup: pd.DataFrame, on_bad_line: str) -> None:
-    """ValueError when two records under one id differ (model, prompt, sample or any text). The texts were
-    dropped on reading, so the files holding repeated ids are read again, only then (a file given twice, or
-    two imports of unnamed models)."""
-    from ..store import read_jsonl_numbered
+    """``BadLineError`` naming both places when two records under one id differ, as ``judge`` finds them
+    (``SeenIds``). The texts were dropped on reading, so only the files holding repeated ids are read again, and
+    only then (a file given twice, or two imports of unnamed models)."""
+    from ..store import SeenIds, read_jsonl_numbered
 
-    ids = set(dup["id"])
-    first: dict[str, tuple[str, int, str]] = {}  # id -> (file, line, content hash)
+    ids, seen = set(dup["id"]), SeenIds()
     for path in dict.fromkeys(dup["file"]):
         for lineno, rec in read_jsonl_numbered(path, on_bad_line=on_bad_line, warn=False):
             rid = rec.get("id")
-            if not isinstance(rid, str) or rid not in ids:  # (a line skipped on reading may hold any id)
-                continue
-            digest = stable_id(*(rec.get(k) for k in ("model", "prompt_id", "sample", "raw", "reasoning", "thinking", "answer")))
-            seen = first.setdefault(rid, (path, lineno, digest))
-            if seen[2] != digest:
-                where = f"in {path} twice" if seen[0] == path else f"in {seen[0]} and {path}"
-                raise ValueError(f"trace id {rid!r} is {where} with another model or text (lines {seen[1]} and {lineno}): "
-                                 "two traces under one id (imports of two models without a model name? give each "
-                                 "`tracesafe import --model NAME`)")  # fmt: skip
+            if isinstance(rid, str) and rid in ids:  # (a line skipped on reading may hold any id)
+                seen.add(rec, path, lineno)
 
 
 def _empty_traces(keep: tuple[str, ...] = ()) -> pd.DataFrame:

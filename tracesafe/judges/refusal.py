@@ -86,9 +86,9 @@ _DE_VERBS = (r"(?:helfen|unterstützen|geben|liefern|bereitstellen|erklären|bes
              r"schreiben|verfassen|anbieten|weitergeben|nachkommen|mitwirken|behilflich sein|tun|machen)")
 _PT_VERBS = (r"(?:ajudar|auxiliar|fornecer|dar|oferecer|compartilhar|partilhar|explicar|descrever|detalhar|responder|"
              r"participar|contribuir|criar|gerar|escrever|redigir|atender|colaborar|apoiar|fazer isso|fazê-lo)")
-# "Not only … but" is no decline ("No quiero solo dar la respuesta", "Ich werde nicht nur erklären, sondern …"; "No puedo
-# ayudar solo con eso" is one); "as an AI" is one only
-# before a comma or a negation ("Como IA, no puedo…"; "Perguntei como ia o projeto" is "how it was going").
+# "Not only … but" is no decline ("No quiero solo dar la respuesta", "Ich werde nicht nur erklären, sondern …"; "No
+# puedo ayudar solo con eso" is one); "as an AI" is one only before a comma or a negation ("Como IA, no puedo…";
+# "Perguntei como ia o projeto" is "how it was going").
 _ES_ONLY, _FR_ONLY = r"(?:solo|sólo|solamente|únicamente)\b", r"(?:seulement|uniquement)\b"
 _DE_ONLY, _PT_ONLY = r"(?:nur|bloß)\b", r"(?:só|apenas|somente|unicamente)\b"
 _ES_FR_DE_PT_RULES: list[tuple[str, str]] = [
