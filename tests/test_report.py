@@ -199,6 +199,9 @@ def test_summary_counts_errors_apart(run_a):
     assert row(s, suite="xstest", segment="answer", judge="llama-guard").n == 4
     assert row(s, suite="sst", segment="thinking", judge="offline").grade == "screening"
     assert row(s, suite="sst", segment="thinking", judge="llama-guard").grade == "standard"
+    # The Data section says why: the most common error messages, per judge.
+    assert ("Judge errors: 2 verdicts with status `error` are excluded from every rate and counted in the `n_error` "
+            "columns. Most common: llama-guard 1× “unparseable”; refusal 1× “timeout”.") in (run_a / "report/report.md").read_text()  # fmt: skip
 
 
 def test_paired_table_by_hand(run_a):

@@ -106,10 +106,11 @@ def prepare(traces: pd.DataFrame, verdicts: pd.DataFrame) -> Data:
     info["n_verdicts"] = len(v)
     info["n_error"] = int(v["err"].sum())
     info["n_other_status"] = int((~v["ok"] & ~v["err"]).sum())
+    info["error_reasons"] = _error_reasons(v)
 
     harm, refusal, grades = _classify(v)
     # What the tables read; ``trace_id`` is the trace's row in ``traces``.
-    for c in ("status", "unsafe", "refused", "score", "grade", "kind"):
+    for c in ("status", "unsafe", "refused", "score", "grade", "kind", "error"):
         if c in v:
             del v[c]
     info["synthetic"] = bool(traces["synthetic"].any()) if len(traces) else False
@@ -121,3 +122,12 @@ def _grade(d: Data, judges: pd.Series) -> pd.Series:
     """The ``grade`` column of a table from its ``judge`` column."""
     return judges.astype(str).map(d.grades)
 
+
+def _error_reasons(v: pd.DataFrame, top: int = 3) -> list[tuple[str, str, int]]:
+    """The most common (judge, error message, count) of the error verdicts, most frequent first."""
+    errs = v.loc[v["err"], ["judge", "error"]]
+    if not len(errs):
+        return []
+    counts = errs.astype(str).value_counts(sort=False).reset_index(name="n")
+    counts = counts.sort_values(["n", "judge", "error"], ascending=[False, True, True], kind="stable").head(top)
+    return [(j, e, int(n)) for j, e, n in counts.itertuples(index=False)]

@@ -29,6 +29,7 @@ _VERDICT_FIELDS = {
     "trace_id": "string", "segment": "string", "judge": "string", "judge_version": "string", "status": "string",
     "unsafe": "bool", "score": "float64", "refused": "bool", "harmfulness": "float64",
     "grade": "string", "kind": "string",  # stated by tracesafe.verdict/2; absent (null) in /1
+    "error": "string",  # why a verdict is an error: the report names the most common reasons
 }
 
 

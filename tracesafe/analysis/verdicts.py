@@ -115,7 +115,7 @@ def _stage(config: Any) -> str | None:
     return sha if isinstance(sha, str) else None
 
 
-_CATEGORIES = ("segment", "judge", "judge_version", "status", "grade", "kind")
+_CATEGORIES = ("segment", "judge", "judge_version", "status", "grade", "kind", "error")
 
 
 def _verdict_block(batch, trace_ids: pd.Index | None, unknown: dict[str, int],

@@ -116,7 +116,7 @@ def judges_list():
 @app.command("judge-eval", rich_help_panel=JUDGES)
 def judge_eval_cmd(
     judge: Annotated[str, typer.Option("--judge", help="Judge name.")],
-    gold: Annotated[Path, typer.Option("--gold", help="Human labels: XSTest completions CSV (refusal), PyRIT scorer-eval CSV, JSONL {prompt, response, unsafe|refused[, segment, kind]}, or a built-in set: `contrast` (safe deliberation vs harmful reasoning, judged as thinking), `blind-safe` (safe thinking written apart from the offline judge's templates), `multilingual-refusal` (Spanish, French, German and Portuguese answers), `multilingual-safe` (safe thinking in those languages).")],
+    gold: Annotated[Path, typer.Option("--gold", help="Human labels: XSTest completions CSV (refusal), PyRIT scorer-eval CSV, JSONL {prompt, response, unsafe|refused[, segment, kind]}, or a built-in set: `contrast` (safe deliberation vs harmful reasoning, judged as thinking), `blind-safe` (safe thinking written apart from the offline judge's templates), `multilingual-refusal` (Spanish, French, German and Portuguese answers), `multilingual-safe` (safe thinking in those languages), `multilingual-thinking` (safe thinking in six languages, and English full of foreign words).")],
     judge_model: JudgeModelOpt = [],
     backend: BackendOpt = None,
     batch_size: BatchSizeOpt = None,

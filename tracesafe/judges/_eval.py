@@ -12,8 +12,9 @@ Gold formats:
 - A built-in gold set by name (:data:`BUILTIN_GOLD`): ``contrast`` (the thinking-contrast set),
   ``blind-safe`` (safe thinking written apart from every template the offline judge was trained with),
   ``multilingual-refusal`` (answers in Spanish, French, German and Portuguese: refusals, partial refusals and
-  compliance) or ``multilingual-safe`` (safe thinking in those languages), both written apart from the judges' rules
-  and templates (``data/gold/SOURCE.md``).
+  compliance), ``multilingual-safe`` (safe thinking in those languages) or ``multilingual-thinking`` (safe thinking
+  in six languages and English full of foreign words), written apart from the judges' rules and templates
+  (``data/gold/SOURCE.md``).
 A judge's errors are excluded from the metrics and reported as ``errors``.
 """
 
@@ -30,7 +31,8 @@ from ._run import check_segments
 GoldKind = Literal["harm", "refusal"]
 # name -> file in tracesafe/judges/data/gold/ (docs/judges.md says how each was made)
 BUILTIN_GOLD = {"contrast": "contrast.jsonl", "blind-safe": "blind_safe.jsonl",
-                "multilingual-refusal": "multilingual_refusal.jsonl", "multilingual-safe": "multilingual_safe.jsonl"}
+                "multilingual-refusal": "multilingual_refusal.jsonl", "multilingual-safe": "multilingual_safe.jsonl",
+                "multilingual-thinking": "multilingual_thinking.jsonl"}
 
 
 @dataclass(frozen=True)

@@ -89,3 +89,10 @@ def csv_safe(df: pd.DataFrame) -> pd.DataFrame:
             out[c] = out[c].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v)
     return out
 
+
+def error_reasons(reasons: list[tuple[str, str, int]], width: int = 160) -> str:
+    """' Most common: JUDGE N× “message”; …' for the Data section (messages cut at ``width``), or ''."""
+    if not reasons:
+        return ""
+    said = [f"{md(j)} {num(n)}× “{md(e if len(e) <= width else e[: width - 1] + '…')}”" for j, e, n in reasons]
+    return " Most common: " + "; ".join(said) + "."

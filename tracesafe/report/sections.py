@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..analysis import Data, with_rate
 from .document import Doc
-from .format import ci, judge_disp, marks, md, num, pct, pp, pval
+from .format import ci, error_reasons, judge_disp, marks, md, num, pct, pp, pval
 
 SCREENING_NOTE = (
     "Verdicts from the `offline` judge are **screening-grade**: a fast local classifier meant to triage, not "
@@ -163,7 +163,7 @@ def data_section(doc: Doc, c: Context) -> None:
         f"{', '.join(md(_judge(c, j)) for j in d.harm_judges) or '–'}; refusal judges: "
         f"{', '.join(md(_judge(c, j)) for j in d.refusal_judges) or '–'}.",
         f"Judge errors: {num(info['n_error'])} verdicts with status `error` are excluded from every rate and "
-        "counted in the `n_error` columns.",
+        "counted in the `n_error` columns." + error_reasons(info["error_reasons"]),
     ]
     if info["n_duplicate_verdicts"]:
         items.append(f"{num(info['n_duplicate_verdicts'])} duplicate verdicts (same trace, segment, judge and "
