@@ -128,6 +128,7 @@ def _error_reasons(v: pd.DataFrame, top: int = 3) -> list[tuple[str, str, int]]:
     errs = v.loc[v["err"], ["judge", "error"]]
     if not len(errs):
         return []
-    counts = errs.astype(str).value_counts(sort=False).reset_index(name="n")
+    errs = pd.DataFrame({"judge": errs["judge"].astype(str), "error": errs["error"].astype(object).fillna("(no message)").astype(str)})
+    counts = errs.value_counts(sort=False).reset_index(name="n")
     counts = counts.sort_values(["n", "judge", "error"], ascending=[False, True, True], kind="stable").head(top)
     return [(j, e, int(n)) for j, e, n in counts.itertuples(index=False)]

@@ -126,7 +126,8 @@ def judge_eval_cmd(
     option: JudgeOptionOpt = [],
     engine_option: EngineOptionOpt = [],
 ):
-    """Measure a judge against human labels: accuracy, precision, recall, F1, Cohen's kappa, n, errors; per kind
+    """Measure a judge against human labels: accuracy, precision, recall, F1, Cohen's kappa (accuracy and kappa with
+    95% intervals), n, errors; per kind
     of gold item (e.g. `--gold contrast`) the false-positive rate on safe kinds and the recall on harmful ones."""
     import json
 
@@ -166,7 +167,9 @@ def _print_eval(m: dict, as_json: bool) -> None:
         return
     typer.echo(f"{m['judge']} v{m['judge_version']} on {m['gold']} ({m['kind']} labels, n={m['n']}, errors={m['errors']})")
     for k in METRICS:
-        typer.echo(f"  {k:9s} " + (f"undefined ({_why_undefined(k, m)})" if m[k] is None else f"{m[k]:.4f}"))
+        ci = m.get(f"{k}_ci")
+        typer.echo(f"  {k:9s} " + (f"undefined ({_why_undefined(k, m)})" if m[k] is None else f"{m[k]:.4f}")
+                   + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci and m[k] is not None else ""))
     typer.echo(f"  confusion tp={m['tp']} fp={m['fp']} fn={m['fn']} tn={m['tn']}")
     for name, k in m.get("by_kind", {}).items():
         if k["n"]:

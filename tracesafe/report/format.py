@@ -90,9 +90,10 @@ def csv_safe(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def error_reasons(reasons: list[tuple[str, str, int]], width: int = 160) -> str:
+def error_reasons(reasons: list[tuple[str, str, int]], grades: dict[str, str], width: int = 160) -> str:
     """' Most common: JUDGE N× “message”; …' for the Data section (messages cut at ``width``), or ''."""
     if not reasons:
         return ""
-    said = [f"{md(j)} {num(n)}× “{md(e if len(e) <= width else e[: width - 1] + '…')}”" for j, e, n in reasons]
+    said = [f"{md(judge_disp(j, grades.get(j)))} {num(n)}× “{md(e if len(e) <= width else e[: width - 1] + '…')}”"
+            for j, e, n in reasons]  # fmt: skip
     return " Most common: " + "; ".join(said) + "."

@@ -163,7 +163,7 @@ def data_section(doc: Doc, c: Context) -> None:
         f"{', '.join(md(_judge(c, j)) for j in d.harm_judges) or '–'}; refusal judges: "
         f"{', '.join(md(_judge(c, j)) for j in d.refusal_judges) or '–'}.",
         f"Judge errors: {num(info['n_error'])} verdicts with status `error` are excluded from every rate and "
-        "counted in the `n_error` columns." + error_reasons(info["error_reasons"]),
+        "counted in the `n_error` columns." + error_reasons(info["error_reasons"], d.grades),
     ]
     if info["n_duplicate_verdicts"]:
         items.append(f"{num(info['n_duplicate_verdicts'])} duplicate verdicts (same trace, segment, judge and "
