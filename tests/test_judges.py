@@ -204,7 +204,8 @@ def test_offline_judge_declines_segments_in_other_languages():
     got = get_judge("offline").judge(items)
     assert [r.status for r in got] == ["error", "error", "error", "ok", "ok"]
     assert got[0].unsafe is None and got[0].score is None
-    assert got[0].error.startswith("not judged: reads as es, and the offline judge reads English only")
+    assert got[0].error.startswith("not judged: not English, and the offline judge reads English only")
+    assert [r.extra.get("language") for r in got] == ["es", "fr", "CJK", None, None]
     every = get_judge("offline", english_only=False).judge(items)
     assert [r.status for r in every] == ["ok"] * 5 and [r.score for r in every[3:]] == [r.score for r in got[3:]]
     # `-O languages=...` without a judge's name still reaches the refusal judge alone (the offline option has its own name).
@@ -812,7 +813,11 @@ def test_judge_eval_intervals_for_accuracy_and_kappa():
     se = math.sqrt(po * (1 - po) / (n * (1 - pe) ** 2))
     assert m["kappa_ci"] == pytest.approx([m["kappa"] - z * se, m["kappa"] + z * se], abs=0.015)
     assert metrics(gold, pred)["kappa_ci"] == m["kappa_ci"]
-    # No interval where kappa is undefined (one label throughout) or nothing was decided.
+    # Perfect agreement on ten items is not certain agreement; no kappa interval on a gold set of one label (kappa
+    # is 0 or undefined there) or with nothing decided.
+    low, high = metrics([True] * 5 + [False] * 5, [True] * 5 + [False] * 5)["kappa_ci"]
+    assert 0.3 < low < 0.9 and high == pytest.approx(1, abs=0.01)
+    assert metrics([False] * 5, [False, True, False, False, False])["kappa_ci"] is None
     assert metrics([False] * 5, [False] * 5)["kappa_ci"] is None and metrics([], [])["accuracy_ci"] is None
 
 

@@ -256,19 +256,24 @@ def test_undecided_verdicts_are_counted_apart_in_summary_and_by_category(tmp_pat
 
 
 def test_data_section_names_the_most_common_error_messages(tmp_path):
-    """Errors are counted with their reasons, most frequent first, a screening-grade judge marked; an error with no
-    message is counted as such."""
+    """Errors are counted with their reasons, most frequent first, a screening-grade judge marked, the rest summed; an
+    error with no message is counted as such."""
     t, v = tmp_path / "t.jsonl", tmp_path / "v.jsonl"
     t.write_bytes(b"".join(orjson.dumps({"id": f"t{i}", "prompt_id": f"p{i}", "model": "m", "raw": "a", "thinking": "",
-                                         "answer": "a", "split_status": "no_thinking"}) + b"\n" for i in range(4)))
-    errors = [("offline", "not judged: reads as es"), ("offline", "not judged: reads as es"), ("offline", None), ("j", "timeout")]
+                                         "answer": "a", "split_status": "no_thinking"}) + b"\n" for i in range(5)))
+    errors = [("offline", "not judged: not English"), ("offline", "not judged: not English"), ("offline", None),
+              ("j", "timeout"), ("j", "refused to grade")]
     v.write_bytes(b"".join(orjson.dumps({"trace_id": f"t{i}", "segment": "answer", "judge": j, "judge_version": "1",
                                          "grade": "screening" if j == "offline" else "standard", "kind": "harm",
                                          "status": "error", "error": e}) + b"\n" for i, (j, e) in enumerate(errors)))
     res = CliRunner().invoke(app, ["report", str(t), str(v), "-o", str(tmp_path / "r")])
     assert res.exit_code == 0, res.output
-    assert ("Most common: offline (screening-grade) 2× “not judged: reads as es”; j 1× “timeout”; offline "
-            "(screening-grade) 1× “(no message)”.") in (tmp_path / "r" / "report.md").read_text()
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert ("Most common: offline (screening-grade) 2× “not judged: not English”; j 1× “refused to grade”; j 1× "
+            "“timeout”; and 1 more with 1 other message.") in md
+    # Rows whose verdicts are mostly errors get a note: their rates cover only what the judge decided.
+    assert ("**Many errors:** in 2 rows of summary.csv at least 10% of the verdicts are errors (most: j on m's answer, "
+            "2 of 2).") in md
 
 
 def test_safe_at_1_interval_when_every_prompt_is_equally_safe(tmp_path):

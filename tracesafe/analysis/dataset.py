@@ -123,12 +123,15 @@ def _grade(d: Data, judges: pd.Series) -> pd.Series:
     return judges.astype(str).map(d.grades)
 
 
-def _error_reasons(v: pd.DataFrame, top: int = 3) -> list[tuple[str, str, int]]:
-    """The most common (judge, error message, count) of the error verdicts, most frequent first."""
+def _error_reasons(v: pd.DataFrame, top: int = 3) -> dict[str, Any]:
+    """The ``top`` most common (judge, error message, count) of the error verdicts, most frequent first, and how many
+    errors (and distinct messages) the rest are."""
     errs = v.loc[v["err"], ["judge", "error"]]
     if not len(errs):
-        return []
+        return {"top": [], "rest": 0, "rest_messages": 0}
     errs = pd.DataFrame({"judge": errs["judge"].astype(str), "error": errs["error"].astype(object).fillna("(no message)").astype(str)})
     counts = errs.value_counts(sort=False).reset_index(name="n")
-    counts = counts.sort_values(["n", "judge", "error"], ascending=[False, True, True], kind="stable").head(top)
-    return [(j, e, int(n)) for j, e, n in counts.itertuples(index=False)]
+    counts = counts.sort_values(["n", "judge", "error"], ascending=[False, True, True], kind="stable")
+    rest = counts.iloc[top:]
+    return {"top": [(j, e, int(n)) for j, e, n in counts.head(top).itertuples(index=False)],
+            "rest": int(rest["n"].sum()), "rest_messages": len(rest)}

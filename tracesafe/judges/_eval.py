@@ -129,16 +129,17 @@ def metrics(gold: list[bool], pred: list[bool]) -> dict[str, Any]:
     kappa = (acc - pe) / (1 - pe) if n and pe < 1 else None
     return {"n": n, "accuracy": ratio(tp + tn, n), "precision": ratio(tp, tp + fp), "recall": ratio(tp, tp + fn),
             "f1": ratio(2 * tp, 2 * tp + fp + fn), "kappa": None if kappa is None else round(kappa, 4),
-            "tp": tp, "fp": fp, "fn": fn, "tn": tn, **intervals(tp, fp, fn, tn, kappa is not None)}  # fmt: skip
+            "tp": tp, "fp": fp, "fn": fn, "tn": tn, **intervals(tp, fp, fn, tn, kappa)}  # fmt: skip
 
 
 KAPPA_DRAWS = 2000
 
 
-def intervals(tp: int, fp: int, fn: int, tn: int, has_kappa: bool) -> dict[str, list[float] | None]:
-    """95% intervals: accuracy by Wilson's score interval; Cohen's kappa by the percentiles of ``KAPPA_DRAWS``
-    multinomial resamples of the 2x2 table (a bootstrap over items; fixed seed, so the same counts give the same
-    interval; resamples where kappa is undefined are left out)."""
+def intervals(tp: int, fp: int, fn: int, tn: int, kappa: float | None) -> dict[str, list[float] | None]:
+    """95% intervals: accuracy by Wilson's score interval; Cohen's kappa by the 2.5th and 97.5th percentiles of kappa
+    over ``KAPPA_DRAWS`` draws of the table's four cell probabilities from their posterior, Dirichlet(counts + 1/2)
+    (Jeffreys' prior: an empty cell still varies, so perfect agreement on ten items is not [1, 1]), widened to hold the
+    observed kappa; a fixed seed, so the same counts give the same interval. None for kappa when the gold set has one label (kappa says nothing there)."""
     import numpy as np
     from scipy.stats import binomtest
 
@@ -146,14 +147,13 @@ def intervals(tp: int, fp: int, fn: int, tn: int, has_kappa: bool) -> dict[str, 
     if not n:
         return {"accuracy_ci": None, "kappa_ci": None}
     ci = binomtest(tp + tn, n).proportion_ci(method="wilson")
-    out: dict[str, list[float] | None] = {"accuracy_ci": [round(ci.low, 4), round(ci.high, 4)], "kappa_ci": None}
-    if has_kappa:
-        a, b, c, d = np.random.default_rng(0).multinomial(n, np.array([tp, fp, fn, tn]) / n, KAPPA_DRAWS).T / n
+    out: dict[str, list[float] | None] = {"accuracy_ci": [round(float(ci.low), 4), round(float(ci.high), 4)], "kappa_ci": None}
+    if kappa is not None and tp + fn and fp + tn:
+        a, b, c, d = np.random.default_rng(0).dirichlet(np.array([tp, fp, fn, tn]) + 0.5, KAPPA_DRAWS).T
         po, pe = a + d, (a + b) * (a + c) + (c + d) * (b + d)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            k = np.where(pe < 1, (po - pe) / (1 - pe), np.nan)
-        if np.isfinite(k).any():
-            out["kappa_ci"] = [round(float(x), 4) for x in np.nanpercentile(k, [2.5, 97.5])]
+        low, high = np.percentile((po - pe) / (1 - pe), [2.5, 97.5])
+        # A posterior's percentiles can leave out an observed kappa at the edge (1 with perfect agreement): widened to it.
+        out["kappa_ci"] = [round(float(min(low, kappa)), 4), round(float(max(high, kappa)), 4)]
     return out
 
 

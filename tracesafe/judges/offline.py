@@ -57,6 +57,9 @@ HEAD_FILE = "offline_head.npz"
 TOP_FILE = "offline_top.safetensors"  # the second stage (_encoder.py)
 NGRAM = 4  # word pieces: long enough that a shared n-gram is a restatement, not a common phrase
 HEAD_KEYS = ("mean", "std", "coef", "intercept", "platt")
+# One message for every declined segment (the report counts errors by message); the verdict's "language" says which.
+NOT_ENGLISH = ("not judged: not English, and the offline judge reads English only (a model judge can; "
+               "-O offline.english_only=false scores it anyway)")  # fmt: skip
 
 
 def minilm_dir() -> Path:
@@ -201,9 +204,7 @@ class OfflineJudge(BaseJudge):
             return self._judge(items)
         foreign = [foreign_language(it.text, it.prompt) for it in items]
         judged = iter(self._judge([it for it, lang in zip(items, foreign) if lang is None]))
-        return [next(judged) if lang is None else JudgeResult.failed(
-            f"not judged: reads as {lang}, and the offline judge reads English only (a model judge can; "
-            "-O offline.english_only=false scores it anyway)") for lang in foreign]  # fmt: skip
+        return [next(judged) if lang is None else JudgeResult.failed(NOT_ENGLISH, language=lang) for lang in foreign]
 
     def _judge(self, items: list[JudgeItem]) -> list[JudgeResult]:
         if not items:

@@ -146,9 +146,13 @@ def build_report(traces: list[Path], verdicts: Path, out_dir: Path, title: str |
     return out_dir / "report.html"
 
 
+ERROR_SHARE = 0.1  # a row with this share of error verdicts or more gets a note
+
+
 def pooling_notes(d: A.Data, tables: dict[str, pd.DataFrame]) -> list[str]:
     """What the tables pool that a reader would not expect: one model's traces generated with other settings,
-    one judge's verdicts made with other decision options, Safe@K rows whose K leaves most prompts out."""
+    one judge's verdicts made with other decision options, rows many of whose verdicts are errors, Safe@K rows whose
+    K leaves most prompts out."""
     from ..analysis.verdicts import UNKNOWN
 
     notes = []
@@ -166,6 +170,17 @@ def pooling_notes(d: A.Data, tables: dict[str, pd.DataFrame]) -> list[str]:
             notes.append(f"**Decision options pooled:** the verdict file holds verdicts of {md(judge)} made with more "
                          f"than one {' and '.join(mixed)}; where they judge these traces, its rates mix them. Judge "
                          "again with one setting.")  # fmt: skip
+    s = tables.get("summary")
+    if s is not None and not s.empty:
+        judged = s["n"] + s["n_error"] + s["n_undecided"]
+        many = s[s["n_error"] >= ERROR_SHARE * judged]
+        if not many.empty:
+            top = many.loc[(many["n_error"] / judged[many.index]).idxmax()]
+            notes.append(f"**Many errors:** in {num(len(many))} rows of summary.csv at least {ERROR_SHARE:.0%} of the "
+                         f"verdicts are errors (most: {md(top['judge'])} on {md(top['model'])}'s {top['segment']}, "
+                         f"{num(int(top['n_error']))} of {num(int(judged[top.name]))}). Their rates cover only what the judge "
+                         "decided, which need not be like the rest (the offline judge declines text not in English): the "
+                         "Data section names the messages.")  # fmt: skip
     k = tables.get("at_k")
     if k is not None and not k.empty:
         few = k[k["n_prompts_incomplete"] > k["n_prompts"]]

@@ -90,10 +90,13 @@ def csv_safe(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def error_reasons(reasons: list[tuple[str, str, int]], grades: dict[str, str], width: int = 160) -> str:
+def error_reasons(reasons: dict, grades: dict[str, str], width: int = 160) -> str:
     """' Most common: JUDGE N× “message”; …' for the Data section (messages cut at ``width``), or ''."""
-    if not reasons:
+    if not reasons["top"]:
         return ""
     said = [f"{md(judge_disp(j, grades.get(j)))} {num(n)}× “{md(e if len(e) <= width else e[: width - 1] + '…')}”"
-            for j, e, n in reasons]  # fmt: skip
+            for j, e, n in reasons["top"]]  # fmt: skip
+    if reasons["rest"]:
+        k = reasons["rest_messages"]
+        said.append(f"and {num(reasons['rest'])} more with {num(k)} other message{'' if k == 1 else 's'}")
     return " Most common: " + "; ".join(said) + "."
