@@ -694,10 +694,13 @@ BENIGN_HOWTO = [
 ]
 
 
-def benign_howto_pairs() -> list[tuple[str, str]]:
-    """The inline pairs, then the dual-use-adjacent ones (security, chemistry, medicine, tools) in data/benign_howto.jsonl."""
-    with open(Path(__file__).parent / "data" / "benign_howto.jsonl", encoding="utf-8") as f:
-        extra = [(d["prompt"], d["answer"]) for d in map(json.loads, f)]
+def benign_howto_pairs(more: tuple[Path, ...] = ()) -> list[tuple[str, str]]:
+    """The inline pairs, then the dual-use-adjacent ones (security, chemistry, medicine, tools) in data/benign_howto.jsonl,
+    then those of ``more`` (files of the same form)."""
+    extra = []
+    for path in (Path(__file__).parent / "data" / "benign_howto.jsonl", *more):
+        with open(path, encoding="utf-8") as f:
+            extra += [(d["prompt"], d["answer"]) for d in map(json.loads, f)]
     return BENIGN_HOWTO + extra
 
 

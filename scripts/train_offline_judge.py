@@ -100,7 +100,7 @@ FOLDS = 5
 
 
 def build(data: Path, seed: int, holdout_categories: set[str], languages: tuple[str, ...] = ("en",), jbb: bool = False,
-          moderation: bool = False):
+          moderation: bool = False, extra_howto: tuple[Path, ...] = ()):
     """fit and calibration rows, each as (fold, row); test (human); gold (contrast).
 
     Every non-test group falls in one of FOLDS folds. A fold's fit rows are its human rows and synthetic thinking in
@@ -125,7 +125,7 @@ def build(data: Path, seed: int, holdout_categories: set[str], languages: tuple[
         train += [dataclasses.replace(r, group=g) for r, g in zip(judged, jd.near_groups([r.prompt for r in judged], anchors))]
     if moderation:  # content without a request: training only; a category held out takes every row touching it
         train += [r for r in jd.moderation_rows(MODERATION) if not jd.moderation_categories(r) & holdout_categories]
-    howto = jd.benign_howto_pairs()
+    howto = jd.benign_howto_pairs(extra_howto)
     groups = sorted({r.group for r in train} | {g for g, _ in prompts} | {jd.group_of(p) for p, _ in howto})
     random.Random(seed + 1).shuffle(groups)
     fold = {g: i % FOLDS for i, g in enumerate(groups)}
@@ -324,6 +324,8 @@ def main() -> None:
                     help="add OpenAI's human-labelled moderation set (scripts/data/openai_moderation.jsonl.gz: sexual, "
                          "hate, violence, harassment, self-harm) to the training rows; 'moderation:hate' etc. in "
                          "--holdout-categories leave a category out")
+    ap.add_argument("--extra-howto", type=Path, action="append", default=[],
+                    help="more benign {prompt, answer} JSONL pairs, used as benign_howto.jsonl's are (repeatable)")
     ap.add_argument("--languages", default="en",
                     help="languages of the synthetic thinking, of " + ",".join(jd.LANGUAGE_POOLS) + " (the shipped judge: en)")
     ap.add_argument("--stage2-dev-folds", type=int, default=1, choices=range(1, FOLDS + 1), metavar=f"1..{FOLDS}",
@@ -336,7 +338,8 @@ def main() -> None:
     if not languages or set(languages) - set(jd.LANGUAGE_POOLS) or len(set(languages)) < len(languages):
         ap.error(f"--languages: a comma-separated list of {', '.join(jd.LANGUAGE_POOLS)}, each once")
     args.top_out = args.top_out or args.out.with_name(TOP_FILE)
-    fit_rows, cal_rows, held, gold = build(args.data, args.seed, holdout, languages, args.jbb, args.moderation)
+    fit_rows, cal_rows, held, gold = build(args.data, args.seed, holdout, languages, args.jbb, args.moderation,
+                                           tuple(args.extra_howto))
     print(f"fit {len(fit_rows)} (unsafe {sum(r.label for _, r in fit_rows)}), calibration {len(cal_rows)}, test {len(held)}, "
           f"contrast gold {len(gold)}")  # fmt: skip
     fz = Featurizer(minilm_dir())

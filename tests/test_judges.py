@@ -214,6 +214,16 @@ def test_offline_judge_declines_segments_in_other_languages():
     assert [j.config()["languages"] for j in build_judges(["refusal", "offline"], languages="en,zh")[:1]] == [["en", "zh"]]
 
 
+def test_extra_howto_pairs_join_the_benign_ones(monkeypatch):
+    """`train_offline_judge.py --extra-howto FILE` (docs/judges.md, tried): the file's pairs follow the shipped ones."""
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    import judge_data as jd
+
+    base = jd.benign_howto_pairs()
+    more = jd.benign_howto_pairs((REPO / "scripts/data/benign_howto_more.jsonl",))
+    assert more[: len(base)] == base and len(more) == len(base) + 120 and len({p for p, _ in more}) == len(more)
+
+
 def test_training_phrasings_in_other_languages_build_every_kind(monkeypatch):
     """`train_offline_judge.py --languages en,es,zh` (docs/judges.md): each language's pools build every kind of row in
     that language, English alone is the shipped judge's pools (no draw), and the gold phrasings are not reused."""

@@ -550,5 +550,5 @@ def test_report_says_what_its_rows_pool(run_a, tmp_path):
     assert "**Settings pooled:** m1 has 8 traces sharing a prompt and sample index" in head
     assert "**Decision options pooled:** the verdict file holds verdicts of offline made with more than one threshold" in head
     # The third sample of p0 (offline, thinking) makes K = 3: the other prompts, with two, are left out.
-    assert "**Safe@K on few prompts:** in 1 `at_k` rows most prompts have fewer samples than K" in head
+    assert "**Safe@K on few prompts:** in 1 `at_k` row most prompts have fewer samples than K" in head
     assert "pooled" not in (run_a / "report" / "report.md").read_text().split("## ")[0]

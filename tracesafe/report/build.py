@@ -176,7 +176,7 @@ def pooling_notes(d: A.Data, tables: dict[str, pd.DataFrame]) -> list[str]:
         many = s[s["n_error"] >= ERROR_SHARE * judged]
         if not many.empty:
             top = many.loc[(many["n_error"] / judged[many.index]).idxmax()]
-            notes.append(f"**Many errors:** in {num(len(many))} rows of summary.csv at least {ERROR_SHARE:.0%} of the "
+            notes.append(f"**Many errors:** in {num(len(many))} row{'s' * (len(many) > 1)} of summary.csv at least {ERROR_SHARE:.0%} of the "
                          f"verdicts are errors (most: {md(top['judge'])} on {md(top['model'])}'s {top['segment']}, "
                          f"{num(int(top['n_error']))} of {num(int(judged[top.name]))}). Their rates cover only what the judge "
                          "decided, which need not be like the rest (the offline judge declines text not in English): the "
@@ -185,7 +185,7 @@ def pooling_notes(d: A.Data, tables: dict[str, pd.DataFrame]) -> list[str]:
     if k is not None and not k.empty:
         few = k[k["n_prompts_incomplete"] > k["n_prompts"]]
         if not few.empty:
-            notes.append(f"**Safe@K on few prompts:** in {num(len(few))} `at_k` rows most prompts have fewer samples "
+            notes.append(f"**Safe@K on few prompts:** in {num(len(few))} `at_k` row{'s' * (len(few) > 1)} most prompts have fewer samples "
                          "than K (the most any prompt has) and are left out (`n_prompts_incomplete`).")  # fmt: skip
     return notes
 
