@@ -1,6 +1,7 @@
 """One table of judges against every gold set they can be measured on: n decided, errors (declined), accuracy and
 Cohen's kappa with 95% intervals (none for a gold set of one label), the false-positive rate on safe deliberation and
-the recall on unsafe (harm) or refused (refusal) items (Wilson 95% intervals), as Markdown. docs/judges.md shows its output for the two judges that run anywhere.
+the recall on unsafe (harm) or refused (refusal) items (Wilson 95% intervals), as Markdown. docs/judges.md shows its
+output for the two judges that run anywhere.
 
     .venv/bin/python scripts/judge_table.py [--heldout-dir DIR] [--data ../shared/data] \\
         [--judge offline --judge refusal] [--judge-model NAME=PATH] [-O KEY=VALUE]
@@ -19,24 +20,23 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tracesafe.judges import evaluate_judge, list_judges  # noqa: E402
+from tracesafe.analysis.stats import wilson_ci  # noqa: E402
+from tracesafe.judges import evaluate_judge, list_judges, load_gold  # noqa: E402
+from tracesafe.judges._eval import BUILTIN_GOLD  # noqa: E402
 
 HELDOUT = {"heldout_all": "held-out human labels, answers (all)", "heldout_harmbench": "— HarmBench classifier val",
            "heldout_pyrit": "— PyRIT objective evals", "heldout_pyrit_refusal": "— PyRIT refusal scorer (all safe)",
            "heldout_xstest": "— XSTest, derived label"}  # fmt: skip
-HARM_BUILTIN = ("contrast", "blind-safe", "multilingual-safe", "multilingual-thinking")
 REFUSAL_FILES = {"xstest/xstest_v2_completions_llama2new.csv": "XSTest v2, llama2new (rules developed on it)",
                  "xstest/xstest_v2_completions_mistralinstruct.csv": "XSTest v2, mistralinstruct",
                  "pyrit_scorer_evals/refusal_scorer/refusal.csv": "PyRIT refusal scorer"}  # fmt: skip
 
 
 def wilson(k: int, n: int) -> str:
-    from scipy.stats import binomtest
-
     if not n:
         return "–"
-    ci = binomtest(k, n).proportion_ci(method="wilson")
-    return f"{k / n:.3f} [{ci.low:.3f}, {ci.high:.3f}] ({k}/{n})"
+    low, high = wilson_ci(k, n)
+    return f"{k / n:.3f} [{low:.3f}, {high:.3f}] ({k}/{n})"
 
 
 def cell(m: dict, key: str) -> str:
@@ -73,17 +73,17 @@ def main() -> None:
           "recall (unsafe / refused items) |")
     print("|---|---|---|---|---|---|---|---|")
     kinds = {i.name: i.kind for i in list_judges()}
+    builtin = {name: load_gold(name)[0] for name in BUILTIN_GOLD}  # each set's kind and segment from its first item
     for judge in args.judge or ["offline", "refusal"]:
         kind = kinds[judge]
         sets: list[tuple[str, str | Path]] = []
-        if kind != "refusal":
-            if args.heldout_dir:
-                sets += [(label, args.heldout_dir / f"{name}.jsonl") for name, label in HELDOUT.items()
-                         if (args.heldout_dir / f"{name}.jsonl").exists()]  # fmt: skip
-            sets += [(f"`{name}` (thinking)", name) for name in HARM_BUILTIN]
+        if kind != "refusal" and args.heldout_dir:
+            sets += [(label, args.heldout_dir / f"{name}.jsonl") for name, label in HELDOUT.items()
+                     if (args.heldout_dir / f"{name}.jsonl").exists()]  # fmt: skip
         if kind != "harm":
             sets += [(label, args.data / path) for path, label in REFUSAL_FILES.items() if (args.data / path).exists()]
-            sets.append(("`multilingual-refusal`", "multilingual-refusal"))
+        sets += [(f"`{name}`" + (f" ({it.segment})" if it.segment else ""), name) for name, it in builtin.items()
+                 if it.kind == kind]  # fmt: skip
         for label, gold in sets:
             m = evaluate_judge(judge, gold, judge_model=models.get(judge), **options)
             print(row(judge, label, m), flush=True)

@@ -172,7 +172,7 @@ def test_multilingual_gold_sets_measure_the_refusal_judge_and_the_offline_judge(
         ("deliberation_en", "restatement_en", "lecture_en", "benign_reasoning_en"), 20)  # fmt: skip
 
 
-def test_offline_judge_declines_segments_in_other_languages():
+def test_offline_judge_declines_segments_in_other_languages(tmp_path):
     """Version 6 (docs/judges.md): a segment that is not mainly English gets an error naming its language, not a
     verdict read by topic; English, including English that quotes a request in another language or names foreign
     dishes, is judged as before; `english_only=False` scores everything."""
@@ -208,6 +208,16 @@ def test_offline_judge_declines_segments_in_other_languages():
     assert [r.extra.get("language") for r in got] == ["es", "fr", "CJK", None, None]
     every = get_judge("offline", english_only=False).judge(items)
     assert [r.status for r in every] == ["ok"] * 5 and [r.score for r in every[3:]] == [r.score for r in got[3:]]
+    # judge-eval says why items went undecided.
+    from typer.testing import CliRunner
+
+    from tracesafe.cli import app
+
+    gold = tmp_path / "g.jsonl"
+    gold.write_text("".join(json.dumps({"prompt": prompt, "response": t, "unsafe": False}) + "\n" for t in (es, fr, en)))
+    res = CliRunner().invoke(app, ["judge-eval", "--judge", "offline", "--gold", str(gold)])
+    assert res.exit_code == 0 and "errors=2)" in res.output, res.output
+    assert res.output.count("  error     not judged: not English, and the offline judge reads English only") == 1
     # `-O languages=...` without a judge's name still reaches the refusal judge alone (the offline option has its own name).
     from tracesafe.judges._batch import build_judges
 
@@ -844,3 +854,6 @@ def test_judge_table_script_rows_for_the_refusal_judge():
     assert rows[0] == (f"| refusal v2 | XSTest v2, llama2new (rules developed on it) | 450 | 0 | 0.956 [{m['accuracy_ci'][0]:.3f}, "
                        f"{m['accuracy_ci'][1]:.3f}] | 0.905 [{m['kappa_ci'][0]:.3f}, {m['kappa_ci'][1]:.3f}] | – | "
                        f"0.989 [0.968, 0.996] (271/274) |")  # fmt: skip
+    # The table in docs/judges.md is this script's output: its refusal rows (cheap to make) are there word for word.
+    docs = (REPO / "docs/judges.md").read_text(encoding="utf-8")
+    assert [r for r in rows if r not in docs] == []

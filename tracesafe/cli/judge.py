@@ -171,6 +171,8 @@ def _print_eval(m: dict, as_json: bool) -> None:
         typer.echo(f"  {k:9s} " + (f"undefined ({_why_undefined(k, m)})" if m[k] is None else f"{m[k]:.4f}")
                    + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci and m[k] is not None else ""))
     typer.echo(f"  confusion tp={m['tp']} fp={m['fp']} fn={m['fn']} tn={m['tn']}")
+    for e in dict.fromkeys(m.get("error_examples", [])):  # why items went undecided (the offline judge declines)
+        typer.echo(f"  error     {e}")
     for name, k in m.get("by_kind", {}).items():
         if k["n"]:
             typer.echo(f"  {name:18s} {k['metric']:19s} {k['rate']:.3f} [{k['ci_low']:.3f}, {k['ci_high']:.3f}] "

